@@ -1,0 +1,42 @@
+# Clarion. `make run` and `make test` are all the set-up there is (Python 3.11+ and make).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Clarion needs Python 3.11 or newer: run make PYTHON=python3.11 ...")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+## Start the whole system: SQLite under ./var, embedded worker, demo data.
+run: $(STAMP)
+	$(BIN)/clarion serve
+
+## Lint, type-check, then the whole suite on SQLite and on PostgreSQL.
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+	$(BIN)/python scripts/pg_suite.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/mypy
+
+## Benchmarks: print figures and ratios (not part of make test).
+bench: $(STAMP)
+	$(BIN)/python bench/trigger.py
+
+## Re-pin every dependency (run after changing pyproject.toml).
+lock:
+	rm -rf /tmp/clarion-lock && $(PYTHON) -m venv /tmp/clarion-lock
+	/tmp/clarion-lock/bin/pip install --quiet --upgrade -e '.[dev]' setuptools
+	/tmp/clarion-lock/bin/pip freeze --all --exclude-editable | grep -v '^pip==' > requirements.lock
+	rm -rf /tmp/clarion-lock
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,147 @@
+"""create_app(): routes, error rendering, request ids, and the embedded runner's lifespan."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from clarion import __version__
+from clarion.campaigns.endpoints import router as campaigns_router
+from clarion.config import Settings, get_settings
+from clarion.delivery.pipeline import Pipeline
+from clarion.delivery.providers.registry import build_registry
+from clarion.errors import ClarionError
+from clarion.runner.embedded import EmbeddedRunner
+from clarion.storage.db import Database
+from clarion.triggers.endpoints import router as triggers_router
+from clarion.users.endpoints import router as users_router
+from clarion.web import AppState, JSONResponse
+
+log = logging.getLogger("clarion")
+
+
+class RequestIdMiddleware:
+    """Every response carries ``X-Request-ID`` (the caller's, if it sent a sane one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id" and 0 < len(value) <= 128 and value.isascii():
+                request_id = value
+                break
+        if not request_id:
+            request_id = os.urandom(12).hex().encode()
+        scope.setdefault("state", {})["request_id"] = request_id.decode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ClarionError)
+    async def clarion_error(_request: Request, exc: ClarionError) -> JSONResponse:
+        return JSONResponse(exc.to_body(), exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        path = "$" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc)
+        if first.get("type") == "json_invalid":
+            return _error(400, "invalid_json", f"The body is not valid JSON: {first['msg']}.")
+        details = [
+            {
+                "path": "$" + "".join(f".{p}" for p in e.get("loc", ()) if p != "body"),
+                "message": e.get("msg"),
+            }
+            for e in errors
+        ]
+        return _error(
+            400, "invalid_request", f"{path}: {first.get('msg')}", path=path, errors=details
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(
+            500,
+            "internal_error",
+            "Clarion hit an unexpected error; it has been logged. Quote the X-Request-ID "
+            "header when reporting it.",
+        )
+
+
+def create_app(settings: Settings | None = None, *, start_worker: bool | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    db = Database(settings.resolved_database_url())
+    pipeline = Pipeline(db=db, providers=build_registry(settings), chunk_size=settings.chunk_size)
+    run_worker = settings.embedded_worker if start_worker is None else start_worker
+    runner = EmbeddedRunner(
+        db,
+        pipeline,
+        threads=settings.worker_threads,
+        lease_seconds=settings.job_lease_seconds,
+        poll_interval=settings.poll_interval_seconds,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if run_worker:
+            runner.start()
+        try:
+            yield
+        finally:
+            if run_worker:
+                runner.stop()
+            db.dispose()
+
+    app = FastAPI(
+        title="Clarion",
+        version=__version__,
+        summary="Self-hosted API-triggered campaigns, Clix wire compatible.",
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+    )
+    app.state.clarion = AppState(
+        settings=settings, db=db, notify=runner.notify if run_worker else (lambda: None)
+    )
+    app.state.runner = runner
+    app.add_middleware(RequestIdMiddleware)
+    _install_error_handlers(app)
+
+    @app.get("/api/v1/health", tags=["health"], summary="Liveness")
+    async def health() -> dict[str, str]:
+        return {"msg": "ok"}
+
+    app.include_router(triggers_router)
+    app.include_router(campaigns_router)
+    app.include_router(users_router)
+    return app

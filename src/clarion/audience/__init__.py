@@ -1,0 +1,1 @@
+"""Audience rules: the model, their validation, and their compilation to SQL."""

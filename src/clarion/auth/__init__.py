@@ -1,0 +1,1 @@
+"""Projects' API keys: generation, hashing, verification and the request principal."""

@@ -1,0 +1,1 @@
+"""Campaigns: definitions, versions, lifecycle; the management API and campaigns-as-code."""

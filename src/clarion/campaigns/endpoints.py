@@ -1,0 +1,93 @@
+"""Management API for campaigns (secret key for now; finer scopes come later)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from clarion.campaigns import repository, service
+from clarion.campaigns.schemas import (
+    CampaignList,
+    CampaignOut,
+    CampaignSpec,
+    Status,
+    VersionList,
+    VersionOut,
+)
+from clarion.web import SecretKey, state
+
+router = APIRouter(prefix="/api/v1", tags=["campaigns"])
+
+
+@router.get("/campaigns", response_model=CampaignList, summary="List campaigns")
+def list_campaigns(principal: SecretKey, request: Request) -> CampaignList:
+    with state(request).db.read() as session:
+        rows = service.list_campaigns(session, principal.project_id)
+        return CampaignList(campaigns=[service.to_out(session, c) for c in rows])
+
+
+@router.post("/campaigns", response_model=CampaignOut, status_code=201, summary="Create")
+def create_campaign(spec: CampaignSpec, principal: SecretKey, request: Request) -> CampaignOut:
+    with state(request).db.write() as session:
+        campaign = service.create(session, principal.project_id, spec)
+        return service.to_out(session, campaign)
+
+
+@router.post(
+    "/campaigns:apply", response_model=CampaignOut, summary="Create or update a campaign by name"
+)
+def apply_campaign(spec: CampaignSpec, principal: SecretKey, request: Request) -> CampaignOut:
+    with state(request).db.write() as session:
+        campaign, _created = service.apply(session, principal.project_id, spec)
+        return service.to_out(session, campaign)
+
+
+@router.get("/campaigns/{campaign_id}", response_model=CampaignOut, summary="Show a campaign")
+def get_campaign(campaign_id: str, principal: SecretKey, request: Request) -> CampaignOut:
+    with state(request).db.read() as session:
+        return service.to_out(session, service.get(session, principal.project_id, campaign_id))
+
+
+@router.put("/campaigns/{campaign_id}", response_model=CampaignOut, summary="Update (new version)")
+def update_campaign(
+    campaign_id: str, spec: CampaignSpec, principal: SecretKey, request: Request
+) -> CampaignOut:
+    with state(request).db.write() as session:
+        campaign = service.get(session, principal.project_id, campaign_id)
+        return service.to_out(session, service.update(session, campaign, spec))
+
+
+@router.get(
+    "/campaigns/{campaign_id}/versions", response_model=VersionList, summary="Version history"
+)
+def campaign_versions(campaign_id: str, principal: SecretKey, request: Request) -> VersionList:
+    with state(request).db.read() as session:
+        campaign = service.get(session, principal.project_id, campaign_id)
+        rows = repository.versions(session, campaign.id)
+        return VersionList(
+            versions=[
+                VersionOut(version=v.version, definition=v.definition, created_at=v.created_at)
+                for v in rows
+            ]
+        )
+
+
+def _lifecycle(status: Status, summary: str) -> None:
+    def change(campaign_id: str, principal: SecretKey, request: Request) -> CampaignOut:
+        with state(request).db.write() as session:
+            campaign = service.get(session, principal.project_id, campaign_id)
+            return service.to_out(session, service.set_status(session, campaign, status))
+
+    verb = {"active": "activate", "paused": "pause", "archived": "archive"}[status]
+    router.add_api_route(
+        f"/campaigns/{{campaign_id}}:{verb}",
+        change,
+        methods=["POST"],
+        response_model=CampaignOut,
+        summary=summary,
+        name=f"{verb}_campaign",
+    )
+
+
+_lifecycle("active", "Activate a campaign")
+_lifecycle("paused", "Pause a campaign")
+_lifecycle("archived", "Archive a campaign")

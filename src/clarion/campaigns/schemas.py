@@ -1,0 +1,76 @@
+"""Campaign definitions as accepted from files, the CLI and the management API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from clarion.audience.rules import Audience
+from clarion.templating import engine
+
+Status = Literal["draft", "active", "paused", "archived"]
+TEMPLATE_FIELDS = ("title", "body", "image_url", "landing_url")
+
+
+class MessageTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=4096)
+    body: str = Field(default="", max_length=16384)
+    image_url: str = Field(default="", max_length=4096)
+    landing_url: str = Field(default="", max_length=4096)
+
+    @model_validator(mode="after")
+    def _templates_parse(self) -> MessageTemplate:
+        for field in TEMPLATE_FIELDS:
+            engine.check(field, getattr(self, field))
+        return self
+
+
+class CampaignSpec(BaseModel):
+    """What a campaign file (YAML/JSON) or a create/update request contains."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    channel: Literal["push"] = "push"
+    type: Literal["api_triggered"] = "api_triggered"
+    status: Status | None = Field(
+        default=None, description="Omit to keep the current status (new campaigns: draft)."
+    )
+    message: MessageTemplate
+    audience: Audience = Field(default_factory=Audience)
+
+    def definition(self) -> dict[str, object]:
+        """The versioned part: everything but the lifecycle status."""
+        return self.model_dump(mode="json", exclude={"status"})
+
+
+class CampaignOut(BaseModel):
+    id: str
+    name: str
+    channel: str
+    type: str
+    status: Status
+    version: int
+    message: MessageTemplate
+    audience: Audience
+    trigger_keys: list[str] = Field(description="trigger.* keys the audience rules need.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class CampaignList(BaseModel):
+    campaigns: list[CampaignOut]
+
+
+class VersionOut(BaseModel):
+    version: int
+    definition: dict[str, object]
+    created_at: datetime
+
+
+class VersionList(BaseModel):
+    versions: list[VersionOut]

@@ -1,0 +1,263 @@
+"""The ``clarion`` command: serve, db, projects, keys, campaigns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from clarion.auth import service as auth
+from clarion.auth.repository import list_projects
+from clarion.campaigns import service as campaigns
+from clarion.campaigns.files import load_spec
+from clarion.config import get_settings
+from clarion.errors import ClarionError
+from clarion.storage.db import Database
+from clarion.storage.migrate import upgrade
+
+app = typer.Typer(no_args_is_help=True, help="Clarion: API-triggered campaigns, self-hosted.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+projects_app = typer.Typer(no_args_is_help=True, help="Projects.")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys (shown once, stored hashed).")
+campaigns_app = typer.Typer(no_args_is_help=True, help="Campaigns as code.")
+app.add_typer(db_app, name="db")
+app.add_typer(projects_app, name="projects")
+app.add_typer(keys_app, name="keys")
+app.add_typer(campaigns_app, name="campaigns")
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+ProjectOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--project", "-p", envvar="CLARION_PROJECT", help="Project id (default: the only one)."
+    ),
+]
+
+
+def _db() -> Database:
+    settings = get_settings()
+    url = settings.resolved_database_url()
+    upgrade(url)
+    return Database(url)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=1)
+
+
+def _project(db: Database, project: str | None) -> str:
+    if project:
+        return project
+    with db.read() as session:
+        projects = list_projects(session)
+    if len(projects) == 1:
+        return projects[0].id
+    raise _fail(
+        "several projects exist; pass --project ID (see `clarion projects list`)"
+        if projects
+        else "no project yet; create one with `clarion projects create NAME`"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (CLARION_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (CLARION_PORT).")] = None,
+    worker: Annotated[bool, typer.Option(help="Run the embedded worker.")] = True,
+    demo: Annotated[
+        bool | None, typer.Option(help="Seed and print the demo (CLARION_DEMO).")
+    ] = None,
+) -> None:
+    """Migrate, then serve the API (and the embedded worker) until interrupted."""
+    import uvicorn
+
+    from clarion.app import create_app
+    from clarion.demo_data.seed import curl_command, ensure_demo
+
+    settings = get_settings()
+    settings.host = host or settings.host
+    settings.port = port or settings.port
+    settings.embedded_worker = worker and settings.embedded_worker
+    upgrade(settings.resolved_database_url())
+    application = create_app(settings)
+    base = f"http://{settings.host}:{settings.port}"
+    if settings.demo if demo is None else demo:
+        info = ensure_demo(application, application.state.clarion.db)
+        out.print(
+            f"\n[bold]Clarion[/bold] on {base}  (database: {settings.resolved_database_url()})"
+        )
+        out.print(f"Demo project id: [bold]{info.project_id}[/bold]")
+        out.print(
+            f"Demo secret key: [bold]{info.secret_key}[/bold]  (shown once; a new one each start)"
+        )
+        out.print(f"Demo campaign:   New pickup order, id [bold]{info.campaign_id}[/bold]\n")
+        out.print("Trigger it (paste into another terminal):\n")
+        out.print(curl_command(base, info), markup=False, highlight=False, soft_wrap=True)
+        out.print(
+            "\nThen read the message log: GET /api/v1/triggers/<trigger_id>/messages "
+            "with the same two headers.\n"
+        )
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations."""
+    upgrade(get_settings().resolved_database_url())
+    out.print("database is at the latest revision")
+
+
+@projects_app.command("create")
+def projects_create(name: str) -> None:
+    """Create a project with one secret and one public key."""
+    db = _db()
+    with db.write() as session:
+        project = auth.create_project(session, name)
+        secret = auth.create_key(session, project.id, "secret", "initial secret key")
+        public = auth.create_key(session, project.id, "public", "initial public key")
+    out.print(f"project id:  {project.id}")
+    out.print(f"secret key:  {secret.plaintext}   (server calls; shown once)")
+    out.print(f"public key:  {public.plaintext}   (mobile SDKs; shown once)")
+
+
+@projects_app.command("list")
+def projects_list() -> None:
+    db = _db()
+    with db.read() as session:
+        for p in list_projects(session):
+            out.print(f"{p.id}  {p.name}")
+
+
+@keys_app.command("create")
+def keys_create(
+    project: ProjectOpt = None,
+    kind: Annotated[str, typer.Option(help="secret or public")] = "secret",
+    name: Annotated[str, typer.Option(help="A label for listings.")] = "",
+) -> None:
+    if kind not in ("secret", "public"):
+        raise _fail("--kind must be secret or public")
+    db = _db()
+    project_id = _project(db, project)
+    try:
+        with db.write() as session:
+            key = auth.create_key(
+                session, project_id, "secret" if kind == "secret" else "public", name
+            )
+    except ClarionError as exc:
+        raise _fail(exc.message) from None
+    out.print(f"key id: {key.row.id}")
+    out.print(f"key:    {key.plaintext}   (shown once; stored only as a hash)")
+
+
+@keys_app.command("list")
+def keys_list(project: ProjectOpt = None) -> None:
+    db = _db()
+    project_id = _project(db, project)
+    table = Table("id", "kind", "prefix", "name", "created", "revoked")
+    with db.read() as session:
+        for k in auth.list_keys(session, project_id):
+            table.add_row(
+                k.id,
+                k.kind,
+                k.prefix,
+                k.name,
+                f"{k.created_at:%Y-%m-%d %H:%M}",
+                f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "",
+            )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, project: ProjectOpt = None) -> None:
+    db = _db()
+    project_id = _project(db, project)
+    try:
+        with db.write() as session:
+            auth.revoke_key(session, project_id, key_id)
+    except ClarionError as exc:
+        raise _fail(exc.message) from None
+    out.print(f"revoked {key_id}")
+
+
+@campaigns_app.command("apply")
+def campaigns_apply(file: Path, project: ProjectOpt = None) -> None:
+    """Create or update (by name) the campaign described by a YAML or JSON file."""
+    db = _db()
+    project_id = _project(db, project)
+    try:
+        spec = load_spec(file)
+        with db.write() as session:
+            campaign, created = campaigns.apply(session, project_id, spec)
+    except ClarionError as exc:
+        raise _fail(exc.message) from None
+    except OSError as exc:
+        raise _fail(f"cannot read {file}: {exc.strerror}") from None
+    verb = "created" if created else "updated"
+    out.print(f"{verb} {campaign.name!r} (version {campaign.version}, {campaign.status})")
+    out.print(campaign.id)
+
+
+@campaigns_app.command("list")
+def campaigns_list(project: ProjectOpt = None) -> None:
+    db = _db()
+    project_id = _project(db, project)
+    table = Table("id", "name", "channel", "type", "status", "version")
+    with db.read() as session:
+        for c in campaigns.list_campaigns(session, project_id):
+            table.add_row(c.id, c.name, c.channel, c.type, c.status, str(c.version))
+    out.print(table)
+
+
+@campaigns_app.command("show")
+def campaigns_show(campaign_id: str, project: ProjectOpt = None) -> None:
+    db = _db()
+    project_id = _project(db, project)
+    try:
+        with db.read() as session:
+            campaign = campaigns.to_out(session, campaigns.get(session, project_id, campaign_id))
+    except ClarionError as exc:
+        raise _fail(exc.message) from None
+    out.print_json(json.dumps(campaign.model_dump(mode="json")))
+
+
+def _set_status(campaign_id: str, project: str | None, status: str) -> None:
+    db = _db()
+    project_id = _project(db, project)
+    try:
+        with db.write() as session:
+            campaign = campaigns.get(session, project_id, campaign_id)
+            campaigns.set_status(session, campaign, status)  # type: ignore[arg-type]
+    except ClarionError as exc:
+        raise _fail(exc.message) from None
+    out.print(f"{campaign.name!r} is now {status}")
+
+
+@campaigns_app.command("activate")
+def campaigns_activate(campaign_id: str, project: ProjectOpt = None) -> None:
+    _set_status(campaign_id, project, "active")
+
+
+@campaigns_app.command("pause")
+def campaigns_pause(campaign_id: str, project: ProjectOpt = None) -> None:
+    _set_status(campaign_id, project, "paused")
+
+
+@campaigns_app.command("archive")
+def campaigns_archive(campaign_id: str, project: ProjectOpt = None) -> None:
+    _set_status(campaign_id, project, "archived")
+
+
+if __name__ == "__main__":
+    app()

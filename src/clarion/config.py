@@ -1,0 +1,48 @@
+"""One typed settings class; every knob is an environment variable prefixed ``CLARION_``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Clarion's configuration. See the README's configuration reference."""
+
+    model_config = SettingsConfigDict(env_prefix="CLARION_", env_file=None, extra="ignore")
+
+    var_dir: Path = Field(default=Path("var"), description="Where local state lives.")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL. Empty means a SQLite file var_dir/clarion.db in WAL mode.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8080
+    embedded_worker: bool = Field(default=True, description="Run the worker inside the server.")
+    worker_threads: int = Field(default=2, ge=1, le=64)
+    chunk_size: int = Field(default=500, ge=1, le=10_000, description="Recipients per job.")
+    job_lease_seconds: int = Field(default=60, ge=5)
+    poll_interval_seconds: float = Field(default=0.5, gt=0)
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Larger bodies get 413.")
+    max_targets: int = Field(default=1000, ge=1, description="audience.targets limit per trigger.")
+    outbox_path: Path | None = Field(
+        default=None, description="Sink provider's JSONL outbox; default var_dir/outbox.jsonl."
+    )
+    demo: bool = Field(default=True, description="Seed demo data on first start.")
+    log_level: str = "info"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'clarion.db').as_posix()}"
+
+    def resolved_outbox_path(self) -> Path:
+        return self.outbox_path or self.var_dir / "outbox.jsonl"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""The delivery pipeline: resolve recipients, render, hand over to providers."""

@@ -1,0 +1,35 @@
+"""What templates see: ``trigger.*``, ``user.*`` and ``device.*`` for one recipient."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clarion.campaigns.schemas import MessageTemplate
+from clarion.templating.engine import render
+
+FIELDS = ("title", "body", "image_url", "landing_url")
+
+
+def template_context(
+    trigger_properties: dict[str, Any],
+    project_user_id: str | None,
+    user_properties: dict[str, Any] | None,
+    device: Any | None,
+) -> dict[str, Any]:
+    user = dict(user_properties or {})
+    user["id"] = project_user_id
+    device_ctx: dict[str, Any] = {}
+    if device is not None:
+        device_ctx = {
+            "id": device.id,
+            "platform": (device.platform or "").upper(),
+            "locale": device.locale_region,
+            "language": device.locale_language,
+            "timezone": device.timezone,
+        }
+    return {"trigger": trigger_properties, "user": user, "device": device_ctx}
+
+
+def render_message(template: MessageTemplate, context: dict[str, Any]) -> dict[str, str]:
+    """Render every field; raises RenderError on the first field that fails."""
+    return {field: render(getattr(template, field), context) for field in FIELDS}

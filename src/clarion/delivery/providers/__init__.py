@@ -1,0 +1,1 @@
+"""Delivery providers behind one interface, chosen through an explicit registry."""

@@ -1,0 +1,55 @@
+"""The provider interface: ``send(batch) -> results``, one typed result per message."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Outcome = Literal["sent", "retryable", "failed", "invalid_recipient"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundPush:
+    """A rendered push, ready for a provider. ``data`` is the exact Clix ``clix`` entry."""
+
+    message_id: str
+    device_id: str
+    platform: str
+    push_token: str
+    title: str
+    body: str
+    image_url: str
+    landing_url: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    message_id: str
+    outcome: Outcome
+    provider_message_id: str | None = None
+    reason: str | None = None
+    retry_after: float | None = None
+
+
+class Provider(Protocol):
+    """A delivery channel. ``send`` never raises for a per-message problem: it says so."""
+
+    name: str
+
+    def send(self, batch: Sequence[OutboundPush]) -> list[SendResult]: ...
+
+
+def clix_payload(message: OutboundPush | dict[str, Any]) -> dict[str, Any]:
+    """The ``clix`` data entry the official SDKs look for in a push."""
+    get = message.get if isinstance(message, dict) else lambda k: getattr(message, k)
+    return {
+        "message_id": get("message_id"),
+        "title": get("title"),
+        "body": get("body"),
+        "image_url": get("image_url") or None,
+        "landing_url": get("landing_url") or None,
+        "user_journey_id": None,
+        "user_journey_node_id": None,
+    }

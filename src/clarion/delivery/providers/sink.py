@@ -1,0 +1,58 @@
+"""The development sink: records each push, in the Clix payload shape, to a JSONL outbox.
+
+Nothing reaches a real device; every result says so in its reason.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from clarion.delivery.providers.base import OutboundPush, SendResult
+
+NOTICE = "development sink: recorded in {path}; nothing was sent to a real device"
+
+
+class SinkProvider:
+    name = "sink"
+
+    def __init__(self, outbox: Path) -> None:
+        self.outbox = outbox
+        self._lock = threading.Lock()
+        self._reason = NOTICE.format(path=outbox)
+
+    def send(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
+        now = datetime.now(UTC).isoformat()
+        lines = b"".join(
+            orjson.dumps(
+                {
+                    "recorded_at": now,
+                    "provider": self.name,
+                    "notice": "nothing was sent to a real device",
+                    "device_id": m.device_id,
+                    "platform": m.platform,
+                    "push_token": m.push_token,
+                    "notification": {"title": m.title, "body": m.body, "image": m.image_url},
+                    "data": {"clix": m.data},
+                }
+            )
+            + b"\n"
+            for m in batch
+        )
+        with self._lock:
+            self.outbox.parent.mkdir(parents=True, exist_ok=True)
+            with self.outbox.open("ab") as fh:
+                fh.write(lines)
+        return [
+            SendResult(
+                message_id=m.message_id,
+                outcome="sent",
+                provider_message_id=f"sink:{m.message_id}",
+                reason=self._reason,
+            )
+            for m in batch
+        ]

@@ -1,0 +1,1 @@
+"""Who runs the pipeline steps when: the embedded runner (in the server process)."""

@@ -1,0 +1,1 @@
+"""Engine, sessions, models and migrations glue: the one shared layer."""

@@ -1,0 +1,1 @@
+"""Liquid templates: one configured environment, parse-time checks, rendering."""

@@ -1,0 +1,1 @@
+"""The Clix trigger endpoint, trigger status and the per-trigger message log."""

@@ -1,0 +1,113 @@
+"""Parse and check a ``:trigger`` body by hand, so that every refusal names its JSON path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from clarion.errors import InvalidJSON, InvalidRequest
+
+Mode = Literal["broadcast", "targets", "default"]
+TARGET_KEYS = ("project_user_id", "device_id")
+
+
+class TooManyTargets(InvalidRequest):
+    code = "too_many_targets"
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerRequest:
+    mode: Mode
+    targets: list[dict[str, str]] = field(default_factory=list)
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJSON(
+            f"The body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno} "
+            f"(character {exc.pos}).",
+            line=exc.lineno,
+            column=exc.colno,
+        ) from None
+
+
+def _bad(path: str, message: str) -> InvalidRequest:
+    return InvalidRequest(f"{path}: {message}", path=path)
+
+
+def parse_trigger(raw: bytes, max_targets: int) -> TriggerRequest:
+    """Check a trigger body. No body, or an audience with neither ``broadcast`` nor
+    ``targets``, means the campaign's own audience (the same as ``broadcast: true``)."""
+    body = parse_json(raw)
+    if body is None:
+        return TriggerRequest(mode="default")
+    if not isinstance(body, dict):
+        raise _bad("$", f"the body must be a JSON object, not {_kind(body)}")
+    properties = body.get("properties")
+    if properties is None:
+        properties = {}
+    elif not isinstance(properties, dict):
+        raise _bad(
+            "$.properties", f"must be an object of trigger properties, not {_kind(properties)}"
+        )
+    audience = body.get("audience")
+    if audience is None:
+        return TriggerRequest(mode="default", properties=properties)
+    if not isinstance(audience, dict):
+        raise _bad("$.audience", f"must be an object, not {_kind(audience)}")
+    broadcast = audience.get("broadcast")
+    if broadcast is not None and not isinstance(broadcast, bool):
+        raise _bad("$.audience.broadcast", f"must be true or false, not {_kind(broadcast)}")
+    raw_targets = audience.get("targets")
+    if raw_targets is not None and not isinstance(raw_targets, list):
+        raise _bad("$.audience.targets", f"must be an array, not {_kind(raw_targets)}")
+    if broadcast:
+        # Clix: with broadcast true, targets are ignored. Their shape is still not checked.
+        return TriggerRequest(mode="broadcast", properties=properties)
+    if raw_targets is None:
+        return TriggerRequest(mode="default", properties=properties)
+    if len(raw_targets) > max_targets:
+        raise TooManyTargets(
+            f"$.audience.targets has {len(raw_targets)} entries; at most {max_targets} are "
+            "allowed per trigger. Split the call, or target by audience rules and broadcast.",
+            path="$.audience.targets",
+            limit=max_targets,
+        )
+    targets = [_target(i, t) for i, t in enumerate(raw_targets)]
+    return TriggerRequest(mode="targets", targets=targets, properties=properties)
+
+
+def _target(index: int, target: Any) -> dict[str, str]:
+    path = f"$.audience.targets[{index}]"
+    if not isinstance(target, dict):
+        raise _bad(path, f"must be an object, not {_kind(target)}")
+    present = [k for k in TARGET_KEYS if target.get(k) is not None]
+    if len(present) != 1:
+        which = "both" if len(present) == 2 else "neither"
+        raise _bad(path, f"must name exactly one of project_user_id or device_id ({which} given)")
+    key = present[0]
+    value = target[key]
+    if not isinstance(value, str) or not value:
+        raise _bad(f"{path}.{key}", f"must be a non-empty string, not {_kind(value)}")
+    return {key: value}
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string" if value else "an empty string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"

@@ -1,0 +1,91 @@
+"""POST /campaigns/{id}:trigger (Clix), GET /triggers/{id} and its message log (Clarion)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from clarion.delivery import repository as delivery_repo
+from clarion.messages import repository as messages_repo
+from clarion.messages.schemas import MessageList, MessageOut
+from clarion.triggers import service
+from clarion.triggers.body import parse_trigger
+from clarion.triggers.schemas import Counts, TriggerAccepted, TriggerOut
+from clarion.web import JSONResponse, SecretKey, principal_from, read_body, state
+
+router = APIRouter(prefix="/api/v1", tags=["triggers"])
+
+
+@router.post(
+    "/campaigns/{campaign_id}:trigger",
+    response_model=TriggerAccepted,
+    summary="Trigger an API-triggered campaign (Clix-compatible)",
+)
+async def trigger_campaign(campaign_id: str, request: Request) -> JSONResponse:
+    """Accept a trigger. The 200 comes only once the trigger and its first job are committed;
+    delivery is asynchronous (see GET /triggers/{id})."""
+    app = state(request)
+    raw = await read_body(request, app.settings.max_body_bytes)
+
+    def accept() -> str:
+        with app.db.write() as session:
+            principal = principal_from(session, request)
+            body = parse_trigger(raw, app.settings.max_targets)
+            return service.accept(session, principal, campaign_id, body).id
+
+    trigger_id = await run_in_threadpool(accept)
+    app.notify()
+    return JSONResponse({"trigger_id": trigger_id})
+
+
+@router.get("/triggers/{trigger_id}", response_model=TriggerOut, summary="Trigger status")
+def trigger_status(trigger_id: str, principal: SecretKey, request: Request) -> TriggerOut:
+    with state(request).db.read() as session:
+        trigger = service.get(session, principal, trigger_id)
+        counts = delivery_repo.counts(session, trigger.id)
+    pending = counts.get("queued", 0) + counts.get("sending", 0)
+    return TriggerOut(
+        trigger_id=trigger.id,
+        campaign_id=trigger.campaign_id,
+        campaign_version=trigger.campaign_version,
+        status=trigger.status,
+        audience_mode=trigger.audience_mode,
+        properties=trigger.properties,
+        counts=Counts(
+            matched=trigger.matched if trigger.matched is not None else sum(counts.values()),
+            sent=counts.get("sent", 0),
+            failed=counts.get("failed", 0),
+            skipped=counts.get("skipped", 0),
+            pending=pending,
+        ),
+        excluded_targets=trigger.excluded_targets or [],
+        error=trigger.error,
+        created_at=trigger.created_at,
+        completed_at=trigger.completed_at,
+    )
+
+
+@router.get(
+    "/triggers/{trigger_id}/messages", response_model=MessageList, summary="Trigger message log"
+)
+def trigger_messages(
+    trigger_id: str,
+    principal: SecretKey,
+    request: Request,
+    status: Annotated[
+        Literal["queued", "sending", "sent", "failed", "skipped"] | None, Query()
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> MessageList:
+    with state(request).db.read() as session:
+        trigger = service.get(session, principal, trigger_id)
+        rows = messages_repo.page(session, trigger.id, status, cursor, limit + 1)
+    more = len(rows) > limit
+    rows = list(rows[:limit])
+    return MessageList(
+        messages=[MessageOut.from_row(r) for r in rows],
+        next_cursor=rows[-1].id if more and rows else None,
+    )

@@ -1,0 +1,75 @@
+"""Accepting a trigger: the checks, then the trigger row and its first job in one commit."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from clarion.auth.service import Principal
+from clarion.campaigns import service as campaigns
+from clarion.errors import ClarionError, NotFound
+from clarion.ids import uuid7
+from clarion.runner import jobs
+from clarion.storage.models import Trigger
+from clarion.triggers.body import TriggerRequest
+
+
+class CampaignNotTriggerable(ClarionError):
+    status_code = 400
+    code = "campaign_not_triggerable"
+
+
+class MissingTriggerProperty(ClarionError):
+    status_code = 400
+    code = "missing_trigger_property"
+
+
+def accept(
+    session: Session, principal: Principal, campaign_id: str, request: TriggerRequest
+) -> Trigger:
+    principal.require_secret()
+    campaign = campaigns.get(session, principal.project_id, campaign_id)
+    if campaign.type != "api_triggered":
+        raise CampaignNotTriggerable(
+            f"Campaign {campaign.name!r} is a {campaign.type} campaign; only API-triggered "
+            "campaigns can be triggered over the API."
+        )
+    if campaign.status != "active":
+        raise CampaignNotTriggerable(
+            f"Campaign {campaign.name!r} is {campaign.status}; activate it first "
+            f"(clarion campaigns activate {campaign.id}).",
+            state=campaign.status,
+        )
+    version = campaigns.load_version(session, campaign.id, campaign.version)
+    needed = version.audience.trigger_keys()
+    missing = [k for k in needed if k not in request.properties]
+    if missing:
+        raise MissingTriggerProperty(
+            f"properties lacks {', '.join(missing)}: the campaign's audience rules use "
+            f"{', '.join('trigger.' + k for k in needed)}, so properties must carry "
+            f"{', '.join(repr(k) for k in needed)} (keys are case-sensitive; "
+            f"got {sorted(request.properties) or 'none'}).",
+            missing=missing,
+            expected=needed,
+        )
+    trigger = Trigger(
+        id=uuid7(),
+        project_id=principal.project_id,
+        campaign_id=campaign.id,
+        campaign_version=campaign.version,
+        audience_mode=request.mode,
+        targets=request.targets,
+        properties=request.properties,
+        status="accepted",
+        excluded_targets=[],
+    )
+    session.add(trigger)
+    session.flush()
+    jobs.enqueue_resolve(session, trigger.id)
+    return trigger
+
+
+def get(session: Session, principal: Principal, trigger_id: str) -> Trigger:
+    trigger = session.get(Trigger, trigger_id)
+    if trigger is None or trigger.project_id != principal.project_id:
+        raise NotFound(f"No trigger {trigger_id!r} in this project.", code="trigger_not_found")
+    return trigger

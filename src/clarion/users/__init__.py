@@ -1,0 +1,1 @@
+"""Users and devices: the Clix users API and SDK ingestion."""

@@ -1,0 +1,78 @@
+"""Request and response shapes of the Clix users and devices endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PROPERTY_KEY_MAX = 128
+
+
+def _check_keys(properties: dict[str, Any]) -> dict[str, Any]:
+    for key in properties:
+        if not key or len(key) > PROPERTY_KEY_MAX:
+            raise ValueError(f"property names must be 1 to {PROPERTY_KEY_MAX} characters: {key!r}")
+    return properties
+
+
+class UserUpsert(BaseModel):
+    project_user_id: str = Field(min_length=1, max_length=255)
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    _keys = field_validator("properties")(_check_keys)
+
+
+class UserPatch(BaseModel):
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    _keys = field_validator("properties")(_check_keys)
+
+
+class UserProperties(BaseModel):
+    properties: dict[str, Any]
+
+
+class DeviceIn(BaseModel):
+    """A device as the Clix SDKs send it; unknown fields are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1, max_length=255)
+    platform: str = ""
+    model: str = ""
+    manufacturer: str = ""
+    os_name: str = ""
+    os_version: str = ""
+    locale_region: str = ""
+    locale_language: str = ""
+    timezone: str = ""
+    app_name: str = ""
+    app_version: str = ""
+    sdk_type: str = ""
+    sdk_version: str = ""
+    ad_id: str = ""
+    is_push_permission_granted: bool = False
+    push_token: str = ""
+    push_token_type: str = ""
+
+
+class DeviceOut(DeviceIn):
+    user_id: str
+
+
+class DevicesIn(BaseModel):
+    devices: list[DeviceIn] = Field(min_length=1, max_length=100)
+
+
+class DevicesOut(BaseModel):
+    devices: list[DeviceOut]
+
+
+class IdentifyIn(BaseModel):
+    project_user_id: str = Field(min_length=1, max_length=255)
+
+
+class IdentifyOut(BaseModel):
+    device_id: str
+    project_user_id: str
