@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     outbox_path: Path | None = Field(
         default=None, description="Sink provider's JSONL outbox; default var_dir/outbox.jsonl."
     )
+    sink_latency_ms: int = Field(
+        default=0, ge=0, le=60_000, description="Make the sink sleep per batch, to mimic a provider."
+    )
     demo: bool = Field(default=True, description="Seed demo data on first start.")
     log_level: str = "info"
 

@@ -6,6 +6,7 @@ Nothing reaches a real device; every result says so in its reason.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,8 +21,9 @@ NOTICE = "development sink: recorded in {path}; nothing was sent to a real devic
 class SinkProvider:
     name = "sink"
 
-    def __init__(self, outbox: Path) -> None:
+    def __init__(self, outbox: Path, latency_ms: int = 0) -> None:
         self.outbox = outbox
+        self.latency = latency_ms / 1000
         self._lock = threading.Lock()
         self._reason = NOTICE.format(path=outbox)
 
@@ -43,6 +45,8 @@ class SinkProvider:
             + b"\n"
             for m in batch
         )
+        if self.latency:
+            time.sleep(self.latency)
         with self._lock:
             self.outbox.parent.mkdir(parents=True, exist_ok=True)
             with self.outbox.open("ab") as fh:

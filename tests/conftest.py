@@ -1,0 +1,171 @@
+"""Fixtures: a migrated database (SQLite file, or PostgreSQL when CLARION_TEST_DATABASE_URL is
+set), and a real Clarion server on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import text
+
+from clarion.app import create_app
+from clarion.auth import service as auth
+from clarion.config import Settings
+from clarion.storage.db import Database
+from clarion.storage.migrate import upgrade
+from clarion.storage.models import Base
+
+PG_URL = os.environ.get("CLARION_TEST_DATABASE_URL", "")
+
+
+def pytest_report_header() -> str:
+    return f"clarion database: {'PostgreSQL ' + PG_URL if PG_URL else 'SQLite (temporary files)'}"
+
+
+@pytest.fixture(scope="session")
+def _template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Migrate once per session: a template SQLite file, or the PostgreSQL test database."""
+    if PG_URL:
+        upgrade(PG_URL)
+        return PG_URL
+    path = tmp_path_factory.mktemp("template") / "clarion.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def db_url(_template: str, tmp_path: Path) -> str:
+    if PG_URL:
+        db = Database(PG_URL)
+        tables = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
+        with db.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        db.dispose()
+        return PG_URL
+    path = tmp_path / "clarion.db"
+    shutil.copy(_template.removeprefix("sqlite:///"), path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Project:
+    id: str
+    secret: str
+    public: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Clix-Project-ID": self.id, "X-Clix-API-Key": self.secret}
+
+    @property
+    def sdk_headers(self) -> dict[str, str]:
+        return {"X-Clix-Project-ID": self.id, "X-Clix-API-Key": self.public}
+
+
+def make_project(db: Database, name: str = "test") -> Project:
+    with db.write() as session:
+        project = auth.create_project(session, name)
+        secret = auth.create_key(session, project.id, "secret").plaintext
+        public = auth.create_key(session, project.id, "public").plaintext
+    return Project(project.id, secret, public)
+
+
+@dataclass
+class Server:
+    url: str
+    settings: Settings
+    client: httpx.Client
+
+    def wait_done(self, project: Project, trigger_id: str, timeout: float = 15) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            body: dict[str, Any] = self.client.get(
+                f"/api/v1/triggers/{trigger_id}", headers=project.headers
+            ).json()
+            if body["status"] in ("completed", "failed") or time.monotonic() > deadline:
+                return body
+            time.sleep(0.02)
+
+    def messages(self, project: Project, trigger_id: str, **params: Any) -> list[dict[str, Any]]:
+        r = self.client.get(
+            f"/api/v1/triggers/{trigger_id}/messages", headers=project.headers, params=params
+        )
+        assert r.status_code == 200, r.text
+        return list(r.json()["messages"])
+
+
+def settings_for(db_url: str, var_dir: Path, **overrides: Any) -> Settings:
+    return Settings(
+        database_url=db_url, var_dir=var_dir, demo=False, poll_interval_seconds=0.05, **overrides
+    )
+
+
+@pytest.fixture
+def server_factory(db_url: str, tmp_path: Path) -> Iterator[Any]:
+    started: list[tuple[uvicorn.Server, threading.Thread, httpx.Client]] = []
+
+    def start(**overrides: Any) -> Server:
+        settings = settings_for(db_url, tmp_path / "var", **overrides)
+        port = free_port()
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=port, log_level="warning"
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        started.append((server, thread, client))
+        return Server(url=f"http://127.0.0.1:{port}", settings=settings, client=client)
+
+    yield start
+    for server, thread, client in started:
+        client.close()
+        server.should_exit = True
+        thread.join(10)
+
+
+def run_worker_until_idle(server: Server) -> None:
+    """Run the pipeline on the test's thread, against the server's database, until idle."""
+    from clarion.delivery.pipeline import Pipeline
+    from clarion.delivery.providers.registry import build_registry
+    from clarion.runner.embedded import EmbeddedRunner
+
+    db = Database(server.settings.resolved_database_url())
+    pipeline = Pipeline(db, build_registry(server.settings), server.settings.chunk_size)
+    EmbeddedRunner(db, pipeline, threads=1, lease_seconds=60, poll_interval=0.05).run_until_idle()
+    db.dispose()
+
+
+@pytest.fixture
+def server(server_factory: Any) -> Server:
+    started: Server = server_factory()
+    return started

@@ -1,0 +1,187 @@
+"""The trigger endpoint end to end, on a real server: delivery, segments, targets, rendering."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from clarion.storage.db import Database
+from tests.conftest import Server, make_project, run_worker_until_idle
+from tests.helpers import PROPS, add_user, create_campaign, ok, store_pickup, trigger
+
+
+def test_broadcast_reaches_only_that_stores_staff_rendered(server: Server, db: Database) -> None:
+    project = make_project(db)
+    campaign_id = store_pickup(server.client, project)
+    body = ok(
+        trigger(
+            server.client, project, campaign_id, {"audience": {"broadcast": True}, "properties": PROPS}
+        )
+    )
+    assert set(body) == {"trigger_id"}
+    status = server.wait_done(project, body["trigger_id"])
+    assert status["status"] == "completed"
+    assert status["counts"] == {"matched": 2, "sent": 2, "failed": 0, "skipped": 0, "pending": 0}
+    messages = server.messages(project, body["trigger_id"])
+    assert sorted(m["project_user_id"] for m in messages) == ["sf-staff-1", "sf-staff-2"]
+    for m in messages:
+        assert m["status"] == "sent"
+        assert m["title"] == "New pickup order"
+        assert m["body"] == "Order #ORD-12345 from Jamie Chen. 3 items ready by 2:30 PM."
+    # The sink wrote the exact Clix payload, one line per sent message.
+    lines = [json.loads(x) for x in server.settings.resolved_outbox_path().read_text().splitlines()]
+    assert len(lines) == 2
+    clix = lines[0]["data"]["clix"]
+    assert set(clix) == {
+        "message_id", "title", "body", "image_url", "landing_url",
+        "user_journey_id", "user_journey_node_id",
+    }  # fmt: skip
+    assert clix["message_id"] in {m["message_id"] for m in messages}
+    assert "nothing was sent to a real device" in messages[0]["reason"]
+
+
+def test_other_city_and_empty_body_means_campaign_audience(server: Server, db: Database) -> None:
+    project = make_project(db)
+    campaign_id = store_pickup(server.client, project)
+    ny = ok(trigger(server.client, project, campaign_id, {"properties": {**PROPS, "store_location": "New York"}}))
+    status = server.wait_done(project, ny["trigger_id"])
+    assert status["audience_mode"] == "default"
+    assert [m["project_user_id"] for m in server.messages(project, ny["trigger_id"])] == ["ny-staff-1"]
+
+
+def test_targets_are_narrowed_by_the_segment(server: Server, db: Database) -> None:
+    project = make_project(db)
+    campaign_id = store_pickup(server.client, project)
+    targets = [
+        {"project_user_id": "sf-staff-1"},  # matches
+        {"project_user_id": "sf-cust-1"},  # customer: not in the segment
+        {"project_user_id": "ny-staff-1"},  # other store: not in the segment
+        {"device_id": "dev-sf-staff-2"},  # a device of a matching user
+        {"project_user_id": "nobody"},
+    ]
+    body = ok(trigger(server.client, project, campaign_id,
+                      {"audience": {"targets": targets}, "properties": PROPS}))  # fmt: skip
+    status = server.wait_done(project, body["trigger_id"])
+    assert status["audience_mode"] == "targets"
+    messages = server.messages(project, body["trigger_id"])
+    assert sorted((m["project_user_id"], m["device_id"]) for m in messages) == [
+        ("sf-staff-1", "dev-sf-staff-1"),
+        ("sf-staff-2", "dev-sf-staff-2"),
+    ]
+    assert sorted(status["excluded_targets"], key=str) == sorted(
+        [
+            {"project_user_id": "sf-cust-1", "reason": "segment_mismatch"},
+            {"project_user_id": "ny-staff-1", "reason": "segment_mismatch"},
+            {"project_user_id": "nobody", "reason": "unknown_user"},
+        ],
+        key=str,
+    )
+
+
+def test_broadcast_true_ignores_targets(server: Server, db: Database) -> None:
+    project = make_project(db)
+    campaign_id = store_pickup(server.client, project)
+    body = ok(trigger(server.client, project, campaign_id, {
+        "audience": {"broadcast": True, "targets": [{"project_user_id": "sf-staff-1"}]},
+        "properties": PROPS,
+    }))  # fmt: skip
+    assert server.wait_done(project, body["trigger_id"])["counts"]["sent"] == 2
+
+
+def test_device_without_token_or_permission_is_skipped_with_reason(
+    server: Server, db: Database
+) -> None:
+    project = make_project(db)
+    campaign_id = create_campaign(server.client, project, {
+        "name": "all", "status": "active", "message": {"title": "Hi {{ user.first_name }}"},
+    })  # fmt: skip
+    add_user(server.client, project, "u1", {"first_name": "Ann"}, [
+        {"id": "d-ok"},
+        {"id": "d-notoken", "push_token": ""},
+        {"id": "d-noperm", "is_push_permission_granted": False},
+    ])  # fmt: skip
+    add_user(server.client, project, "u2", {}, [])
+    body = ok(trigger(server.client, project, campaign_id))
+    status = server.wait_done(project, body["trigger_id"])
+    assert status["counts"] == {"matched": 4, "sent": 1, "failed": 0, "skipped": 3, "pending": 0}
+    by_device = {m["device_id"]: m for m in server.messages(project, body["trigger_id"])}
+    assert by_device["d-ok"]["title"] == "Hi Ann"
+    assert by_device["d-notoken"]["reason"].startswith("no_push_token")
+    assert by_device["d-noperm"]["reason"].startswith("push_permission_off")
+    assert by_device[None]["reason"].startswith("no_device")
+    assert by_device[None]["project_user_id"] == "u2"
+    skipped = server.messages(project, body["trigger_id"], status="skipped")
+    assert len(skipped) == 3 and all(m["status"] == "skipped" for m in skipped)
+
+
+def test_missing_variables_render_empty(server: Server, db: Database) -> None:
+    project = make_project(db)
+    campaign_id = create_campaign(server.client, project, {
+        "name": "m", "status": "active",
+        "message": {
+            "title": "Hello {{ user.nickname }}!",
+            "body": "[{{ trigger.absent }}][{{ device.nothing.deeper }}][{{ trigger.present }}]",
+            "landing_url": "app://x/{{ trigger.absent }}",
+        },
+    })  # fmt: skip
+    add_user(server.client, project, "u1", {})
+    body = ok(trigger(server.client, project, campaign_id, {"properties": {"present": "yes"}}))
+    server.wait_done(project, body["trigger_id"])
+    (message,) = server.messages(project, body["trigger_id"])
+    assert message["status"] == "sent"
+    assert message["title"] == "Hello !"
+    assert message["body"] == "[][][yes]"
+    assert message["landing_url"] == "app://x/"
+
+
+def test_personalisation_uses_user_and_device(server: Server, db: Database) -> None:
+    project = make_project(db)
+    campaign_id = create_campaign(server.client, project, {
+        "name": "p", "status": "active",
+        "message": {"title": "{{ user.first_name | upcase }} on {{ device.platform }}",
+                    "body": "{{ user.id }} {{ device.id }} {{ trigger.n | default: 'none' }}"},
+    })  # fmt: skip
+    add_user(server.client, project, "u1", {"first_name": "ann"}, [{"id": "d1", "platform": "ios"}])
+    body = ok(trigger(server.client, project, campaign_id))
+    server.wait_done(project, body["trigger_id"])
+    (message,) = server.messages(project, body["trigger_id"])
+    assert (message["title"], message["body"]) == ("ANN on IOS", "u1 d1 none")
+
+
+def test_editing_a_campaign_never_changes_a_trigger_in_flight(
+    server_factory: Any, db: Database
+) -> None:
+    server = server_factory(embedded_worker=False)  # nothing delivers until we say so
+    project = make_project(db)
+    campaign_id = store_pickup(server.client, project)
+    first = ok(trigger(server.client, project, campaign_id, {"properties": PROPS}))
+    ok(server.client.put(f"/api/v1/campaigns/{campaign_id}", json=PICKUP_V2, headers=project.headers))
+    campaign = ok(server.client.get(f"/api/v1/campaigns/{campaign_id}", headers=project.headers))
+    assert campaign["version"] == 2
+    second = ok(trigger(server.client, project, campaign_id, {"properties": PROPS}))
+    run_worker_until_idle(server)
+    one = server.wait_done(project, first["trigger_id"])
+    two = server.wait_done(project, second["trigger_id"])
+    assert (one["campaign_version"], two["campaign_version"]) == (1, 2)
+    assert {m["title"] for m in server.messages(project, first["trigger_id"])} == {
+        "New pickup order"
+    }
+    assert {m["title"] for m in server.messages(project, second["trigger_id"])} == {"v2"}
+    # v2 dropped the role condition: the SF customer is reached too.
+    assert len(server.messages(project, second["trigger_id"])) == 3
+    versions = ok(
+        server.client.get(f"/api/v1/campaigns/{campaign_id}/versions", headers=project.headers)
+    )
+    assert [v["version"] for v in versions["versions"]] == [1, 2]
+
+
+PICKUP_V2 = {
+    "name": "New pickup order",
+    "status": "active",
+    "message": {"title": "v2"},
+    "audience": {
+        "conditions": [
+            {"attribute": "store_location", "value": "{{ trigger.store_location }}"},
+        ]
+    },
+}
