@@ -15,7 +15,10 @@ def test_broadcast_reaches_only_that_stores_staff_rendered(server: Server, db: D
     campaign_id = store_pickup(server.client, project)
     body = ok(
         trigger(
-            server.client, project, campaign_id, {"audience": {"broadcast": True}, "properties": PROPS}
+            server.client,
+            project,
+            campaign_id,
+            {"audience": {"broadcast": True}, "properties": PROPS},
         )
     )
     assert set(body) == {"trigger_id"}
@@ -43,10 +46,19 @@ def test_broadcast_reaches_only_that_stores_staff_rendered(server: Server, db: D
 def test_other_city_and_empty_body_means_campaign_audience(server: Server, db: Database) -> None:
     project = make_project(db)
     campaign_id = store_pickup(server.client, project)
-    ny = ok(trigger(server.client, project, campaign_id, {"properties": {**PROPS, "store_location": "New York"}}))
+    ny = ok(
+        trigger(
+            server.client,
+            project,
+            campaign_id,
+            {"properties": {**PROPS, "store_location": "New York"}},
+        )
+    )
     status = server.wait_done(project, ny["trigger_id"])
     assert status["audience_mode"] == "default"
-    assert [m["project_user_id"] for m in server.messages(project, ny["trigger_id"])] == ["ny-staff-1"]
+    assert [m["project_user_id"] for m in server.messages(project, ny["trigger_id"])] == [
+        "ny-staff-1"
+    ]
 
 
 def test_targets_are_narrowed_by_the_segment(server: Server, db: Database) -> None:
@@ -155,7 +167,11 @@ def test_editing_a_campaign_never_changes_a_trigger_in_flight(
     project = make_project(db)
     campaign_id = store_pickup(server.client, project)
     first = ok(trigger(server.client, project, campaign_id, {"properties": PROPS}))
-    ok(server.client.put(f"/api/v1/campaigns/{campaign_id}", json=PICKUP_V2, headers=project.headers))
+    ok(
+        server.client.put(
+            f"/api/v1/campaigns/{campaign_id}", json=PICKUP_V2, headers=project.headers
+        )
+    )
     campaign = ok(server.client.get(f"/api/v1/campaigns/{campaign_id}", headers=project.headers))
     assert campaign["version"] == 2
     second = ok(trigger(server.client, project, campaign_id, {"properties": PROPS}))

@@ -134,9 +134,7 @@ def test_malformed_json_says_where(setup: Any, db: Database) -> None:
         ({"properties": ["store_location"]}, "$.properties"),
     ],
 )  # fmt: skip
-def test_wrong_shapes_name_the_json_path(
-    setup: Any, db: Database, payload: Any, path: str
-) -> None:
+def test_wrong_shapes_name_the_json_path(setup: Any, db: Database, payload: Any, path: str) -> None:
     server, project, campaign_id = setup
     if isinstance(payload, dict):
         payload = {"properties": PROPS, **payload}

@@ -59,6 +59,14 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status)
 
 
+def _json_path(loc: Any) -> str:
+    """('body', 'devices', 0, 'id') -> '$.devices[0].id' (query and path params keep a name)."""
+    parts = list(loc)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClarionError)
     async def clarion_error(_request: Request, exc: ClarionError) -> JSONResponse:
@@ -67,20 +75,16 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-        path = "$" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc)
-        if first.get("type") == "json_invalid":
-            return _error(400, "invalid_json", f"The body is not valid JSON: {first['msg']}.")
-        details = [
-            {
-                "path": "$" + "".join(f".{p}" for p in e.get("loc", ()) if p != "body"),
-                "message": e.get("msg"),
-            }
-            for e in errors
-        ]
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return _error(400, "invalid_json", "The body is not valid JSON; check its syntax.")
+        details = [{"path": _json_path(e.get("loc", ())), "message": e.get("msg")} for e in errors]
+        first = details[0] if details else {"path": "$", "message": "invalid request"}
         return _error(
-            400, "invalid_request", f"{path}: {first.get('msg')}", path=path, errors=details
+            400,
+            "invalid_request",
+            f"{first['path']}: {first['message']}",
+            path=first["path"],
+            errors=details,
         )
 
     @app.exception_handler(StarletteHTTPException)

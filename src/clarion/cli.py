@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from clarion.auth import service as auth
 from clarion.auth.repository import list_projects
@@ -28,7 +29,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(projects_app, name="projects")
 app.add_typer(keys_app, name="keys")
 app.add_typer(campaigns_app, name="campaigns")
-out = Console(soft_wrap=True)
+# Piped or captured output gets wide lines, so that ids and tables are never folded.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
 
 ProjectOpt = Annotated[
@@ -49,6 +51,10 @@ def _db() -> Database:
 def _fail(message: str) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}")
     return typer.Exit(code=1)
+
+
+def _id_column() -> Column:
+    return Column("id", no_wrap=True, min_width=36)
 
 
 def _project(db: Database, project: str | None) -> str:
@@ -165,7 +171,7 @@ def keys_create(
 def keys_list(project: ProjectOpt = None) -> None:
     db = _db()
     project_id = _project(db, project)
-    table = Table("id", "kind", "prefix", "name", "created", "revoked")
+    table = Table(_id_column(), "kind", "prefix", "name", "created", "revoked")
     with db.read() as session:
         for k in auth.list_keys(session, project_id):
             table.add_row(
@@ -213,7 +219,7 @@ def campaigns_apply(file: Path, project: ProjectOpt = None) -> None:
 def campaigns_list(project: ProjectOpt = None) -> None:
     db = _db()
     project_id = _project(db, project)
-    table = Table("id", "name", "channel", "type", "status", "version")
+    table = Table(_id_column(), "name", "channel", "type", "status", "version")
     with db.read() as session:
         for c in campaigns.list_campaigns(session, project_id):
             table.add_row(c.id, c.name, c.channel, c.type, c.status, str(c.version))

@@ -32,7 +32,10 @@ class Settings(BaseSettings):
         default=None, description="Sink provider's JSONL outbox; default var_dir/outbox.jsonl."
     )
     sink_latency_ms: int = Field(
-        default=0, ge=0, le=60_000, description="Make the sink sleep per batch, to mimic a provider."
+        default=0,
+        ge=0,
+        le=60_000,
+        description="Make the sink sleep per batch, to mimic a provider.",
     )
     demo: bool = Field(default=True, description="Seed demo data on first start.")
     log_level: str = "info"

@@ -19,4 +19,6 @@ class ProviderRegistry:
 
 
 def build_registry(settings: Settings) -> ProviderRegistry:
-    return ProviderRegistry({"push": SinkProvider(settings.resolved_outbox_path(), settings.sink_latency_ms)})
+    return ProviderRegistry(
+        {"push": SinkProvider(settings.resolved_outbox_path(), settings.sink_latency_ms)}
+    )
