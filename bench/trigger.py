@@ -26,7 +26,7 @@ from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadgen import build_request, request_once, run_load  # noqa: E402
+from loadgen import Result, build_request, request_once, run_load  # noqa: E402
 
 from clarion.auth import service as auth  # noqa: E402
 from clarion.campaigns import service as campaigns  # noqa: E402
@@ -107,11 +107,21 @@ def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1000:7.2f} ms"
 
 
+def print_rates(h: Result, t: Result) -> None:
+    print(f"{'':24}{'req/s':>10}{'p50':>12}{'p99':>12}")
+    print(f"{'GET /health':24}{h.rate:10.0f}{fmt_ms(h.pct(50)):>12}{fmt_ms(h.pct(99)):>12}")
+    print(f"{'POST :trigger':24}{t.rate:10.0f}{fmt_ms(t.pct(50)):>12}{fmt_ms(t.pct(99)):>12}")
+    print(f"trigger/health throughput ratio: {t.rate / h.rate:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument(
+        "--api-only", action="store_true", help="no embedded worker: the API's own ceiling"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="clarion-bench-"))
@@ -121,7 +131,8 @@ def main() -> None:
     project_id, key, campaign_id = seed(db)
     port = free_port()
     env = dict(os.environ, CLARION_DATABASE_URL=url, CLARION_VAR_DIR=str(work),
-               CLARION_PORT=str(port), CLARION_DEMO="false", CLARION_LOG_LEVEL="warning")  # fmt: skip
+               CLARION_PORT=str(port), CLARION_DEMO="false", CLARION_LOG_LEVEL="warning",
+               CLARION_EMBEDDED_WORKER=str(not args.api_only).lower())  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "clarion.cli", "serve"], env=env)
     try:
         wait_healthy(port, proc)
@@ -140,11 +151,11 @@ def main() -> None:
         t = asyncio.run(run_load("127.0.0.1", port, trig, concurrency=c, duration=d))
         if set(t.statuses) != {200}:
             raise SystemExit(f"trigger answers were not all 200: {t.statuses}")
+        if args.api_only:
+            print_rates(h, t)
+            return
         drained = wait_drained(db)
-        print(f"{'':24}{'req/s':>10}{'p50':>12}{'p99':>12}")
-        print(f"{'GET /health':24}{h.rate:10.0f}{fmt_ms(h.pct(50)):>12}{fmt_ms(h.pct(99)):>12}")
-        print(f"{'POST :trigger':24}{t.rate:10.0f}{fmt_ms(t.pct(50)):>12}{fmt_ms(t.pct(99)):>12}")
-        print(f"trigger/health throughput ratio: {t.rate / h.rate:.2f}")
+        print_rates(h, t)
         print(f"worker backlog after the trigger run drained in {drained:.1f} s "
               f"({len(t.latencies)} measured triggers, plus warm-up)")  # fmt: skip
 

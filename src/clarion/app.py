@@ -106,7 +106,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, *, start_worker: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
     db = Database(settings.resolved_database_url())
-    pipeline = Pipeline(db=db, providers=build_registry(settings), chunk_size=settings.chunk_size)
+    pipeline = Pipeline(
+        db=db,
+        providers=build_registry(settings),
+        chunk_size=settings.chunk_size,
+        lease_seconds=settings.job_lease_seconds,
+    )
     run_worker = settings.embedded_worker if start_worker is None else start_worker
     runner = EmbeddedRunner(
         db,

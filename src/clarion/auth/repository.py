@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from clarion.storage.models import ApiKey, Project
@@ -18,8 +19,16 @@ def list_projects(session: Session) -> Sequence[Project]:
     return session.scalars(select(Project).order_by(Project.created_at)).all()
 
 
-def key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
-    return session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash)).first()
+_K = cast(Table, ApiKey.__table__)
+_BY_HASH = select(_K.c.id, _K.c.project_id, _K.c.kind, _K.c.key_hash, _K.c.revoked_at).where(
+    _K.c.key_hash == bindparam("h")
+)
+
+
+def key_by_hash(session: Session, key_hash: str) -> Any:
+    """The key's (id, project_id, kind, key_hash, revoked_at), or None. Every request runs
+    this, so it is one prebuilt Core statement."""
+    return session.execute(_BY_HASH, {"h": key_hash}).first()
 
 
 def list_keys(session: Session, project_id: str) -> Sequence[ApiKey]:

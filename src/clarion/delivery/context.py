@@ -16,12 +16,14 @@ def template_context(
     user_properties: dict[str, Any] | None,
     device: Any | None,
 ) -> dict[str, Any]:
+    """``device``: anything with device_id, platform, locale_region, locale_language and
+    timezone attributes (a message-log row joined with its device)."""
     user = dict(user_properties or {})
     user["id"] = project_user_id
     device_ctx: dict[str, Any] = {}
     if device is not None:
         device_ctx = {
-            "id": device.id,
+            "id": device.device_id,
             "platform": (device.platform or "").upper(),
             "locale": device.locale_region,
             "language": device.locale_language,

@@ -3,10 +3,12 @@ point and a rerun of the same step yields the same messages, never a second one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from clarion.campaigns.service import Version, load_version
@@ -16,7 +18,7 @@ from clarion.delivery.providers.base import OutboundPush, clix_payload
 from clarion.delivery.providers.registry import ProviderRegistry
 from clarion.ids import uuid7
 from clarion.storage.db import Database
-from clarion.storage.models import Trigger, utcnow
+from clarion.storage.models import utcnow
 from clarion.templating.engine import RenderError
 
 SKIP_NO_DEVICE = "no_device: the user has no registered device"
@@ -38,173 +40,204 @@ class Pipeline:
     db: Database
     providers: ProviderRegistry
     chunk_size: int
+    lease_seconds: int = 60
     wake: Callable[[], None] = lambda: None
 
     # -- resolve ---------------------------------------------------------------------------
     def resolve(self, trigger_id: str) -> None:
-        """Turn a trigger into message rows, chunk by chunk, each chunk with its deliver job."""
-        with self.db.write() as session:
-            trigger = repository.lock_trigger(session, trigger_id)
-            if trigger is None or trigger.status not in ("accepted", "resolving"):
-                return
-            trigger.status = "resolving"
-            version = load_version(session, trigger.campaign_id, trigger.campaign_version)
-            excluded = self._excluded_targets(session, trigger, version)
-        total = 0
-        with self.db.read() as reader:
-            for chunk_no, part in enumerate(
-                repository.stream_recipients(reader, trigger, version.audience, self.chunk_size)
-            ):
-                rows = [self._message_row(trigger, version, chunk_no, r) for r in part]
-                with self.db.write() as session:
-                    repository.add_chunk(session, rows, trigger.id, chunk_no)
-                total += len(rows)
-                self.wake()
-        with self.db.write() as session:
-            locked = repository.lock_trigger(session, trigger_id)
-            assert locked is not None
-            locked.matched = total
-            locked.excluded_targets = excluded
-            if locked.status == "resolving":
-                locked.status = "sending"
-            _maybe_complete(session, locked)
-
-    @staticmethod
-    def _message_row(trigger: Trigger, version: Version, chunk_no: int, r: Any) -> dict[str, Any]:
-        user_id, project_user_id, device_id, token, permission = r
-        reason = None
-        if device_id is None:
-            reason = SKIP_NO_DEVICE
-        elif not token:
-            reason = SKIP_NO_TOKEN
-        elif not permission:
-            reason = SKIP_PERMISSION
-        return {
-            "id": uuid7(),
-            "project_id": trigger.project_id,
-            "trigger_id": trigger.id,
-            "chunk_no": chunk_no,
-            "user_id": user_id,
-            "project_user_id": project_user_id,
-            "device_id": device_id or "",
-            "channel": version.channel,
-            "status": "skipped" if reason else "queued",
-            "reason": reason,
-            "attempts": 0,
-            "possible_duplicate": False,
-            "created_at": utcnow(),
-        }
-
-    @staticmethod
-    def _excluded_targets(
-        session: Session, trigger: Trigger, version: Version
-    ) -> list[dict[str, str]]:
-        """Why each explicit target that will get no message was left out."""
-        if trigger.audience_mode != "targets":
-            return []
-        known_u, match_u, known_d, match_d = repository.matched_target_keys(
-            session, trigger, version.audience
-        )
-        out: list[dict[str, str]] = []
-        for target in trigger.targets:
-            if "project_user_id" in target:
-                uid = target["project_user_id"]
-                if uid not in known_u:
-                    out.append({"project_user_id": uid, "reason": "unknown_user"})
-                elif uid not in match_u:
-                    out.append({"project_user_id": uid, "reason": "segment_mismatch"})
+        """Turn a trigger into message rows, chunk by chunk, each chunk with its deliver job,
+        then deliver the last chunk on this thread (a small trigger is one job, no hand-off).
+        The resolve job is marked done in the same commit as the trigger's final counts."""
+        with self.db.read() as session:
+            trigger = repository.get_trigger(session, trigger_id)
+            if trigger is not None and trigger.status in ("accepted", "resolving"):
+                version = load_version(session, trigger.campaign_id, trigger.campaign_version)
             else:
-                did = target["device_id"]
-                if did not in known_d:
-                    out.append({"device_id": did, "reason": "unknown_device"})
-                elif did not in match_d:
-                    out.append({"device_id": did, "reason": "segment_mismatch"})
-        return out
+                trigger = None
+        if trigger is None:
+            with self.db.write() as session:
+                repository.finish_job(session, trigger_id, "resolve", 0)
+            return
+        total = 0
+        seen_users: set[str] = set()
+        seen_devices: set[str] = set()
+        inline_chunk: int | None = None
+        with self.db.read() as reader:
+            parts = repository.stream_recipients(reader, trigger, version.audience, self.chunk_size)
+            for chunk_no, part, last in _numbered_with_last(parts):
+                rows = [_message_row(trigger, version.channel, chunk_no, r) for r in part]
+                total += len(rows)
+                seen_users.update(r["project_user_id"] for r in rows)
+                seen_devices.update(r["device_id"] for r in rows)
+                excluded = _excluded(reader, trigger, seen_users, seen_devices) if last else []
+                lease = utcnow() + timedelta(seconds=self.lease_seconds) if last else None
+                with self.db.write() as session:
+                    if repository.add_chunk(session, rows, trigger_id, chunk_no, lease) and last:
+                        inline_chunk = chunk_no
+                    if last:
+                        repository.finalize_resolve(session, trigger_id, total, excluded)
+                        repository.finish_job(session, trigger_id, "resolve", 0)
+                        repository.complete_if_done(session, trigger_id)
+                    else:
+                        repository.set_status(session, trigger_id, "resolving")
+                if not last:
+                    self.wake()
+        if inline_chunk is not None:
+            self.deliver(trigger_id, inline_chunk)
 
     # -- deliver ---------------------------------------------------------------------------
     def deliver(self, trigger_id: str, chunk_no: int) -> None:
-        """Render and send one chunk's queued messages, then record each outcome."""
+        """Render and send one chunk's pending messages, then record each outcome, finish the
+        job and complete the trigger if this was the last work, all in one commit."""
         with self.db.write() as session:
-            rows = repository.chunk_messages(session, trigger_id, chunk_no)
-            trigger = session.get(Trigger, trigger_id)
+            trigger = repository.get_trigger(session, trigger_id)
             if trigger is None:
+                repository.finish_job(session, trigger_id, "deliver", chunk_no)
                 return
             version = load_version(session, trigger.campaign_id, trigger.campaign_version)
-            claimed: list[tuple[Any, Any, Any]] = []
+            claimed: list[Row[Any]] = []
             marks: list[dict[str, Any]] = []
-            for message, device, user_props in rows:
-                if message.status == "sending" and message.attempts >= 2:
-                    marks.append({"id": message.id, "status": "failed", "reason": FAIL_TWICE})
+            given_up: list[dict[str, Any]] = []
+            for row in repository.chunk_messages(session, trigger_id, chunk_no):
+                if row.status == "sending" and row.attempts >= 2:
+                    given_up.append({"mid": row.id, "status": "failed", "reason": FAIL_TWICE})
                     continue
-                duplicate = message.status == "sending"  # a crash left it mid-send
+                crashed_mid_send = row.status == "sending"
                 marks.append(
                     {
-                        "id": message.id,
-                        "status": "sending",
-                        "attempts": message.attempts + 1,
-                        "possible_duplicate": message.possible_duplicate or duplicate,
+                        "mid": row.id,
+                        "n": row.attempts + 1,
+                        "dup": row.possible_duplicate or crashed_mid_send,
                     }
                 )
-                claimed.append((message, device, user_props))
-            repository.update_messages(session, marks)
-            properties = trigger.properties
-        if claimed:
-            self._send(claimed, version, properties)
+                claimed.append(row)
+            repository.mark_sending(session, marks)
+            repository.record_outcomes(session, given_up)
+        outcomes, retry_after = self._send(claimed, version, trigger.properties)
         with self.db.write() as session:
-            locked = repository.lock_trigger(session, trigger_id)
-            if locked is not None:
-                _maybe_complete(session, locked)
-
-    def _send(self, claimed: list[tuple[Any, Any, Any]], version: Version, props: Any) -> None:
-        outcomes: list[dict[str, Any]] = []
-        batch: list[OutboundPush] = []
-        rendered: dict[str, dict[str, str]] = {}
-        for message, device, user_props in claimed:
-            ctx = template_context(props, message.project_user_id, user_props, device)
-            try:
-                fields = render_message(version.message, ctx)
-            except RenderError as exc:
-                outcomes.append(
-                    {"id": message.id, "status": "failed", "reason": f"render_error: {exc}"}
-                )
-                continue
-            rendered[message.id] = fields
-            push = OutboundPush(
-                message_id=message.id,
-                device_id=device.id,
-                platform=device.platform,
-                push_token=device.push_token or "",
-                data={},
-                **fields,
-            )
-            push.data.update(clix_payload(push))
-            batch.append(push)
-        retry_after: float | None = None
-        if batch:
-            provider = self.providers.for_channel(version.channel)
-            for result in provider.send(batch):
-                change: dict[str, Any] = {"id": result.message_id, "provider": provider.name}
-                change.update(rendered[result.message_id])
-                if result.outcome == "sent":
-                    change.update(
-                        status="sent",
-                        provider_message_id=result.provider_message_id,
-                        reason=result.reason,
-                        sent_at=utcnow(),
-                    )
-                elif result.outcome == "retryable":
-                    change.update(status="queued", reason=result.reason)
-                    retry_after = max(retry_after or 0.0, result.retry_after or 1.0)
-                else:
-                    change.update(status="failed", reason=result.reason)
-                outcomes.append(change)
-        with self.db.write() as session:
-            repository.update_messages(session, outcomes)
+            repository.record_outcomes(session, outcomes)
+            if retry_after is None:
+                repository.finish_job(session, trigger_id, "deliver", chunk_no)
+            repository.complete_if_done(session, trigger_id)
         if retry_after is not None:
             raise RetryLater(retry_after)
 
+    def _send(
+        self, claimed: list[Row[Any]], version: Version, properties: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], float | None]:
+        """Render and hand over; returns the outcome of each message and an optional delay
+        after which the retryable ones should be tried again."""
+        outcomes: list[dict[str, Any]] = []
+        batch: list[OutboundPush] = []
+        rendered: dict[str, dict[str, str]] = {}
+        for row in claimed:
+            context = template_context(properties, row.project_user_id, row.user_properties, row)
+            try:
+                fields = render_message(version.message, context)
+            except RenderError as exc:
+                outcomes.append(
+                    {"mid": row.id, "status": "failed", "reason": f"render_error: {exc}"}
+                )
+                continue
+            rendered[row.id] = fields
+            push = OutboundPush(
+                message_id=row.id,
+                device_id=row.device_id,
+                platform=row.platform,
+                push_token=row.push_token or "",
+                title=fields["title"],
+                body=fields["body"],
+                image_url=fields["image_url"],
+                landing_url=fields["landing_url"],
+            )
+            push.data.update(clix_payload(push))
+            batch.append(push)
+        if not batch:
+            return outcomes, None
+        retry_after: float | None = None
+        provider = self.providers.for_channel(version.channel)
+        for result in provider.send(batch):
+            outcome: dict[str, Any] = {
+                "mid": result.message_id,
+                "provider": provider.name,
+                "reason": result.reason,
+                **rendered[result.message_id],
+            }
+            if result.outcome == "sent":
+                outcome.update(
+                    status="sent", provider_message_id=result.provider_message_id, sent_at=utcnow()
+                )
+            elif result.outcome == "retryable":
+                outcome["status"] = "queued"
+                retry_after = max(retry_after or 0.0, result.retry_after or 1.0)
+            else:
+                outcome["status"] = "failed"
+            outcomes.append(outcome)
+        return outcomes, retry_after
 
-def _maybe_complete(session: Session, trigger: Trigger) -> None:
-    if trigger.status == "sending" and not repository.has_pending(session, trigger.id):
-        trigger.status = "completed"
-        trigger.completed_at = utcnow()
+
+def _message_row(trigger: Row[Any], channel: str, chunk_no: int, r: Any) -> dict[str, Any]:
+    user_id, project_user_id, device_id, token, permission = r
+    reason = None
+    if device_id is None:
+        reason = SKIP_NO_DEVICE
+    elif not token:
+        reason = SKIP_NO_TOKEN
+    elif not permission:
+        reason = SKIP_PERMISSION
+    return {
+        "id": uuid7(),
+        "project_id": trigger.project_id,
+        "trigger_id": trigger.id,
+        "chunk_no": chunk_no,
+        "user_id": user_id,
+        "project_user_id": project_user_id,
+        "device_id": device_id or "",
+        "channel": channel,
+        "status": "skipped" if reason else "queued",
+        "reason": reason,
+        "attempts": 0,
+        "possible_duplicate": False,
+        "created_at": utcnow(),
+    }
+
+
+def _excluded(
+    session: Session, trigger: Row[Any], seen_users: set[str], seen_devices: set[str]
+) -> list[dict[str, str]]:
+    """Why each explicit target that got no message was left out. Only targets that the
+    resolved recipients do not already cover cost a lookup."""
+    if trigger.audience_mode != "targets":
+        return []
+    targets = trigger.targets
+    missing_users = [
+        t["project_user_id"]
+        for t in targets
+        if "project_user_id" in t and t["project_user_id"] not in seen_users
+    ]
+    missing_devices = [
+        t["device_id"] for t in targets if "device_id" in t and t["device_id"] not in seen_devices
+    ]
+    if not missing_users and not missing_devices:
+        return []
+    known_users, known_devices = repository.known_targets(
+        session, trigger.project_id, missing_users, missing_devices
+    )
+    out: list[dict[str, str]] = []
+    for uid in missing_users:
+        reason = "segment_mismatch" if uid in known_users else "unknown_user"
+        out.append({"project_user_id": uid, "reason": reason})
+    for did in missing_devices:
+        reason = "segment_mismatch" if did in known_devices else "unknown_device"
+        out.append({"device_id": did, "reason": reason})
+    return out
+
+
+def _numbered_with_last(parts: Iterator[list[Any]]) -> Iterator[tuple[int, list[Any], bool]]:
+    """(chunk number, rows, is it the last chunk); an empty stream is one empty last chunk."""
+    current = next(parts, [])
+    number = 0
+    for following in parts:
+        yield number, current, False
+        current, number = following, number + 1
+    yield number, current, True

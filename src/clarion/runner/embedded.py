@@ -91,10 +91,7 @@ class EmbeddedRunner:
         except Exception as exc:
             log.exception("job %s (%s of trigger %s) failed", job.id, job.kind, job.trigger_id)
             self._failed(job, exc)
-            return True
-        with self.db.write() as session:
-            jobs.finish(session, job.id)
-        return True
+        return True  # each step marks its own job done in its last commit
 
     def _failed(self, job: jobs.Claimed, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"

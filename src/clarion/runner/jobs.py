@@ -1,14 +1,40 @@
-"""SQL for the job table: enqueue, claim with a lease, finish, recover."""
+"""SQL for the job table: enqueue, claim with a lease, retry, fail, recover.
+
+A finished job is deleted by the step that finished it (see delivery.repository.finish_job),
+so the table only ever holds work still to do.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from clarion.storage.models import Job, utcnow
+
+J = cast(Table, Job.__table__)
+
+_READY = (
+    select(J.c.id, J.c.kind, J.c.trigger_id, J.c.chunk_no, J.c.attempts)
+    .where(
+        or_(
+            and_(J.c.status == "queued", J.c.run_after <= bindparam("now")),
+            and_(J.c.status == "running", J.c.locked_until < bindparam("now")),
+        )
+    )
+    .order_by(J.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+_LEASE = (
+    update(J)
+    .where(J.c.id == bindparam("jid"))
+    .values(status="running", attempts=bindparam("n"), locked_until=bindparam("until"))
+)
+_ENQUEUE = insert(J).values(kind="resolve", chunk_no=0, status="queued", attempts=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,42 +47,25 @@ class Claimed:
 
 
 def enqueue_resolve(session: Session, trigger_id: str) -> None:
-    session.add(Job(kind="resolve", trigger_id=trigger_id, chunk_no=0, status="queued"))
+    session.execute(_ENQUEUE, {"trigger_id": trigger_id, "run_after": utcnow()})
 
 
 def claim(session: Session, lease_seconds: int) -> Claimed | None:
     """Take the oldest ready job (or one whose holder's lease ran out) and lease it."""
     now = utcnow()
-    stmt = (
-        select(Job)
-        .where(
-            or_(
-                (Job.status == "queued") & (Job.run_after <= now),
-                (Job.status == "running") & (Job.locked_until < now),
-            )
-        )
-        .order_by(Job.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    job = session.scalars(stmt).first()
-    if job is None:
+    row = session.execute(_READY, {"now": now}).first()
+    if row is None:
         return None
-    job.status = "running"
-    job.attempts += 1
-    job.locked_until = now + timedelta(seconds=lease_seconds)
-    session.flush()
-    return Claimed(job.id, job.kind, job.trigger_id, job.chunk_no, job.attempts)
-
-
-def finish(session: Session, job_id: int) -> None:
-    session.execute(update(Job).where(Job.id == job_id).values(status="done", locked_until=None))
+    attempts = row.attempts + 1
+    until = now + timedelta(seconds=lease_seconds)
+    session.execute(_LEASE, {"jid": row.id, "n": attempts, "until": until})
+    return Claimed(row.id, row.kind, row.trigger_id, row.chunk_no, attempts)
 
 
 def retry(session: Session, job_id: int, delay: float, error: str) -> None:
     session.execute(
-        update(Job)
-        .where(Job.id == job_id)
+        update(J)
+        .where(J.c.id == job_id)
         .values(
             status="queued",
             run_after=utcnow() + timedelta(seconds=delay),
@@ -67,12 +76,12 @@ def retry(session: Session, job_id: int, delay: float, error: str) -> None:
 
 
 def fail(session: Session, job_id: int, error: str) -> None:
-    session.execute(update(Job).where(Job.id == job_id).values(status="failed", last_error=error))
+    session.execute(update(J).where(J.c.id == job_id).values(status="failed", last_error=error))
 
 
 def release_all_running(session: Session) -> int:
     """At start-up of the single embedded process: whatever was running died with it."""
     result = session.execute(
-        update(Job).where(Job.status == "running").values(status="queued", locked_until=None)
+        update(J).where(J.c.status == "running").values(status="queued", locked_until=None)
     )
     return int(getattr(result, "rowcount", 0) or 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,6 +55,11 @@ class Database:
         self.engine = make_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Queueing this process's writers on a lock wakes the
+        # next one the moment the last commits; SQLite's own busy handler would poll with
+        # sleeps of up to 100 ms, which is what made tail latencies long. Other processes (a
+        # CLI next to the server) still meet the busy timeout.
+        self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -63,14 +69,21 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A session whose transaction takes the write lock at once and commits on success."""
-        with self._factory() as session:
-            session.connection(execution_options=WRITE)
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+        lock = self._write_lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            with self._factory() as session:
+                session.connection(execution_options=WRITE)
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+        finally:
+            if lock is not None:
+                lock.release()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from clarion.auth.service import Principal
+from clarion.campaigns import repository as campaign_repository
 from clarion.campaigns import service as campaigns
 from clarion.errors import ClarionError, NotFound
 from clarion.ids import uuid7
 from clarion.runner import jobs
-from clarion.storage.models import Trigger
+from clarion.storage.models import Trigger, utcnow
 from clarion.triggers.body import TriggerRequest
+
+_INSERT = insert(cast(Table, Trigger.__table__)).values(status="accepted", excluded_targets=[])
 
 
 class CampaignNotTriggerable(ClarionError):
@@ -25,9 +31,13 @@ class MissingTriggerProperty(ClarionError):
 
 def accept(
     session: Session, principal: Principal, campaign_id: str, request: TriggerRequest
-) -> Trigger:
+) -> str:
+    """Check a trigger and write it with its first job; returns the trigger id. The caller's
+    commit makes both durable together."""
     principal.require_secret()
-    campaign = campaigns.get(session, principal.project_id, campaign_id)
+    campaign = campaign_repository.summary(session, principal.project_id, campaign_id)
+    if campaign is None:
+        raise campaigns.CampaignNotFound(campaigns.NOT_FOUND.format(id=campaign_id))
     if campaign.type != "api_triggered":
         raise CampaignNotTriggerable(
             f"Campaign {campaign.name!r} is a {campaign.type} campaign; only API-triggered "
@@ -51,21 +61,22 @@ def accept(
             missing=missing,
             expected=needed,
         )
-    trigger = Trigger(
-        id=uuid7(),
-        project_id=principal.project_id,
-        campaign_id=campaign.id,
-        campaign_version=campaign.version,
-        audience_mode=request.mode,
-        targets=request.targets,
-        properties=request.properties,
-        status="accepted",
-        excluded_targets=[],
+    trigger_id = uuid7()
+    session.execute(
+        _INSERT,
+        {
+            "id": trigger_id,
+            "project_id": principal.project_id,
+            "campaign_id": campaign.id,
+            "campaign_version": campaign.version,
+            "audience_mode": request.mode,
+            "targets": request.targets,
+            "properties": request.properties,
+            "created_at": utcnow(),
+        },
     )
-    session.add(trigger)
-    session.flush()
-    jobs.enqueue_resolve(session, trigger.id)
-    return trigger
+    jobs.enqueue_resolve(session, trigger_id)
+    return trigger_id
 
 
 def get(session: Session, principal: Principal, trigger_id: str) -> Trigger:
