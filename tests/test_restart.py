@@ -59,7 +59,7 @@ def start(db_url: str, var: Path) -> tuple[subprocess.Popen[bytes], httpx.Client
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "clarion.cli", "serve"], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=None,
     )  # fmt: skip
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
     deadline = time.monotonic() + 30

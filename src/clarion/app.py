@@ -13,15 +13,17 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clarion import __version__
+from clarion import __version__, cache
 from clarion.campaigns.endpoints import router as campaigns_router
 from clarion.config import Settings, get_settings
 from clarion.delivery.pipeline import Pipeline
 from clarion.delivery.providers.registry import build_registry
 from clarion.errors import ClarionError
 from clarion.runner.embedded import EmbeddedRunner
+from clarion.runner.pacing import Pacer
 from clarion.storage.db import Database
 from clarion.triggers.endpoints import router as triggers_router
+from clarion.triggers.intake import TriggerIntake
 from clarion.users.endpoints import router as users_router
 from clarion.web import AppState, JSONResponse
 
@@ -105,6 +107,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None, *, start_worker: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
+    cache.configure(settings.cache_ttl_seconds)
     db = Database(settings.resolved_database_url())
     pipeline = Pipeline(
         db=db,
@@ -119,7 +122,11 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
         threads=settings.worker_threads,
         lease_seconds=settings.job_lease_seconds,
         poll_interval=settings.poll_interval_seconds,
+        batch_size=settings.worker_batch_size,
     )
+    notify = runner.notify if run_worker else (lambda: None)
+    intake = TriggerIntake(db, notify)
+    runner.pacer = Pacer(intake.idle_for, share=settings.worker_share_under_load)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -139,9 +146,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
         lifespan=lifespan,
         default_response_class=JSONResponse,
     )
-    app.state.clarion = AppState(
-        settings=settings, db=db, notify=runner.notify if run_worker else (lambda: None)
-    )
+    app.state.clarion = AppState(settings=settings, db=db, notify=notify, intake=intake)
     app.state.runner = runner
     app.add_middleware(RequestIdMiddleware)
     _install_error_handlers(app)

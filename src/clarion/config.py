@@ -23,6 +23,21 @@ class Settings(BaseSettings):
     port: int = 8080
     embedded_worker: bool = Field(default=True, description="Run the worker inside the server.")
     worker_threads: int = Field(default=2, ge=1, le=64)
+    worker_batch_size: int = Field(default=32, ge=1, le=1000, description="Jobs per claim.")
+    worker_share_under_load: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="While trigger requests are in flight, the embedded worker takes at most "
+        "this share of the time, so that accepting stays fast (1: no pacing).",
+    )
+    cache_ttl_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="How long an API key or campaign lookup is reused; a change made by "
+        "another process is seen within this time (0: no cache).",
+    )
     chunk_size: int = Field(default=500, ge=1, le=10_000, description="Recipients per job.")
     job_lease_seconds: int = Field(default=60, ge=5)
     poll_interval_seconds: float = Field(default=0.5, gt=0)

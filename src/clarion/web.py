@@ -14,6 +14,7 @@ from clarion.auth.service import Principal, authenticate
 from clarion.config import Settings
 from clarion.errors import PayloadTooLarge
 from clarion.storage.db import Database
+from clarion.triggers.intake import TriggerIntake
 
 
 @dataclass
@@ -21,6 +22,7 @@ class AppState:
     settings: Settings
     db: Database
     notify: Callable[[], None]  # wakes the embedded runner after a commit
+    intake: TriggerIntake
 
 
 def state(request: Request) -> AppState:

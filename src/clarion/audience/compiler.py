@@ -1,31 +1,81 @@
-"""Compile audience rules to SQL over the indexed ``user_properties`` table."""
+"""Compile audience rules to SQL over the indexed ``user_properties`` table.
+
+A compiled statement depends only on the rules' shape, never on values: values (literals and
+``trigger.*`` alike) are bound at execution. So each campaign version compiles once, and
+SQLAlchemy's statement cache does the rest.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any, cast
 
-from sqlalchemy import Select, false, select
+from sqlalchemy import Select, Table, bindparam, or_, select
 
 from clarion.audience.rules import Audience, canonical_text
-from clarion.storage.models import User, UserProperty
+from clarion.storage.models import Device, User, UserProperty
+
+U = cast(Table, User.__table__)
+D = cast(Table, Device.__table__)
+P = cast(Table, UserProperty.__table__)
 
 
-def matching_users(project_id: str, audience: Audience, properties: dict[str, Any]) -> Select[Any]:
-    """A SELECT of the ids of the project's identified users who match ``audience``.
+def _matching(attributes: Sequence[str]) -> Select[Any]:
+    """Ids of the project's users matching one AND group; condition i's value binds as v{i}."""
+    stmt = select(U.c.id).where(U.c.project_id == bindparam("pid"))
+    for i, attribute in enumerate(attributes):
+        sub = select(P.c.user_id).where(
+            P.c.project_id == bindparam("pid"),
+            P.c.key == attribute,
+            P.c.value_text == bindparam(f"v{i}"),
+        )
+        stmt = stmt.where(U.c.id.in_(sub))
+    return stmt
 
-    Each condition becomes ``users.id IN (index range scan on user_properties)``.
-    """
-    stmt = select(User.id).where(User.project_id == project_id)
-    for condition in audience.conditions:
+
+@lru_cache(maxsize=1024)
+def _recipients(attributes: tuple[str, ...], targeted: bool) -> Select[Any]:
+    matched = _matching(attributes).subquery()
+    stmt = (
+        select(U.c.id, U.c.project_user_id, D.c.id, D.c.push_token, D.c.is_push_permission_granted)
+        .join(matched, matched.c.id == U.c.id)
+        .outerjoin(D, D.c.user_id == U.c.id)  # user ids are unique across projects
+        .where(U.c.project_user_id.is_not(None))
+    )
+    if targeted:
+        stmt = stmt.where(
+            or_(
+                U.c.project_user_id.in_(bindparam("target_users", expanding=True)),
+                D.c.id.in_(bindparam("target_devices", expanding=True)),
+            )
+        )
+    return stmt.order_by(U.c.id, D.c.id)
+
+
+def condition_values(audience: Audience, properties: dict[str, Any]) -> dict[str, Any]:
+    """The bound value of each condition: its literal, or the trigger property it names, in
+    the text form used for equality (None, which matches nothing, for objects and lists)."""
+    values: dict[str, Any] = {}
+    for i, condition in enumerate(audience.conditions):
         key = condition.trigger_key
         value = properties.get(key) if key is not None else condition.value
-        text = canonical_text(value)
-        if text is None:  # an object, a list or null can equal no stored property
-            return stmt.where(false())
-        sub = select(UserProperty.user_id).where(
-            UserProperty.project_id == project_id,
-            UserProperty.key == condition.attribute,
-            UserProperty.value_text == text,
-        )
-        stmt = stmt.where(User.id.in_(sub))
-    return stmt
+        values[f"v{i}"] = canonical_text(value)
+    return values
+
+
+def recipients(
+    project_id: str,
+    audience: Audience,
+    properties: dict[str, Any],
+    targets: Sequence[dict[str, str]] | None = None,
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The statement yielding (user id, project user id, device id, push token, permission)
+    for every recipient in stable order, and its parameters. ``targets`` narrows to those
+    users or devices (still only the ones the rules admit)."""
+    attributes = tuple(c.attribute for c in audience.conditions)
+    params = {"pid": project_id, **condition_values(audience, properties)}
+    if targets is not None:
+        params["target_users"] = [t["project_user_id"] for t in targets if "project_user_id" in t]
+        params["target_devices"] = [t["device_id"] for t in targets if "device_id" in t]
+    return _recipients(attributes, targets is not None), params

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from clarion import cache
 from clarion.auth import keys, repository
 from clarion.errors import AuthenticationError, NotFound, PermissionDenied
 from clarion.ids import uuid7
@@ -38,16 +39,22 @@ def authenticate(session: Session, project_id: str | None, api_key: str | None) 
     """Check the Clix headers. Unknown project and wrong key get the same answer."""
     if not project_id or not api_key:
         raise AuthenticationError(BAD_CREDENTIALS)
-    row = repository.key_by_hash(session, keys.hash_key(api_key))
-    if (
-        row is None
-        or row.revoked_at is not None
-        or not keys.hashes_match(row.key_hash, api_key)
-        or row.project_id != project_id
-    ):
+    key_hash = keys.hash_key(api_key)
+    principal = cache.keys.get(key_hash)
+    if not isinstance(principal, Principal):
+        row = repository.key_by_hash(session, key_hash)
+        if (
+            row is None
+            or row.revoked_at is not None
+            or not keys.hashes_match(row.key_hash, api_key)
+        ):
+            raise AuthenticationError(BAD_CREDENTIALS)
+        kind: keys.KeyKind = "secret" if row.kind == "secret" else "public"
+        principal = Principal(project_id=row.project_id, key_id=row.id, kind=kind)
+        cache.keys.put(key_hash, principal)
+    if principal.project_id != project_id:
         raise AuthenticationError(BAD_CREDENTIALS)
-    kind: keys.KeyKind = "secret" if row.kind == "secret" else "public"
-    return Principal(project_id=row.project_id, key_id=row.id, kind=kind)
+    return principal
 
 
 def create_project(session: Session, name: str) -> Project:
@@ -92,4 +99,5 @@ def revoke_key(session: Session, project_id: str, key_id: str) -> ApiKey:
         raise NotFound(f"No key {key_id!r} in project {project_id!r}.", code="key_not_found")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+    cache.keys.clear()
     return row

@@ -8,6 +8,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
+from clarion import cache
 from clarion.storage.models import Campaign, CampaignVersion
 
 
@@ -27,8 +28,13 @@ _TRIGGERABLE = select(
 def summary(session: Session, project_id: str, campaign_id: str) -> Any:
     """(id, project_id, name, type, status, version) of the project's campaign, or None:
     what the trigger endpoint needs, in one prebuilt statement."""
-    row = session.execute(_TRIGGERABLE, {"cid": campaign_id}).first()
-    return row if row is not None and row.project_id == project_id else None
+    row = cache.campaigns.get((project_id, campaign_id))
+    if row is None:
+        row = session.execute(_TRIGGERABLE, {"cid": campaign_id}).first()
+        if row is None or row.project_id != project_id:
+            return None
+        cache.campaigns.put((project_id, campaign_id), row)
+    return row
 
 
 def by_name(session: Session, project_id: str, name: str) -> Campaign | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from clarion import cache
 from clarion.audience.rules import Audience
 from clarion.campaigns import repository
 from clarion.campaigns.schemas import CampaignOut, CampaignSpec, MessageTemplate, Status
@@ -134,6 +135,7 @@ def update(session: Session, campaign: Campaign, spec: CampaignSpec) -> Campaign
         campaign.status = spec.status
     campaign.updated_at = utcnow()
     session.flush()
+    cache.campaigns.clear()
     return campaign
 
 
@@ -155,4 +157,5 @@ def set_status(session: Session, campaign: Campaign, status: Status) -> Campaign
     campaign.status = status
     campaign.updated_at = utcnow()
     session.flush()
+    cache.campaigns.clear()
     return campaign

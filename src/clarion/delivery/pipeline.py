@@ -3,18 +3,17 @@ point and a rerun of the same step yields the same messages, never a second one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from clarion.campaigns.service import Version, load_version
 from clarion.delivery import repository
 from clarion.delivery.context import render_message, template_context
-from clarion.delivery.providers.base import OutboundPush, clix_payload
+from clarion.delivery.providers.base import OutboundPush, SendResult, clix_payload
 from clarion.delivery.providers.registry import ProviderRegistry
 from clarion.ids import uuid7
 from clarion.storage.db import Database
@@ -27,16 +26,11 @@ SKIP_PERMISSION = "push_permission_off: the device has not granted push permissi
 FAIL_TWICE = "interrupted twice while sending; not retried again to avoid a third duplicate"
 
 
-class RetryLater(Exception):
-    """The step made progress but must run again after ``delay`` seconds."""
-
-    def __init__(self, delay: float) -> None:
-        super().__init__(f"retry in {delay:.1f}s")
-        self.delay = delay
-
-
 @dataclass
 class Pipeline:
+    """The steps, over batches: one call resolves or delivers many triggers' work with a few
+    shared commits, which is where throughput comes from. A batch of one is the same code."""
+
     db: Database
     providers: ProviderRegistry
     chunk_size: int
@@ -44,61 +38,75 @@ class Pipeline:
     wake: Callable[[], None] = lambda: None
 
     # -- resolve ---------------------------------------------------------------------------
-    def resolve(self, trigger_id: str) -> None:
-        """Turn a trigger into message rows, chunk by chunk, each chunk with its deliver job,
-        then deliver the last chunk on this thread (a small trigger is one job, no hand-off).
-        The resolve job is marked done in the same commit as the trigger's final counts."""
+    def resolve(self, trigger_ids: Sequence[str]) -> None:
+        """Turn triggers into message rows, chunk by chunk, each chunk with its deliver job.
+        Each trigger's last chunk is written with the others' in one commit that also records
+        the final counts and finishes the resolve jobs; those chunks are then delivered on this
+        thread, so a small trigger never waits for a second job."""
         with self.db.read() as session:
-            trigger = repository.get_trigger(session, trigger_id)
-            if trigger is not None and trigger.status in ("accepted", "resolving"):
-                version = load_version(session, trigger.campaign_id, trigger.campaign_version)
-            else:
-                trigger = None
-        if trigger is None:
-            with self.db.write() as session:
-                repository.finish_job(session, trigger_id, "resolve", 0)
-            return
+            triggers = repository.get_triggers(session, trigger_ids)
+            work = [
+                (t, load_version(session, t.campaign_id, t.campaign_version))
+                for t in triggers.values()
+                if t.status in ("accepted", "resolving")
+            ]
+        last_rows: list[dict[str, Any]] = []
+        finals: list[tuple[str, int, list[Any]]] = []
+        inline: list[tuple[str, int]] = []
+        with self.db.read() as reader:
+            for trigger, version in work:
+                rows, chunk_no, total, excluded = self._resolve_one(reader, trigger, version)
+                last_rows += rows
+                finals.append((trigger.id, total, excluded))
+                if any(r["status"] == "queued" for r in rows):
+                    inline.append((trigger.id, chunk_no))
+        lease = utcnow() + timedelta(seconds=self.lease_seconds)
+        with self.db.write() as session:
+            repository.add_messages(session, last_rows)
+            repository.add_deliver_jobs(session, inline, lease_until=lease)
+            repository.finalize_resolve(session, finals)
+            repository.finish_jobs(session, "resolve", [(t, 0) for t in trigger_ids])
+            repository.complete_if_done(session, [t for t, _, _ in finals])
+        if inline:
+            self.deliver(inline)
+
+    def _resolve_one(
+        self, reader: Session, trigger: Any, version: Version
+    ) -> tuple[list[dict[str, Any]], int, int, list[Any]]:
+        """Stream one trigger's recipients. Every chunk but the last is written at once, in
+        its own commit, and handed to the other workers; the last is returned."""
         total = 0
         seen_users: set[str] = set()
         seen_devices: set[str] = set()
-        inline_chunk: int | None = None
-        with self.db.read() as reader:
-            parts = repository.stream_recipients(reader, trigger, version.audience, self.chunk_size)
-            for chunk_no, part, last in _numbered_with_last(parts):
-                rows = [_message_row(trigger, version.channel, chunk_no, r) for r in part]
-                total += len(rows)
-                seen_users.update(r["project_user_id"] for r in rows)
-                seen_devices.update(r["device_id"] for r in rows)
-                excluded = _excluded(reader, trigger, seen_users, seen_devices) if last else []
-                lease = utcnow() + timedelta(seconds=self.lease_seconds) if last else None
-                with self.db.write() as session:
-                    if repository.add_chunk(session, rows, trigger_id, chunk_no, lease) and last:
-                        inline_chunk = chunk_no
-                    if last:
-                        repository.finalize_resolve(session, trigger_id, total, excluded)
-                        repository.finish_job(session, trigger_id, "resolve", 0)
-                        repository.complete_if_done(session, trigger_id)
-                    else:
-                        repository.set_status(session, trigger_id, "resolving")
-                if not last:
-                    self.wake()
-        if inline_chunk is not None:
-            self.deliver(trigger_id, inline_chunk)
+        parts = repository.stream_recipients(reader, trigger, version.audience, self.chunk_size)
+        for chunk_no, part, last in _numbered_with_last(parts):
+            rows = [_message_row(trigger, version.channel, chunk_no, r) for r in part]
+            total += len(rows)
+            seen_users.update(r["project_user_id"] for r in rows)
+            seen_devices.update(r["device_id"] for r in rows)
+            if last:
+                return rows, chunk_no, total, _excluded(reader, trigger, seen_users, seen_devices)
+            with self.db.write() as session:
+                repository.add_messages(session, rows)
+                if any(r["status"] == "queued" for r in rows):
+                    repository.add_deliver_jobs(session, [(trigger.id, chunk_no)])
+                repository.set_status(session, trigger.id, "resolving")
+            self.wake()
+        raise AssertionError("unreachable: the stream always ends with a last chunk")
 
     # -- deliver ---------------------------------------------------------------------------
-    def deliver(self, trigger_id: str, chunk_no: int) -> None:
-        """Render and send one chunk's pending messages, then record each outcome, finish the
-        job and complete the trigger if this was the last work, all in one commit."""
-        with self.db.write() as session:
-            trigger = repository.get_trigger(session, trigger_id)
-            if trigger is None:
-                repository.finish_job(session, trigger_id, "deliver", chunk_no)
-                return
-            version = load_version(session, trigger.campaign_id, trigger.campaign_version)
-            claimed: list[Row[Any]] = []
-            marks: list[dict[str, Any]] = []
-            given_up: list[dict[str, Any]] = []
-            for row in repository.chunk_messages(session, trigger_id, chunk_no):
+    def deliver(self, chunks: Sequence[tuple[str, int]]) -> None:
+        """Render and send the pending messages of these (trigger, chunk) pairs, then record
+        every outcome, finish or reschedule the jobs and complete the triggers that are done,
+        all in one commit."""
+        # Read outside the write lock: the jobs' leases make these chunks ours alone.
+        claimed: list[tuple[Any, Version, dict[str, Any]]] = []
+        marks: list[dict[str, Any]] = []
+        given_up: list[dict[str, Any]] = []
+        with self.db.read() as session:
+            triggers = repository.get_triggers(session, {t for t, _ in chunks})
+            for row in repository.chunk_messages(session, chunks):
+                trigger = triggers[row.trigger_id]
                 if row.status == "sending" and row.attempts >= 2:
                     given_up.append({"mid": row.id, "status": "failed", "reason": FAIL_TWICE})
                     continue
@@ -110,27 +118,32 @@ class Pipeline:
                         "dup": row.possible_duplicate or crashed_mid_send,
                     }
                 )
-                claimed.append(row)
+                version = load_version(session, trigger.campaign_id, trigger.campaign_version)
+                claimed.append((row, version, trigger.properties))
+        with self.db.write() as session:
             repository.mark_sending(session, marks)
             repository.record_outcomes(session, given_up)
-        outcomes, retry_after = self._send(claimed, version, trigger.properties)
+        outcomes, retry_after = self._send(claimed)
+        chunk_of = {row.id: (row.trigger_id, row.chunk_no) for row, _, _ in claimed}
+        delays: dict[tuple[str, int], float] = {}
+        for message_id, delay in retry_after.items():
+            key = chunk_of[message_id]
+            delays[key] = max(delays.get(key, 0.0), delay)
         with self.db.write() as session:
             repository.record_outcomes(session, outcomes)
-            if retry_after is None:
-                repository.finish_job(session, trigger_id, "deliver", chunk_no)
-            repository.complete_if_done(session, trigger_id)
-        if retry_after is not None:
-            raise RetryLater(retry_after)
+            repository.finish_jobs(session, "deliver", [c for c in chunks if c not in delays])
+            repository.retry_jobs(session, "deliver", [(t, c, d) for (t, c), d in delays.items()])
+            repository.complete_if_done(session, [t for t, _ in chunks])
 
     def _send(
-        self, claimed: list[Row[Any]], version: Version, properties: dict[str, Any]
-    ) -> tuple[list[dict[str, Any]], float | None]:
-        """Render and hand over; returns the outcome of each message and an optional delay
-        after which the retryable ones should be tried again."""
+        self, claimed: list[tuple[Any, Version, dict[str, Any]]]
+    ) -> tuple[list[dict[str, Any]], dict[str, float]]:
+        """Render and hand over, one provider call per channel; returns the outcome of each
+        message and, for retryable ones, the delay before the next try."""
         outcomes: list[dict[str, Any]] = []
-        batch: list[OutboundPush] = []
+        batches: dict[str, list[OutboundPush]] = {}
         rendered: dict[str, dict[str, str]] = {}
-        for row in claimed:
+        for row, version, properties in claimed:
             context = template_context(properties, row.project_user_id, row.user_properties, row)
             try:
                 fields = render_message(version.message, context)
@@ -151,15 +164,25 @@ class Pipeline:
                 landing_url=fields["landing_url"],
             )
             push.data.update(clix_payload(push))
-            batch.append(push)
-        if not batch:
-            return outcomes, None
-        retry_after: float | None = None
-        provider = self.providers.for_channel(version.channel)
-        for result in provider.send(batch):
+            batches.setdefault(version.channel, []).append(push)
+        retry_after: dict[str, float] = {}
+        for channel, batch in batches.items():
+            provider = self.providers.for_channel(channel)
+            outcomes += self._outcomes(provider.name, provider.send(batch), rendered, retry_after)
+        return outcomes, retry_after
+
+    @staticmethod
+    def _outcomes(
+        provider: str,
+        results: Sequence[SendResult],
+        rendered: dict[str, dict[str, str]],
+        retry_after: dict[str, float],
+    ) -> list[dict[str, Any]]:
+        outcomes: list[dict[str, Any]] = []
+        for result in results:
             outcome: dict[str, Any] = {
                 "mid": result.message_id,
-                "provider": provider.name,
+                "provider": provider,
                 "reason": result.reason,
                 **rendered[result.message_id],
             }
@@ -169,14 +192,14 @@ class Pipeline:
                 )
             elif result.outcome == "retryable":
                 outcome["status"] = "queued"
-                retry_after = max(retry_after or 0.0, result.retry_after or 1.0)
+                retry_after[result.message_id] = result.retry_after or 1.0
             else:
                 outcome["status"] = "failed"
             outcomes.append(outcome)
-        return outcomes, retry_after
+        return outcomes
 
 
-def _message_row(trigger: Row[Any], channel: str, chunk_no: int, r: Any) -> dict[str, Any]:
+def _message_row(trigger: Any, channel: str, chunk_no: int, r: Any) -> dict[str, Any]:
     user_id, project_user_id, device_id, token, permission = r
     reason = None
     if device_id is None:
@@ -203,7 +226,7 @@ def _message_row(trigger: Row[Any], channel: str, chunk_no: int, r: Any) -> dict
 
 
 def _excluded(
-    session: Session, trigger: Row[Any], seen_users: set[str], seen_devices: set[str]
+    session: Session, trigger: Any, seen_users: set[str], seen_devices: set[str]
 ) -> list[dict[str, str]]:
     """Why each explicit target that got no message was left out. Only targets that the
     resolved recipients do not already cover cost a lookup."""

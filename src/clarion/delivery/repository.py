@@ -6,14 +6,14 @@ call: no per-call statement construction and no ORM unit of work.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from clarion.audience.compiler import matching_users
+from clarion.audience.compiler import recipients
 from clarion.audience.rules import Audience
 from clarion.storage.bulk import insert_ignore
 from clarion.storage.models import Device, Job, Message, Trigger, User, utcnow
@@ -25,11 +25,16 @@ J = cast(Table, Job.__table__)
 D = cast(Table, Device.__table__)
 U = cast(Table, User.__table__)
 
-_TRIGGER = select(
+_TRIGGERS = select(
     T.c.id, T.c.project_id, T.c.campaign_id, T.c.campaign_version, T.c.audience_mode,
     T.c.targets, T.c.properties, T.c.status,
-).where(T.c.id == bindparam("tid"))  # fmt: skip
-_LOCK_TRIGGER = select(T.c.status).where(T.c.id == bindparam("tid")).with_for_update()
+).where(T.c.id.in_(bindparam("tids", expanding=True)))  # fmt: skip
+_LOCK_TRIGGERS = (
+    select(T.c.id)
+    .where(T.c.id.in_(bindparam("tids", expanding=True)))
+    .order_by(T.c.id)
+    .with_for_update()
+)
 _SET_STATUS = update(T).where(T.c.id == bindparam("tid")).values(status=bindparam("new_status"))
 _FINALIZE = (
     update(T)
@@ -39,12 +44,20 @@ _FINALIZE = (
 _COMPLETE = (
     update(T)
     .where(
-        T.c.id == bindparam("tid"),
+        T.c.id.in_(bindparam("tids", expanding=True)),
         T.c.status == "sending",
         ~exists().where(M.c.trigger_id == T.c.id, M.c.status.in_(PENDING)),
     )
     .values(status="completed", completed_at=bindparam("now"))
 )
+_RETRY_JOB = (
+    update(J)
+    .where(
+        J.c.trigger_id == bindparam("tid"), J.c.kind == bindparam("kind"),
+        J.c.chunk_no == bindparam("chunk"),
+    )
+    .values(status="queued", run_after=bindparam("at"), locked_until=None)
+)  # fmt: skip
 _FINISH_JOB = delete(J).where(
     J.c.trigger_id == bindparam("tid"), J.c.kind == bindparam("kind"),
     J.c.chunk_no == bindparam("chunk"),
@@ -52,6 +65,8 @@ _FINISH_JOB = delete(J).where(
 _CHUNK = (
     select(
         M.c.id,
+        M.c.trigger_id,
+        M.c.chunk_no,
         M.c.status,
         M.c.attempts,
         M.c.possible_duplicate,
@@ -67,8 +82,7 @@ _CHUNK = (
     .join(U, U.c.id == M.c.user_id)
     .join(D, and_(D.c.project_id == M.c.project_id, D.c.id == M.c.device_id))
     .where(
-        M.c.trigger_id == bindparam("tid"),
-        M.c.chunk_no == bindparam("chunk"),
+        tuple_(M.c.trigger_id, M.c.chunk_no).in_(bindparam("chunks", expanding=True)),
         M.c.status.in_(PENDING),
     )
     .order_by(M.c.id)
@@ -92,28 +106,20 @@ _COUNTS = (
 )
 
 
-def get_trigger(session: Session, trigger_id: str) -> Any:
-    return session.execute(_TRIGGER, {"tid": trigger_id}).first()
+def get_triggers(session: Session, trigger_ids: Iterable[str]) -> dict[str, Any]:
+    rows = session.execute(_TRIGGERS, {"tids": list(trigger_ids)}).all()
+    return {row.id: row for row in rows}
 
 
 def stream_recipients(
-    session: Session, trigger: Row[Any], audience: Audience, batch: int
+    session: Session, trigger: Any, audience: Audience, batch: int
 ) -> Iterator[list[Any]]:
     """Yield (user_id, project_user_id, device_id, push_token, permission) in stable order,
     ``batch`` rows at a time, without loading the audience into memory."""
-    matched = matching_users(trigger.project_id, audience, trigger.properties).subquery()
-    stmt = (
-        select(U.c.id, U.c.project_user_id, D.c.id, D.c.push_token, D.c.is_push_permission_granted)
-        .join(matched, matched.c.id == U.c.id)
-        .outerjoin(D, and_(D.c.user_id == U.c.id, D.c.project_id == U.c.project_id))
-        .where(U.c.project_user_id.is_not(None))
-    )
-    if trigger.audience_mode == "targets":
-        users = [t["project_user_id"] for t in trigger.targets if "project_user_id" in t]
-        devices = [t["device_id"] for t in trigger.targets if "device_id" in t]
-        stmt = stmt.where(or_(U.c.project_user_id.in_(users), D.c.id.in_(devices)))
-    stmt = stmt.order_by(U.c.id, D.c.id).execution_options(yield_per=batch)
-    for part in session.execute(stmt).partitions(batch):
+    targets = trigger.targets if trigger.audience_mode == "targets" else None
+    stmt, params = recipients(trigger.project_id, audience, trigger.properties, targets)
+    result = session.execute(stmt, params, execution_options={"yield_per": batch})
+    for part in result.partitions(batch):
         yield list(part)
 
 
@@ -134,57 +140,75 @@ def known_targets(
     return users, devices
 
 
-def add_chunk(
-    session: Session,
-    rows: Sequence[dict[str, Any]],
-    trigger_id: str,
-    chunk: int,
-    lease_until: datetime | None = None,
-) -> bool:
-    """Write a chunk's message rows and its deliver job; replays change nothing. With
-    ``lease_until`` the job is written already claimed by the caller, who delivers it at once.
-    Returns whether the chunk has anything to deliver."""
+def add_messages(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Write message rows; rows whose identity already exists (a replay) are skipped."""
     insert_ignore(session, M, rows)
-    if not any(r["status"] == "queued" for r in rows):
-        return False
-    job = {
-        "kind": "deliver",
-        "trigger_id": trigger_id,
-        "chunk_no": chunk,
-        "status": "running" if lease_until else "queued",
-        "attempts": 1 if lease_until else 0,
-        "run_after": utcnow(),
-        "locked_until": lease_until,
-    }
-    insert_ignore(session, J, [job])
-    return True
 
 
-def finish_job(session: Session, trigger_id: str, kind: str, chunk: int) -> None:
+def add_deliver_jobs(
+    session: Session, chunks: Sequence[tuple[str, int]], lease_until: datetime | None = None
+) -> None:
+    """Queue a deliver job per (trigger, chunk). With ``lease_until`` the jobs are written
+    already claimed by the caller, who delivers them at once."""
+    now = utcnow()
+    jobs = [
+        {
+            "kind": "deliver",
+            "trigger_id": trigger_id,
+            "chunk_no": chunk,
+            "status": "running" if lease_until else "queued",
+            "attempts": 1 if lease_until else 0,
+            "run_after": now,
+            "locked_until": lease_until,
+        }
+        for trigger_id, chunk in chunks
+    ]
+    insert_ignore(session, J, jobs)
+
+
+def finish_jobs(session: Session, kind: str, chunks: Sequence[tuple[str, int]]) -> None:
     """A finished job is deleted: the job table holds only work still to do."""
-    session.execute(_FINISH_JOB, {"tid": trigger_id, "kind": kind, "chunk": chunk})
+    if chunks:
+        session.execute(_FINISH_JOB, [{"tid": t, "kind": kind, "chunk": c} for t, c in chunks])
+
+
+def retry_jobs(session: Session, kind: str, delays: Sequence[tuple[str, int, float]]) -> None:
+    now = utcnow()
+    if delays:
+        session.execute(
+            _RETRY_JOB,
+            [
+                {"tid": t, "kind": kind, "chunk": c, "at": now + timedelta(seconds=d)}
+                for t, c, d in delays
+            ],
+        )
 
 
 def set_status(session: Session, trigger_id: str, status: str) -> None:
     session.execute(_SET_STATUS, {"tid": trigger_id, "new_status": status})
 
 
-def finalize_resolve(
-    session: Session, trigger_id: str, matched: int, excluded: list[dict[str, str]]
-) -> None:
-    session.execute(_FINALIZE, {"tid": trigger_id, "matched": matched, "excl": excluded})
+def finalize_resolve(session: Session, finals: Sequence[tuple[str, int, list[Any]]]) -> None:
+    """(trigger id, matched count, excluded targets) for triggers done resolving."""
+    if finals:
+        session.execute(
+            _FINALIZE, [{"tid": t, "matched": n, "excl": excl} for t, n, excl in finals]
+        )
 
 
-def complete_if_done(session: Session, trigger_id: str) -> None:
-    """Mark the trigger completed once it is past resolving and nothing is pending. The row
-    lock first makes concurrent last chunks on PostgreSQL see each other's commits."""
-    session.execute(_LOCK_TRIGGER, {"tid": trigger_id})
-    session.execute(_COMPLETE, {"tid": trigger_id, "now": utcnow()})
+def complete_if_done(session: Session, trigger_ids: Sequence[str]) -> None:
+    """Mark triggers completed once past resolving with nothing pending. Locking the rows
+    first makes concurrent last chunks on PostgreSQL see each other's commits."""
+    if trigger_ids:
+        ids = sorted(set(trigger_ids))
+        session.execute(_LOCK_TRIGGERS, {"tids": ids}).all()
+        session.execute(_COMPLETE, {"tids": ids, "now": utcnow()})
 
 
-def chunk_messages(session: Session, trigger_id: str, chunk: int) -> list[Any]:
-    """The chunk's undelivered messages with what rendering and sending need."""
-    return list(session.execute(_CHUNK, {"tid": trigger_id, "chunk": chunk}).all())
+def chunk_messages(session: Session, chunks: Sequence[tuple[str, int]]) -> list[Any]:
+    """The undelivered messages of these (trigger, chunk) pairs, with what rendering and
+    sending need."""
+    return list(session.execute(_CHUNK, {"chunks": list(chunks)}).all())
 
 
 def mark_sending(session: Session, marks: Sequence[dict[str, Any]]) -> None:

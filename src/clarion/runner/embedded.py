@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 
-from clarion.delivery.pipeline import Pipeline, RetryLater
+from clarion.delivery.pipeline import Pipeline
 from clarion.runner import jobs
+from clarion.runner.pacing import Pacer
 from clarion.storage.db import Database
 from clarion.storage.models import Trigger, utcnow
 
@@ -28,12 +30,16 @@ class EmbeddedRunner:
         threads: int,
         lease_seconds: int,
         poll_interval: float,
+        batch_size: int = 32,
+        pacer: Pacer | None = None,
     ) -> None:
         self.db = db
         self.pipeline = pipeline
         self.pipeline.wake = self.notify
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
+        self.batch_size = batch_size
+        self.pacer = pacer
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads = [
@@ -65,33 +71,48 @@ class EmbeddedRunner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            busy = self.pacer is not None and self.pacer.busy()
+            started = time.monotonic()
             try:
-                worked = self._run_one()
+                worked = self._run_one(self.pacer.small_batch if self.pacer and busy else None)
             except Exception:  # a bug in claiming itself: log, back off, keep the thread alive
                 log.exception("worker loop error")
                 worked = False
-            if not worked:
+            if worked and busy and self.pacer is not None:
+                self.pacer.rest(time.monotonic() - started, self._stop)
+            elif not worked:
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
 
-    def _run_one(self) -> bool:
+    def _run_one(self, limit: int | None = None) -> bool:
+        """Lease a batch of ready jobs and run them. Returns whether there was any."""
         with self.db.write() as session:
-            job = jobs.claim(session, self.lease_seconds)
-        if job is None:
+            batch = jobs.claim(session, self.lease_seconds, limit or self.batch_size)
+        if not batch:
             return False
         try:
-            if job.kind == "resolve":
-                self.pipeline.resolve(job.trigger_id)
-            else:
-                self.pipeline.deliver(job.trigger_id, job.chunk_no)
-        except RetryLater as later:
-            with self.db.write() as session:
-                jobs.retry(session, job.id, later.delay, str(later))
-            return True
-        except Exception as exc:
-            log.exception("job %s (%s of trigger %s) failed", job.id, job.kind, job.trigger_id)
-            self._failed(job, exc)
-        return True  # each step marks its own job done in its last commit
+            self._run(batch)
+        except Exception:
+            # Something in the batch failed: run its jobs one by one, so that only the
+            # culprit is retried (each step is idempotent, so redoing the others is safe).
+            for job in batch:
+                try:
+                    self._run([job])
+                except Exception as exc:
+                    log.exception("job %s (%s of %s) failed", job.id, job.kind, job.trigger_id)
+                    self._failed(job, exc)
+        return True  # each step marks its own jobs done (or rescheduled) in its last commit
+
+    def _run(self, batch: list[jobs.Claimed]) -> None:
+        resolves = [j.trigger_id for j in batch if j.kind == "resolve"]
+        delivers = [(j.trigger_id, j.chunk_no) for j in batch if j.kind == "deliver"]
+        if resolves:
+            self.pipeline.resolve(resolves)
+        # Deliver in groups of about 2,000 messages, so that one commit never waits on the
+        # rendering and sending of a whole batch of full chunks.
+        group = max(1, 2000 // self.pipeline.chunk_size)
+        for start in range(0, len(delivers), group):
+            self.pipeline.deliver(delivers[start : start + group])
 
     def _failed(self, job: jobs.Claimed, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"

@@ -6,6 +6,7 @@ so the table only ever holds work still to do.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import cast
@@ -26,7 +27,7 @@ _READY = (
         )
     )
     .order_by(J.c.id)
-    .limit(1)
+    .limit(bindparam("n"))
     .with_for_update(skip_locked=True)
 )
 _LEASE = (
@@ -46,20 +47,20 @@ class Claimed:
     attempts: int
 
 
-def enqueue_resolve(session: Session, trigger_id: str) -> None:
-    session.execute(_ENQUEUE, {"trigger_id": trigger_id, "run_after": utcnow()})
-
-
-def claim(session: Session, lease_seconds: int) -> Claimed | None:
-    """Take the oldest ready job (or one whose holder's lease ran out) and lease it."""
+def enqueue_resolve(session: Session, trigger_ids: Sequence[str]) -> None:
     now = utcnow()
-    row = session.execute(_READY, {"now": now}).first()
-    if row is None:
-        return None
-    attempts = row.attempts + 1
+    session.execute(_ENQUEUE, [{"trigger_id": t, "run_after": now} for t in trigger_ids])
+
+
+def claim(session: Session, lease_seconds: int, limit: int) -> list[Claimed]:
+    """Lease up to ``limit`` ready jobs (or jobs whose holder's lease ran out), oldest first."""
+    now = utcnow()
+    rows = session.execute(_READY, {"now": now, "n": limit}).all()
+    if not rows:
+        return []
     until = now + timedelta(seconds=lease_seconds)
-    session.execute(_LEASE, {"jid": row.id, "n": attempts, "until": until})
-    return Claimed(row.id, row.kind, row.trigger_id, row.chunk_no, attempts)
+    session.execute(_LEASE, [{"jid": r.id, "n": r.attempts + 1, "until": until} for r in rows])
+    return [Claimed(r.id, r.kind, r.trigger_id, r.chunk_no, r.attempts + 1) for r in rows]
 
 
 def retry(session: Session, job_id: int, delay: float, error: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -27,19 +27,20 @@ async def trigger_campaign(campaign_id: str, request: Request) -> JSONResponse:
     """Accept a trigger. The 200 comes only once the trigger and its first job are committed;
     delivery is asynchronous (see GET /triggers/{id})."""
     app = state(request)
-    raw = await read_body(request, app.settings.max_body_bytes)
+    with app.intake.request():
+        raw = await read_body(request, app.settings.max_body_bytes)
 
-    def accept() -> str:
-        with app.db.write() as session:
-            principal = principal_from(session, request)
-            body = parse_trigger(raw, app.settings.max_targets)
-            return service.accept(session, principal, campaign_id, body)
+        def check() -> dict[str, Any]:
+            with app.db.read() as session:
+                principal = principal_from(session, request)
+                body = parse_trigger(raw, app.settings.max_targets)
+                return service.check(session, principal, campaign_id, body)
 
-    # SQLite serialises writers anyway: run the short write on the event loop and skip the
-    # thread hand-offs. A networked database gets the threadpool, so waits don't block the loop.
-    trigger_id = accept() if app.db.is_sqlite else await run_in_threadpool(accept)
-    app.notify()
-    return JSONResponse({"trigger_id": trigger_id})
+        # On SQLite these reads are short and local: run them on the event loop rather than
+        # pay two thread hand-offs. A networked database gets the threadpool.
+        row = check() if app.db.is_sqlite else await run_in_threadpool(check)
+        await app.intake.submit(row)
+    return JSONResponse({"trigger_id": row["id"]})
 
 
 @router.get("/triggers/{trigger_id}", response_model=TriggerOut, summary="Trigger status")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Sequence
+from typing import Any, cast
 
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
@@ -29,11 +30,10 @@ class MissingTriggerProperty(ClarionError):
     code = "missing_trigger_property"
 
 
-def accept(
+def check(
     session: Session, principal: Principal, campaign_id: str, request: TriggerRequest
-) -> str:
-    """Check a trigger and write it with its first job; returns the trigger id. The caller's
-    commit makes both durable together."""
+) -> dict[str, Any]:
+    """Every check a trigger must pass, read-only. Returns the trigger row to write."""
     principal.require_secret()
     campaign = campaign_repository.summary(session, principal.project_id, campaign_id)
     if campaign is None:
@@ -61,22 +61,23 @@ def accept(
             missing=missing,
             expected=needed,
         )
-    trigger_id = uuid7()
-    session.execute(
-        _INSERT,
-        {
-            "id": trigger_id,
-            "project_id": principal.project_id,
-            "campaign_id": campaign.id,
-            "campaign_version": campaign.version,
-            "audience_mode": request.mode,
-            "targets": request.targets,
-            "properties": request.properties,
-            "created_at": utcnow(),
-        },
-    )
-    jobs.enqueue_resolve(session, trigger_id)
-    return trigger_id
+    return {
+        "id": uuid7(),
+        "project_id": principal.project_id,
+        "campaign_id": campaign.id,
+        "campaign_version": campaign.version,
+        "audience_mode": request.mode,
+        "targets": request.targets,
+        "properties": request.properties,
+        "created_at": utcnow(),
+    }
+
+
+def write(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Write checked triggers and their first jobs. The caller's one commit makes each
+    trigger and its job durable together."""
+    session.execute(_INSERT, list(rows))
+    jobs.enqueue_resolve(session, [r["id"] for r in rows])
 
 
 def get(session: Session, principal: Principal, trigger_id: str) -> Trigger:
