@@ -26,15 +26,15 @@ from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadgen import Result, build_request, request_once, run_load  # noqa: E402
+from loadgen import Result, build_request, request_once, run_load
 
-from clarion.auth import service as auth  # noqa: E402
-from clarion.campaigns import service as campaigns  # noqa: E402
-from clarion.campaigns.files import load_spec  # noqa: E402
-from clarion.ids import uuid7  # noqa: E402
-from clarion.storage.db import Database  # noqa: E402
-from clarion.storage.migrate import upgrade  # noqa: E402
-from clarion.storage.models import Device, Job, Message, Trigger, User, UserProperty  # noqa: E402
+from clarion.auth import service as auth
+from clarion.campaigns import service as campaigns
+from clarion.campaigns.files import load_spec
+from clarion.ids import uuid7
+from clarion.storage.db import Database
+from clarion.storage.migrate import upgrade
+from clarion.storage.models import Device, Job, Message, Trigger, User, UserProperty
 
 CAMPAIGN = Path(__file__).resolve().parents[1] / "src/clarion/demo_data/new-pickup-order.yaml"
 CITIES = [f"City {i}" for i in range(20)]
@@ -54,13 +54,33 @@ def seed(db: Database) -> tuple[str, str, str]:
                 uid = uuid7()
                 puid = f"{role}-{city}-{i}".replace(" ", "")
                 properties = {"user_role": role, "store_location": city}
-                users.append({"id": uid, "project_id": project.id, "project_user_id": puid,
-                              "properties": properties, "created_at": now, "updated_at": now})
-                devices.append({"project_id": project.id, "id": f"d-{puid}", "user_id": uid,
-                                "attributes": {}, "platform": "ANDROID", "locale_region": "US",
-                                "locale_language": "en", "timezone": "UTC",
-                                "is_push_permission_granted": True, "push_token": f"t-{puid}",
-                                "push_token_type": "FCM", "created_at": now, "updated_at": now})
+                users.append(
+                    {
+                        "id": uid,
+                        "project_id": project.id,
+                        "project_user_id": puid,
+                        "properties": properties,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+                devices.append(
+                    {
+                        "project_id": project.id,
+                        "id": f"d-{puid}",
+                        "user_id": uid,
+                        "attributes": {},
+                        "platform": "ANDROID",
+                        "locale_region": "US",
+                        "locale_language": "en",
+                        "timezone": "UTC",
+                        "is_push_permission_granted": True,
+                        "push_token": f"t-{puid}",
+                        "push_token_type": "FCM",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
                 props += [{"user_id": uid, "key": k, "project_id": project.id, "value_text": v,
                            "value_num": None} for k, v in properties.items()]  # fmt: skip
     with db.write() as session:

@@ -56,6 +56,7 @@ def start(db_url: str, var: Path) -> tuple[subprocess.Popen[bytes], httpx.Client
         CLARION_SINK_LATENCY_MS="40",
         CLARION_WORKER_THREADS="1",
         CLARION_POLL_INTERVAL_SECONDS="0.05",
+        CLARION_JOB_LEASE_SECONDS="5",  # PostgreSQL resumes a dead process's jobs at lease end
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "clarion.cli", "serve"], env=env,

@@ -19,10 +19,10 @@ class Settings(BaseSettings):
         default="",
         description="SQLAlchemy URL. Empty means a SQLite file var_dir/clarion.db in WAL mode.",
     )
-    host: str = "127.0.0.1"
-    port: int = 8080
+    host: str = Field(default="127.0.0.1", description="Address `clarion serve` binds.")
+    port: int = Field(default=8080, description="Port `clarion serve` listens on.")
     embedded_worker: bool = Field(default=True, description="Run the worker inside the server.")
-    worker_threads: int = Field(default=2, ge=1, le=64)
+    worker_threads: int = Field(default=2, ge=1, le=64, description="Embedded worker threads.")
     worker_batch_size: int = Field(default=32, ge=1, le=1000, description="Jobs per claim.")
     worker_share_under_load: float = Field(
         default=0.25,
@@ -39,8 +39,12 @@ class Settings(BaseSettings):
         "another process is seen within this time (0: no cache).",
     )
     chunk_size: int = Field(default=500, ge=1, le=10_000, description="Recipients per job.")
-    job_lease_seconds: int = Field(default=60, ge=5)
-    poll_interval_seconds: float = Field(default=0.5, gt=0)
+    job_lease_seconds: int = Field(
+        default=60, ge=5, description="A job held longer than this by a silent worker is retried."
+    )
+    poll_interval_seconds: float = Field(
+        default=0.5, gt=0, description="How often an idle worker looks for due jobs."
+    )
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Larger bodies get 413.")
     max_targets: int = Field(default=1000, ge=1, description="audience.targets limit per trigger.")
     outbox_path: Path | None = Field(
@@ -53,7 +57,7 @@ class Settings(BaseSettings):
         description="Make the sink sleep per batch, to mimic a provider.",
     )
     demo: bool = Field(default=True, description="Seed demo data on first start.")
-    log_level: str = "info"
+    log_level: str = Field(default="info", description="uvicorn log level.")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

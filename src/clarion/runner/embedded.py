@@ -48,10 +48,14 @@ class EmbeddedRunner:
         ]
 
     def start(self) -> None:
-        with self.db.write() as session:
-            released = jobs.release_all_running(session)
-        if released:
-            log.info("resuming %d job(s) left running by the previous process", released)
+        if self.db.is_sqlite:
+            # A SQLite file has one server process: whatever is "running" died with the last
+            # one, so resume it now. On PostgreSQL other processes may hold jobs; theirs are
+            # resumed when their lease runs out.
+            with self.db.write() as session:
+                released = jobs.release_all_running(session)
+            if released:
+                log.info("resuming %d job(s) left running by the previous process", released)
         for thread in self._threads:
             thread.start()
 

@@ -1,0 +1,44 @@
+"""Small parts of the runner and the cache, on their own."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from clarion.cache import TTLCache
+from clarion.ids import uuid7
+from clarion.runner.pacing import Pacer
+
+
+def test_pacer_rests_only_while_the_intake_is_busy() -> None:
+    busy = Pacer(idle_for=lambda: 0.0, share=0.25, quiet=0.001)
+    assert busy.busy()
+    started = time.monotonic()
+    busy.rest(0.02, threading.Event())  # worked 20 ms at a 25% share: rests about 60 ms
+    assert 0.05 <= time.monotonic() - started < 0.5
+    idle = Pacer(idle_for=lambda: 10.0, share=0.25, quiet=0.001)
+    assert not idle.busy()
+    started = time.monotonic()
+    idle.rest(1.0, threading.Event())
+    assert time.monotonic() - started < 0.05
+    assert not Pacer(idle_for=lambda: 0.0, share=1.0).busy()  # share 1: never paced
+
+
+def test_ttl_cache_expires_and_clears() -> None:
+    cache: TTLCache[str, int] = TTLCache(0.05)
+    cache.put("a", 1)
+    assert cache.get("a") == 1
+    time.sleep(0.06)
+    assert cache.get("a") is None
+    cache.put("b", 2)
+    cache.clear()
+    assert cache.get("b") is None
+    off: TTLCache[str, int] = TTLCache(0)
+    off.put("c", 3)
+    assert off.get("c") is None
+
+
+def test_uuid7_is_version_7_and_ordered() -> None:
+    ids = [uuid7() for _ in range(5000)]
+    assert ids == sorted(ids) and len(set(ids)) == 5000
+    assert all(i[14] == "7" and i[19] in "89ab" for i in ids)
