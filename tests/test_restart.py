@@ -19,7 +19,7 @@ from clarion.ids import uuid7
 from clarion.storage.db import Database
 from clarion.storage.models import Device, Message, User, utcnow
 from tests.conftest import free_port, make_project
-from tests.helpers import ok
+from tests.helpers import PROPS, ok, store_pickup
 
 N = 2000
 
@@ -133,3 +133,20 @@ def test_kill_mid_trigger_then_restart_completes_without_duplicates(
     assert set(handed) == {r.id for r in rows}
     flagged = {r.id for r in rows if r.possible_duplicate}
     assert {m for m, n in handed.items() if n > 1} <= flagged
+
+
+def test_a_trigger_accepted_by_a_process_that_then_stops_completes_at_the_next_start(
+    server_factory: Any, db: Database
+) -> None:
+    """The 200 means durable: the trigger and its first job were committed together."""
+    first = server_factory(embedded_worker=False)  # accepts, never delivers
+    project = make_project(db)
+    campaign_id = store_pickup(first.client, project)
+    trigger_id = ok(
+        first.client.post(f"/api/v1/campaigns/{campaign_id}:trigger",
+                          json={"properties": PROPS}, headers=project.headers)
+    )["trigger_id"]  # fmt: skip
+    assert first.wait_done(project, trigger_id, timeout=0.3)["status"] == "accepted"
+    second = server_factory()  # same database, with a worker
+    status = second.wait_done(project, trigger_id)
+    assert status["status"] == "completed" and status["counts"]["sent"] == 2
