@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +18,7 @@ from clarion.auth import service as auth
 from clarion.auth.repository import list_projects
 from clarion.campaigns import service as campaigns
 from clarion.campaigns.files import load_spec
+from clarion.campaigns.schemas import Status
 from clarion.config import get_settings
 from clarion.errors import ClarionError
 from clarion.storage.db import Database
@@ -52,6 +55,17 @@ def _db() -> Database:
 def _fail(message: str) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}")
     return typer.Exit(code=1)
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Turn an expected failure into a one-line error and exit code 1 (no traceback)."""
+    try:
+        yield
+    except ClarionError as exc:
+        raise _fail(exc.message) from None
+    except OSError as exc:
+        raise _fail(f"{exc.filename or ''}: {exc.strerror}".lstrip(": ")) from None
 
 
 def _id_column() -> Column:
@@ -166,13 +180,8 @@ def keys_create(
         raise _fail("--kind must be secret or public")
     db = _db()
     project_id = _project(db, project)
-    try:
-        with db.write() as session:
-            key = auth.create_key(
-                session, project_id, "secret" if kind == "secret" else "public", name
-            )
-    except ClarionError as exc:
-        raise _fail(exc.message) from None
+    with _reported(), db.write() as session:
+        key = auth.create_key(session, project_id, "secret" if kind == "secret" else "public", name)
     out.print(f"key id: {key.row.id}")
     out.print(f"key:    {key.plaintext}   (shown once; stored only as a hash)")
 
@@ -199,11 +208,8 @@ def keys_list(project: ProjectOpt = None) -> None:
 def keys_revoke(key_id: str, project: ProjectOpt = None) -> None:
     db = _db()
     project_id = _project(db, project)
-    try:
-        with db.write() as session:
-            auth.revoke_key(session, project_id, key_id)
-    except ClarionError as exc:
-        raise _fail(exc.message) from None
+    with _reported(), db.write() as session:
+        auth.revoke_key(session, project_id, key_id)
     out.print(f"revoked {key_id}")
 
 
@@ -212,14 +218,10 @@ def campaigns_apply(file: Path, project: ProjectOpt = None) -> None:
     """Create or update (by name) the campaign described by a YAML or JSON file."""
     db = _db()
     project_id = _project(db, project)
-    try:
+    with _reported():
         spec = load_spec(file)
         with db.write() as session:
             campaign, created = campaigns.apply(session, project_id, spec)
-    except ClarionError as exc:
-        raise _fail(exc.message) from None
-    except OSError as exc:
-        raise _fail(f"cannot read {file}: {exc.strerror}") from None
     verb = "created" if created else "updated"
     out.print(f"{verb} {campaign.name!r} (version {campaign.version}, {campaign.status})")
     out.print(campaign.id)
@@ -240,23 +242,17 @@ def campaigns_list(project: ProjectOpt = None) -> None:
 def campaigns_show(campaign_id: str, project: ProjectOpt = None) -> None:
     db = _db()
     project_id = _project(db, project)
-    try:
-        with db.read() as session:
-            campaign = campaigns.to_out(session, campaigns.get(session, project_id, campaign_id))
-    except ClarionError as exc:
-        raise _fail(exc.message) from None
+    with _reported(), db.read() as session:
+        campaign = campaigns.to_out(session, campaigns.get(session, project_id, campaign_id))
     out.print_json(json.dumps(campaign.model_dump(mode="json")))
 
 
-def _set_status(campaign_id: str, project: str | None, status: str) -> None:
+def _set_status(campaign_id: str, project: str | None, status: Status) -> None:
     db = _db()
     project_id = _project(db, project)
-    try:
-        with db.write() as session:
-            campaign = campaigns.get(session, project_id, campaign_id)
-            campaigns.set_status(session, campaign, status)  # type: ignore[arg-type]
-    except ClarionError as exc:
-        raise _fail(exc.message) from None
+    with _reported(), db.write() as session:
+        campaign = campaigns.get(session, project_id, campaign_id)
+        campaigns.set_status(session, campaign, status)
     out.print(f"{campaign.name!r} is now {status}")
 
 
