@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from clarion.app import create_app
@@ -120,7 +121,11 @@ class Server:
 
 def settings_for(db_url: str, var_dir: Path, **overrides: Any) -> Settings:
     return Settings(
-        database_url=db_url, var_dir=var_dir, demo=False, poll_interval_seconds=0.05, **overrides
+        database_url=SecretStr(db_url),
+        var_dir=var_dir,
+        demo=False,
+        poll_interval_seconds=0.05,
+        **overrides,
     )
 
 

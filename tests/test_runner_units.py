@@ -42,3 +42,14 @@ def test_uuid7_is_version_7_and_ordered() -> None:
     ids = [uuid7() for _ in range(5000)]
     assert ids == sorted(ids) and len(set(ids)) == 5000
     assert all(i[14] == "7" and i[19] in "89ab" for i in ids)
+
+
+def test_the_database_password_is_never_displayed() -> None:
+    from pydantic import SecretStr
+
+    from clarion.config import Settings
+
+    settings = Settings(database_url=SecretStr("postgresql+psycopg://app:s3cret@db:5432/clarion"))
+    assert "s3cret" not in settings.display_database_url()
+    assert "s3cret" not in repr(settings)
+    assert settings.resolved_database_url().endswith("app:s3cret@db:5432/clarion")

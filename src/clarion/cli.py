@@ -115,7 +115,7 @@ def serve(
     if settings.demo if demo is None else demo:
         info = ensure_demo(application, application.state.clarion.db)
         out.print(
-            f"\n[bold]Clarion[/bold] on {base}  (database: {settings.resolved_database_url()})"
+            f"\n[bold]Clarion[/bold] on {base}  (database: {settings.display_database_url()})"
         )
         out.print(f"Demo project id: [bold]{info.project_id}[/bold]")
         out.print(

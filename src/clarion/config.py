@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 
 class Settings(BaseSettings):
@@ -15,8 +16,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLARION_", env_file=None, extra="ignore")
 
     var_dir: Path = Field(default=Path("var"), description="Where local state lives.")
-    database_url: str = Field(
-        default="",
+    database_url: SecretStr = Field(
+        default=SecretStr(""),
         description="SQLAlchemy URL. Empty means a SQLite file var_dir/clarion.db in WAL mode.",
     )
     host: str = Field(default="127.0.0.1", description="Address `clarion serve` binds.")
@@ -60,9 +61,13 @@ class Settings(BaseSettings):
     log_level: str = Field(default="info", description="uvicorn log level.")
 
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
+        """The URL to connect with. It may hold a password: print ``display_database_url``."""
+        if url := self.database_url.get_secret_value():
+            return url
         return f"sqlite:///{(self.var_dir / 'clarion.db').as_posix()}"
+
+    def display_database_url(self) -> str:
+        return make_url(self.resolved_database_url()).render_as_string(hide_password=True)
 
     def resolved_outbox_path(self) -> Path:
         return self.outbox_path or self.var_dir / "outbox.jsonl"

@@ -194,6 +194,7 @@ class Message(Base):
         UniqueConstraint("trigger_id", "user_id", "device_id", "channel"),
         Index("ix_messages_chunk", "trigger_id", "chunk_no", "status"),
         Index("ix_messages_status", "trigger_id", "status"),
+        Index("ix_messages_user", "user_id"),  # deleting a user deletes their messages
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     project_id: Mapped[str] = mapped_column(String(36))
