@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import psycopg
 from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -87,6 +88,9 @@ def seed(db: Database) -> tuple[str, str, str]:
         session.execute(insert(User), users)
         session.execute(insert(Device), devices)
         session.execute(insert(UserProperty), props)
+    with db.engine.connect() as conn:  # fresh statistics, as a live database would have
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
     return project.id, key, campaign.id
 
 
@@ -140,12 +144,26 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument(
+        "--postgres",
+        metavar="ADMIN_URL",
+        nargs="?",
+        const="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="run on a fresh PostgreSQL database made (and dropped) through ADMIN_URL",
+    )
+    parser.add_argument(
         "--api-only", action="store_true", help="no embedded worker: the API's own ceiling"
     )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="clarion-bench-"))
-    url = f"sqlite:///{work / 'clarion.db'}"
+    pg_name = f"clarion_bench_{os.getpid()}"
+    if args.postgres:
+        with psycopg.connect(args.postgres, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{pg_name}"')
+        base = args.postgres.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+        url = f"{base}/{pg_name}"
+    else:
+        url = f"sqlite:///{work / 'clarion.db'}"
     upgrade(url)
     db = Database(url)
     project_id, key, campaign_id = seed(db)
@@ -166,7 +184,9 @@ def main() -> None:
         })  # fmt: skip
         trig = build_request("POST", f"/api/v1/campaigns/{campaign_id}:trigger", headers, body)
         c, d = args.concurrency, args.duration
-        print(f"Clarion trigger benchmark: SQLite, embedded worker, {c} clients, {d:.0f} s each")
+        engine = "PostgreSQL" if args.postgres else "SQLite"
+        worker = "no worker" if args.api_only else "embedded worker"
+        print(f"Clarion trigger benchmark: {engine}, {worker}, {c} clients, {d:.0f} s each")
         h = asyncio.run(run_load("127.0.0.1", port, health, concurrency=c, duration=d))
         t = asyncio.run(run_load("127.0.0.1", port, trig, concurrency=c, duration=d))
         if set(t.statuses) != {200}:
@@ -209,6 +229,9 @@ def main() -> None:
         proc.wait(15)
         db.dispose()
         shutil.rmtree(work, ignore_errors=True)
+        if args.postgres:
+            with psycopg.connect(args.postgres, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -21,27 +21,30 @@ D = cast(Table, Device.__table__)
 P = cast(Table, UserProperty.__table__)
 
 
-def _matching(attributes: Sequence[str]) -> Select[Any]:
-    """Ids of the project's users matching one AND group; condition i's value binds as v{i}."""
-    stmt = select(U.c.id).where(U.c.project_id == bindparam("pid"))
-    for i, attribute in enumerate(attributes):
-        sub = select(P.c.user_id).where(
-            P.c.project_id == bindparam("pid"),
-            P.c.key == attribute,
-            P.c.value_text == bindparam(f"v{i}"),
+def _conditions(attributes: Sequence[str]) -> list[Any]:
+    """One ``users.id IN (index range scan)`` per condition; condition i binds v{i}."""
+    return [
+        U.c.id.in_(
+            select(P.c.user_id).where(
+                P.c.project_id == bindparam("pid"),
+                P.c.key == attribute,
+                P.c.value_text == bindparam(f"v{i}"),
+            )
         )
-        stmt = stmt.where(U.c.id.in_(sub))
-    return stmt
+        for i, attribute in enumerate(attributes)
+    ]
 
 
 @lru_cache(maxsize=1024)
 def _recipients(attributes: tuple[str, ...], targeted: bool) -> Select[Any]:
-    matched = _matching(attributes).subquery()
     stmt = (
         select(U.c.id, U.c.project_user_id, D.c.id, D.c.push_token, D.c.is_push_permission_granted)
-        .join(matched, matched.c.id == U.c.id)
         .outerjoin(D, D.c.user_id == U.c.id)  # user ids are unique across projects
-        .where(U.c.project_user_id.is_not(None))
+        .where(
+            U.c.project_id == bindparam("pid"),
+            U.c.project_user_id.is_not(None),
+            *_conditions(attributes),
+        )
     )
     if targeted:
         stmt = stmt.where(
