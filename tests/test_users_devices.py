@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from clarion.storage.db import Database
 from tests.conftest import Server, make_project
 from tests.helpers import ok
@@ -129,3 +131,18 @@ def test_device_bad_input(server: Server, db: Database) -> None:
     r = server.client.post("/api/v1/devices", content=b"{nope", headers={
         **project.sdk_headers, "Content-Type": "application/json"})  # fmt: skip
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+
+
+def test_every_endpoint_caps_the_body(server_factory: Any, db: Database) -> None:
+    server = server_factory(max_body_bytes=2048)
+    project = make_project(db)
+    big = {"project_user_id": "u1", "properties": {"blob": "x" * 4000}}
+    r = server.client.post("/api/v1/users", json=big, headers=project.headers)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+    assert r.headers["x-request-id"]
+    streamed = iter([b'{"project_user_id": "u1", "x": "', b"y" * 4000, b'"}'])  # no length
+    headers = {**project.headers, "Content-Type": "application/json"}
+    r = server.client.post("/api/v1/users", content=streamed, headers=headers)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+    assert server.client.patch("/api/v1/users/u1", json={"properties": {}},
+                               headers=project.headers).status_code == 404  # fmt: skip

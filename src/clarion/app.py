@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,7 +18,7 @@ from clarion.campaigns.endpoints import router as campaigns_router
 from clarion.config import Settings, get_settings
 from clarion.delivery.pipeline import Pipeline
 from clarion.delivery.providers.registry import build_registry
-from clarion.errors import ClarionError
+from clarion.errors import ClarionError, PayloadTooLarge
 from clarion.runner.embedded import EmbeddedRunner
 from clarion.runner.pacing import Pacer
 from clarion.storage.db import Database
@@ -57,6 +57,46 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+class BodyLimitMiddleware:
+    """Every request body is capped at ``limit`` bytes (CLARION_MAX_BODY_BYTES): a declared
+    length over it is refused before reading, and a streamed body is cut off the moment it
+    passes it. Either way the answer is the usual JSON error, 413 payload_too_large."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    def _error(self) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"The body is larger than {self.limit} bytes (CLARION_MAX_BODY_BYTES); send less.",
+            limit=self.limit,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                error = self._error()
+                await JSONResponse(error.to_body(), error.status_code)(scope, receive, send)
+                return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                # Raised while the endpoint reads its body. FastAPI passes HTTPExceptions
+                # through its body parsing (anything else becomes a 400), and the handler
+                # below renders this one as the same 413 payload_too_large.
+                raise HTTPException(413, self._error().message)
+            return message
+
+        await self.app(scope, counted, send)
+
+
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status)
 
@@ -90,7 +130,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 413:
+            limit = request.app.state.clarion.settings.max_body_bytes
+            return _error(413, "payload_too_large", str(exc.detail), limit=limit)
         codes = {404: "not_found", 405: "method_not_allowed"}
         return _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
 
@@ -148,7 +191,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     )
     app.state.clarion = AppState(settings=settings, db=db, notify=notify, intake=intake)
     app.state.runner = runner
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)  # added last, so outermost: ids on every answer
     _install_error_handlers(app)
 
     @app.get("/api/v1/health", tags=["health"], summary="Liveness")

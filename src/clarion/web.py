@@ -1,4 +1,4 @@
-"""Shared HTTP plumbing: app state, body reading with a size cap, authentication."""
+"""Shared HTTP plumbing: app state, authentication, the JSON response class."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from clarion.auth.service import Principal, authenticate
 from clarion.config import Settings
-from clarion.errors import PayloadTooLarge
 from clarion.storage.db import Database
 from clarion.triggers.intake import TriggerIntake
 
@@ -28,25 +27,6 @@ class AppState:
 def state(request: Request) -> AppState:
     app_state: AppState = request.app.state.clarion
     return app_state
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    too_large = PayloadTooLarge(
-        f"The body is larger than {limit} bytes (CLARION_MAX_BODY_BYTES); send less data.",
-        limit=limit,
-    )
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def principal_from(session: Session, request: Request) -> Principal:
