@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from sqlalchemy import Select, Table, bindparam, or_, select
 
-from clarion.audience.rules import Audience, canonical_text
+from clarion.audience.rules import VALUE_TEXT_MAX, Audience, canonical_text
 from clarion.storage.models import Device, User, UserProperty
 
 U = cast(Table, User.__table__)
@@ -63,7 +63,8 @@ def condition_values(audience: Audience, properties: dict[str, Any]) -> dict[str
     for i, condition in enumerate(audience.conditions):
         key = condition.trigger_key
         value = properties.get(key) if key is not None else condition.value
-        values[f"v{i}"] = canonical_text(value)
+        text = canonical_text(value)
+        values[f"v{i}"] = text[:VALUE_TEXT_MAX] if text is not None else None
     return values
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_ATTRIBUTES = 3
+VALUE_TEXT_MAX = 1024  # the indexed text form of a property value is cut at this length
 TRIGGER_REF = re.compile(r"^\{\{\s*trigger\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
 ATTRIBUTE = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$"
 

@@ -125,7 +125,7 @@ class UserProperty(Base):
     )
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     project_id: Mapped[str] = mapped_column(String(36))
-    value_text: Mapped[str | None] = mapped_column(String(1024))
+    value_text: Mapped[str | None] = mapped_column(String(1024))  # VALUE_TEXT_MAX
     value_num: Mapped[float | None] = mapped_column(Float)
 
 
@@ -168,7 +168,8 @@ class Trigger(Base):
 
 
 class Job(Base):
-    """A unit of pipeline work. Unique per (trigger, kind, chunk) so re-enqueueing is harmless."""
+    """A unit of pipeline work still to do (a finished job is deleted). Unique per (trigger,
+    kind, chunk), so that enqueueing it again is harmless."""
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -179,7 +180,7 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(20))  # resolve | deliver
     trigger_id: Mapped[str] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"))
     chunk_no: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued|running|done|failed
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued|running|failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     run_after: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from clarion.audience.rules import canonical_number, canonical_text
+from clarion.audience.rules import VALUE_TEXT_MAX, canonical_number, canonical_text
 from clarion.storage.models import Device, Message, User, UserProperty
 
 
@@ -45,7 +45,7 @@ def index_properties(
                 "user_id": user.id,
                 "key": key,
                 "project_id": user.project_id,
-                "value_text": text[:1024],
+                "value_text": text[:VALUE_TEXT_MAX],
                 "value_num": canonical_number(values[key]),
             }
         )
