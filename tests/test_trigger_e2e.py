@@ -201,3 +201,22 @@ PICKUP_V2 = {
         ]
     },
 }
+
+
+def test_a_render_error_fails_that_message_with_the_reason(server: Server, db: Database) -> None:
+    project = make_project(db)
+    campaign_id = create_campaign(server.client, project, {
+        "name": "r", "status": "active",
+        "message": {"title": "Split {{ trigger.total | divided_by: user.people }} ways"},
+    })  # fmt: skip
+    add_user(server.client, project, "two", {"people": 2})
+    add_user(server.client, project, "none", {"people": 0})
+    body = ok(trigger(server.client, project, campaign_id, {"properties": {"total": 10}}))
+    status = server.wait_done(project, body["trigger_id"])
+    assert status["status"] == "completed"
+    assert (status["counts"]["sent"], status["counts"]["failed"]) == (1, 1)
+    by_user = {m["project_user_id"]: m for m in server.messages(project, body["trigger_id"])}
+    assert by_user["two"]["title"] == "Split 5 ways"
+    assert by_user["none"]["status"] == "failed"
+    assert by_user["none"]["reason"] == "render_error: divided_by: can't divide by 0"
+    assert by_user["none"]["title"] is None  # never sent half-rendered
