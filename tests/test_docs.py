@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from clarion.config import Settings
 
@@ -17,3 +18,14 @@ def test_every_setting_is_in_the_readme() -> None:
 def test_readme_opens_with_the_two_commands() -> None:
     head = README[:1500]
     assert "make run" in head and "make test" in head
+
+
+def test_the_api_document_describes_every_route(server: Any) -> None:
+    document = server.client.get("/openapi.json").json()
+    trigger = document["paths"]["/api/v1/campaigns/{campaign_id}:trigger"]["post"]
+    schema = trigger["requestBody"]["content"]["application/json"]["schema"]
+    assert {"audience", "properties"} <= set(schema["properties"])
+    for path in ("/api/v1/triggers/{trigger_id}", "/api/v1/triggers/{trigger_id}/messages",
+                 "/api/v1/users", "/api/v1/devices", "/api/v1/campaigns:apply"):  # fmt: skip
+        assert path in document["paths"]
+    assert server.client.get("/docs").status_code == 200

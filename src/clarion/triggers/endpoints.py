@@ -12,7 +12,7 @@ from clarion.messages import repository as messages_repo
 from clarion.messages.schemas import MessageList, MessageOut
 from clarion.triggers import service
 from clarion.triggers.body import parse_trigger
-from clarion.triggers.schemas import Counts, TriggerAccepted, TriggerOut
+from clarion.triggers.schemas import Counts, TriggerAccepted, TriggerBody, TriggerOut
 from clarion.web import JSONResponse, SecretKey, principal_from, state
 
 router = APIRouter(prefix="/api/v1", tags=["triggers"])
@@ -22,6 +22,12 @@ router = APIRouter(prefix="/api/v1", tags=["triggers"])
     "/campaigns/{campaign_id}:trigger",
     response_model=TriggerAccepted,
     summary="Trigger an API-triggered campaign (Clix-compatible)",
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": TriggerBody.model_json_schema()}},
+        }
+    },
 )
 async def trigger_campaign(campaign_id: str, request: Request) -> JSONResponse:
     """Accept a trigger. The 200 comes only once the trigger and its first job are committed;

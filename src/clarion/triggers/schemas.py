@@ -5,7 +5,33 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+
+class Target(BaseModel):
+    """Exactly one of the two ids."""
+
+    project_user_id: str | None = None
+    device_id: str | None = None
+
+
+class TriggerAudience(BaseModel):
+    broadcast: bool | None = Field(
+        default=None, description="true: everyone the campaign's rules admit; targets ignored."
+    )
+    targets: list[Target] | None = Field(
+        default=None, description="Only these users or devices, still filtered by the rules."
+    )
+
+
+class TriggerBody(BaseModel):
+    """The ``:trigger`` body, for the API document. The endpoint checks the raw JSON itself,
+    so that every refusal names its JSON path; an empty body means the campaign's audience."""
+
+    audience: TriggerAudience | None = None
+    properties: dict[str, Any] = Field(
+        default_factory=dict, description="Each key is trigger.<key> in rules and templates."
+    )
 
 
 class TriggerAccepted(BaseModel):
