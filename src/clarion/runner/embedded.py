@@ -75,18 +75,25 @@ class EmbeddedRunner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            busy = self.pacer is not None and self.pacer.busy()
-            started = time.monotonic()
-            try:
-                worked = self._run_one(self.pacer.small_batch if self.pacer and busy else None)
-            except Exception:  # a bug in claiming itself: log, back off, keep the thread alive
-                log.exception("worker loop error")
-                worked = False
-            if worked and busy and self.pacer is not None:
-                self.pacer.rest(time.monotonic() - started, self._stop)
-            elif not worked:
+            pacer = self.pacer
+            if pacer is not None and pacer.busy():
+                with pacer.turn:  # one thread at a time while requests are in flight
+                    started = time.monotonic()
+                    worked = self._safely_run_one(pacer.small_batch)
+                    if worked:
+                        pacer.rest(time.monotonic() - started, self._stop)
+            else:
+                worked = self._safely_run_one(None)
+            if not worked:
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
+
+    def _safely_run_one(self, limit: int | None) -> bool:
+        try:
+            return self._run_one(limit)
+        except Exception:  # a bug in claiming itself: log, back off, keep the thread alive
+            log.exception("worker loop error")
+            return False
 
     def _run_one(self, limit: int | None = None) -> bool:
         """Lease a batch of ready jobs and run them. Returns whether there was any."""

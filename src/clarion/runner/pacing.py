@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -21,6 +21,9 @@ class Pacer:
     share: float = 0.25  # the worker's share of time while the intake is busy
     quiet: float = 0.005  # idle this long and the intake counts as quiet
     small_batch: int = 8  # jobs per claim while the intake is busy
+    # While the intake is busy the worker threads take turns, so that together they stay
+    # within ``share`` (each pacing only itself would let N threads take N times as much).
+    turn: threading.Lock = field(default_factory=threading.Lock)
 
     def busy(self) -> bool:
         return self.share < 1 and self.idle_for() < self.quiet
