@@ -49,11 +49,6 @@ class InvalidJSON(ClarionError):
     code = "invalid_json"
 
 
-class Conflict(ClarionError):
-    status_code = 409
-    code = "conflict"
-
-
 class PayloadTooLarge(ClarionError):
     status_code = 413
     code = "payload_too_large"

@@ -61,9 +61,5 @@ def delete_user(session: Session, user: User) -> None:
     session.delete(user)
 
 
-def devices_of(session: Session, user_id: str) -> int:
-    return len(session.scalars(select(Device.id).where(Device.user_id == user_id)).all())
-
-
 def move_devices(session: Session, from_user: str, to_user: str) -> None:
     session.execute(update(Device).where(Device.user_id == from_user).values(user_id=to_user))
