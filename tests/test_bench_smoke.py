@@ -1,0 +1,21 @@
+"""The benchmark runs end to end (tiny durations): `make bench` must not rot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parents[1] / "bench" / "trigger.py"
+
+
+def test_trigger_bench_runs_and_prints_its_figures() -> None:
+    run = subprocess.run(
+        [sys.executable, str(BENCH), "--duration", "0.5", "--concurrency", "4", "--samples", "5"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = run.stdout
+    assert "GET /health" in out and "POST :trigger" in out
+    assert "trigger/health throughput ratio" in out
+    assert "200 -> sent (single target, 5 sequential triggers)" in out
