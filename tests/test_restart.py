@@ -53,7 +53,7 @@ def start(db_url: str, var: Path) -> tuple[subprocess.Popen[bytes], httpx.Client
         CLARION_PORT=str(port),
         CLARION_DEMO="false",
         CLARION_CHUNK_SIZE="50",
-        CLARION_SINK_LATENCY_MS="40",
+        CLARION_SINK_LATENCY_MS="200",  # a wide window for the kill to land mid-send
         CLARION_WORKER_THREADS="1",
         CLARION_POLL_INTERVAL_SECONDS="0.05",
         CLARION_JOB_LEASE_SECONDS="5",  # PostgreSQL resumes a dead process's jobs at lease end
