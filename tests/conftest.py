@@ -111,6 +111,19 @@ class Server:
                 return body
             time.sleep(0.02)
 
+    def fire(
+        self, project: Project, campaign_id: str, body: Any = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Trigger, check the Clix answer ({"trigger_id"} only), wait for the end; returns the
+        trigger id and its final status."""
+        r = self.client.post(
+            f"/api/v1/campaigns/{campaign_id}:trigger", json=body, headers=project.headers
+        )
+        assert r.status_code == 200, r.text
+        assert set(r.json()) == {"trigger_id"}
+        trigger_id: str = r.json()["trigger_id"]
+        return trigger_id, self.wait_done(project, trigger_id)
+
     def messages(self, project: Project, trigger_id: str, **params: Any) -> list[dict[str, Any]]:
         r = self.client.get(
             f"/api/v1/triggers/{trigger_id}/messages", headers=project.headers, params=params

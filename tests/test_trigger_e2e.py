@@ -13,19 +13,12 @@ from tests.helpers import PROPS, add_user, create_campaign, ok, store_pickup, tr
 def test_broadcast_reaches_only_that_stores_staff_rendered(server: Server, db: Database) -> None:
     project = make_project(db)
     campaign_id = store_pickup(server.client, project)
-    body = ok(
-        trigger(
-            server.client,
-            project,
-            campaign_id,
-            {"audience": {"broadcast": True}, "properties": PROPS},
-        )
+    trigger_id, status = server.fire(
+        project, campaign_id, {"audience": {"broadcast": True}, "properties": PROPS}
     )
-    assert set(body) == {"trigger_id"}
-    status = server.wait_done(project, body["trigger_id"])
     assert status["status"] == "completed"
     assert status["counts"] == {"matched": 2, "sent": 2, "failed": 0, "skipped": 0, "pending": 0}
-    messages = server.messages(project, body["trigger_id"])
+    messages = server.messages(project, trigger_id)
     assert sorted(m["project_user_id"] for m in messages) == ["sf-staff-1", "sf-staff-2"]
     for m in messages:
         assert m["status"] == "sent"
@@ -46,19 +39,11 @@ def test_broadcast_reaches_only_that_stores_staff_rendered(server: Server, db: D
 def test_other_city_and_empty_body_means_campaign_audience(server: Server, db: Database) -> None:
     project = make_project(db)
     campaign_id = store_pickup(server.client, project)
-    ny = ok(
-        trigger(
-            server.client,
-            project,
-            campaign_id,
-            {"properties": {**PROPS, "store_location": "New York"}},
-        )
+    ny, status = server.fire(
+        project, campaign_id, {"properties": {**PROPS, "store_location": "New York"}}
     )
-    status = server.wait_done(project, ny["trigger_id"])
     assert status["audience_mode"] == "default"
-    assert [m["project_user_id"] for m in server.messages(project, ny["trigger_id"])] == [
-        "ny-staff-1"
-    ]
+    assert [m["project_user_id"] for m in server.messages(project, ny)] == ["ny-staff-1"]
 
 
 def test_targets_are_narrowed_by_the_segment(server: Server, db: Database) -> None:
@@ -71,11 +56,11 @@ def test_targets_are_narrowed_by_the_segment(server: Server, db: Database) -> No
         {"device_id": "dev-sf-staff-2"},  # a device of a matching user
         {"project_user_id": "nobody"},
     ]
-    body = ok(trigger(server.client, project, campaign_id,
-                      {"audience": {"targets": targets}, "properties": PROPS}))  # fmt: skip
-    status = server.wait_done(project, body["trigger_id"])
+    trigger_id, status = server.fire(
+        project, campaign_id, {"audience": {"targets": targets}, "properties": PROPS}
+    )
     assert status["audience_mode"] == "targets"
-    messages = server.messages(project, body["trigger_id"])
+    messages = server.messages(project, trigger_id)
     assert sorted((m["project_user_id"], m["device_id"]) for m in messages) == [
         ("sf-staff-1", "dev-sf-staff-1"),
         ("sf-staff-2", "dev-sf-staff-2"),
@@ -93,11 +78,11 @@ def test_targets_are_narrowed_by_the_segment(server: Server, db: Database) -> No
 def test_broadcast_true_ignores_targets(server: Server, db: Database) -> None:
     project = make_project(db)
     campaign_id = store_pickup(server.client, project)
-    body = ok(trigger(server.client, project, campaign_id, {
+    _, status = server.fire(project, campaign_id, {
         "audience": {"broadcast": True, "targets": [{"project_user_id": "sf-staff-1"}]},
         "properties": PROPS,
-    }))  # fmt: skip
-    assert server.wait_done(project, body["trigger_id"])["counts"]["sent"] == 2
+    })  # fmt: skip
+    assert status["counts"]["sent"] == 2
 
 
 def test_device_without_token_or_permission_is_skipped_with_reason(
@@ -113,16 +98,15 @@ def test_device_without_token_or_permission_is_skipped_with_reason(
         {"id": "d-noperm", "is_push_permission_granted": False},
     ])  # fmt: skip
     add_user(server.client, project, "u2", {}, [])
-    body = ok(trigger(server.client, project, campaign_id))
-    status = server.wait_done(project, body["trigger_id"])
+    trigger_id, status = server.fire(project, campaign_id)
     assert status["counts"] == {"matched": 4, "sent": 1, "failed": 0, "skipped": 3, "pending": 0}
-    by_device = {m["device_id"]: m for m in server.messages(project, body["trigger_id"])}
+    by_device = {m["device_id"]: m for m in server.messages(project, trigger_id)}
     assert by_device["d-ok"]["title"] == "Hi Ann"
     assert by_device["d-notoken"]["reason"].startswith("no_push_token")
     assert by_device["d-noperm"]["reason"].startswith("push_permission_off")
     assert by_device[None]["reason"].startswith("no_device")
     assert by_device[None]["project_user_id"] == "u2"
-    skipped = server.messages(project, body["trigger_id"], status="skipped")
+    skipped = server.messages(project, trigger_id, status="skipped")
     assert len(skipped) == 3 and all(m["status"] == "skipped" for m in skipped)
 
 
@@ -137,9 +121,8 @@ def test_missing_variables_render_empty(server: Server, db: Database) -> None:
         },
     })  # fmt: skip
     add_user(server.client, project, "u1", {})
-    body = ok(trigger(server.client, project, campaign_id, {"properties": {"present": "yes"}}))
-    server.wait_done(project, body["trigger_id"])
-    (message,) = server.messages(project, body["trigger_id"])
+    trigger_id, _ = server.fire(project, campaign_id, {"properties": {"present": "yes"}})
+    (message,) = server.messages(project, trigger_id)
     assert message["status"] == "sent"
     assert message["title"] == "Hello !"
     assert message["body"] == "[][][yes]"
@@ -154,9 +137,8 @@ def test_personalisation_uses_user_and_device(server: Server, db: Database) -> N
                     "body": "{{ user.id }} {{ device.id }} {{ trigger.n | default: 'none' }}"},
     })  # fmt: skip
     add_user(server.client, project, "u1", {"first_name": "ann"}, [{"id": "d1", "platform": "ios"}])
-    body = ok(trigger(server.client, project, campaign_id))
-    server.wait_done(project, body["trigger_id"])
-    (message,) = server.messages(project, body["trigger_id"])
+    trigger_id, _ = server.fire(project, campaign_id)
+    (message,) = server.messages(project, trigger_id)
     assert (message["title"], message["body"]) == ("ANN on IOS", "u1 d1 none")
 
 
@@ -211,11 +193,10 @@ def test_a_render_error_fails_that_message_with_the_reason(server: Server, db: D
     })  # fmt: skip
     add_user(server.client, project, "two", {"people": 2})
     add_user(server.client, project, "none", {"people": 0})
-    body = ok(trigger(server.client, project, campaign_id, {"properties": {"total": 10}}))
-    status = server.wait_done(project, body["trigger_id"])
+    trigger_id, status = server.fire(project, campaign_id, {"properties": {"total": 10}})
     assert status["status"] == "completed"
     assert (status["counts"]["sent"], status["counts"]["failed"]) == (1, 1)
-    by_user = {m["project_user_id"]: m for m in server.messages(project, body["trigger_id"])}
+    by_user = {m["project_user_id"]: m for m in server.messages(project, trigger_id)}
     assert by_user["two"]["title"] == "Split 5 ways"
     assert by_user["none"]["status"] == "failed"
     assert by_user["none"]["reason"] == "render_error: divided_by: can't divide by 0"

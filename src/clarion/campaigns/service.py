@@ -44,7 +44,7 @@ class Version:
     audience: Audience
 
 
-_versions: dict[tuple[str, int], Version] = {}
+_versions: cache.TTLCache[tuple[str, int], Version] = cache.TTLCache(ttl=float("inf"))
 
 
 def load_version(session: Session, campaign_id: str, number: int) -> Version:
@@ -61,9 +61,7 @@ def load_version(session: Session, campaign_id: str, number: int) -> Version:
         message=MessageTemplate.model_validate(definition["message"]),
         audience=Audience.model_validate(definition["audience"]),
     )
-    if len(_versions) > 10_000:
-        _versions.clear()
-    _versions[(campaign_id, number)] = parsed
+    _versions.put((campaign_id, number), parsed)  # never stale: a version never changes
     return parsed
 
 
