@@ -19,6 +19,9 @@ from clarion.config import Settings, get_settings
 from clarion.delivery.pipeline import Pipeline
 from clarion.delivery.providers.registry import build_registry
 from clarion.errors import ClarionError, PayloadTooLarge
+from clarion.events.endpoints import router as events_router
+from clarion.live_activities.endpoints import router as live_activities_router
+from clarion.messages.endpoints import router as messages_router
 from clarion.runner.embedded import EmbeddedRunner
 from clarion.runner.pacing import Pacer
 from clarion.storage.db import Database
@@ -152,9 +155,10 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     settings = settings or get_settings()
     cache.configure(settings.cache_ttl_seconds)
     db = Database(settings.resolved_database_url())
+    providers = build_registry(settings)
     pipeline = Pipeline(
         db=db,
-        providers=build_registry(settings),
+        providers=providers,
         chunk_size=settings.chunk_size,
         lease_seconds=settings.job_lease_seconds,
     )
@@ -189,7 +193,9 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
         lifespan=lifespan,
         default_response_class=JSONResponse,
     )
-    app.state.clarion = AppState(settings=settings, db=db, notify=notify, intake=intake)
+    app.state.clarion = AppState(
+        settings=settings, db=db, notify=notify, intake=intake, providers=providers
+    )
     app.state.runner = runner
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)  # added last, so outermost: ids on every answer
@@ -202,4 +208,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     app.include_router(triggers_router)
     app.include_router(campaigns_router)
     app.include_router(users_router)
+    app.include_router(events_router)
+    app.include_router(messages_router)
+    app.include_router(live_activities_router)
     return app

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Larger bodies get 413.")
     max_targets: int = Field(default=1000, ge=1, description="audience.targets limit per trigger.")
+    max_send_batch: int = Field(
+        default=500, ge=1, description="push_notifications limit per messages:send call."
+    )
     outbox_path: Path | None = Field(
         default=None, description="Sink provider's JSONL outbox; default var_dir/outbox.jsonl."
     )

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from clarion.auth.service import Principal, authenticate
 from clarion.config import Settings
+from clarion.delivery.providers.registry import ProviderRegistry
 from clarion.storage.db import Database
 from clarion.triggers.intake import TriggerIntake
 
@@ -22,6 +23,7 @@ class AppState:
     db: Database
     notify: Callable[[], None]  # wakes the embedded runner after a commit
     intake: TriggerIntake
+    providers: ProviderRegistry
 
 
 def state(request: Request) -> AppState:

@@ -1,85 +1,280 @@
-"""Compile audience rules to SQL over the indexed ``user_properties`` table.
+"""Compile audience rules to SQL, the same on SQLite and PostgreSQL.
 
-A compiled statement depends only on the rules' shape, never on values: values (literals and
-``trigger.*`` alike) are bound at execution. So each campaign version compiles once, and
-SQLAlchemy's statement cache does the rest.
+The statement reads ``users LEFT JOIN devices`` (one row per user and device, or one row for
+a user without devices) and filters it with the whole rule. So a rule that reads a device
+attribute keeps only the user's matching devices, and a rule that reads none keeps them all:
+the Clix semantics fall out of one expression.
+
+Each custom-property condition is ``users.id IN (an index range over user_properties)``.
+Every condition is two-valued (a missing value is false, never NULL), so NOT, AND and OR
+mean what they say, exactly as in :mod:`clarion.audience.reference`.
+
+A compiled statement depends only on the rule's shape; values (literals and ``trigger.*``)
+are bound per execution, so each campaign version compiles once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import Boolean, String
 
-from clarion.audience.rules import VALUE_TEXT_MAX, Audience, canonical_text
+from clarion.audience.rules import NEGATIONS, Audience, Condition
 from clarion.storage.models import Device, User, UserProperty
 
 U = cast(Table, User.__table__)
 D = cast(Table, Device.__table__)
 P = cast(Table, UserProperty.__table__)
+DAY = 86400.0
 
 
-def _conditions(attributes: Sequence[str]) -> list[Any]:
-    """One ``users.id IN (index range scan)`` per condition; condition i binds v{i}."""
-    return [
-        U.c.id.in_(
-            select(P.c.user_id).where(
-                P.c.project_id == bindparam("pid"),
-                P.c.key == attribute,
-                P.c.value_text == bindparam(f"v{i}"),
-            )
+class _Contains(FunctionElement[bool]):
+    """``b`` occurs in ``a``, case-sensitively on every database (SQLite's LIKE is not)."""
+
+    name = "clarion_contains"
+    inherit_cache = True
+    type = Boolean()
+
+
+@compiles(_Contains)
+def _contains_sqlite(element: _Contains, compiler: SQLCompiler, **kw: Any) -> str:
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(instr({a}, {b}) > 0)"
+
+
+@compiles(_Contains, "postgresql")
+def _contains_pg(element: _Contains, compiler: SQLCompiler, **kw: Any) -> str:
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(strpos({a}, {b}) > 0)"
+
+
+class _Bytes(FunctionElement[str]):
+    """Text compared byte by byte (PostgreSQL's default collation may not be)."""
+
+    name = "clarion_bytes"
+    inherit_cache = True
+    type = String()
+
+
+@compiles(_Bytes)
+def _bytes_default(element: _Bytes, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_Bytes, "postgresql")
+def _bytes_pg(element: _Bytes, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+
+
+def effective_operands(condition: Condition, operands: list[Any], now: float) -> list[Any]:
+    """Operands as compared: day counts become instants relative to ``now``. Shared with the
+    reference evaluator, so both compare the same numbers."""
+    if condition.operator == "within_last_days":
+        return [now - operands[0] * DAY, now]
+    if condition.operator == "more_than_days_ago":
+        return [now - operands[0] * DAY]
+    return operands
+
+
+def _compare(column: Any, op: str, i: int, type_: str) -> ColumnElement[bool]:
+    """``column op operand(s) of condition i`` for a positive operator."""
+
+    def p(j: int = 0) -> Any:
+        return bindparam(f"c{i}_{j}")
+
+    if op == "exists":
+        return true()
+    if op in ("is_true", "is_false"):
+        return cast(ColumnElement[bool], column == (op == "is_true"))
+    if op == "in":
+        return column.in_(bindparam(f"c{i}", expanding=True))  # type: ignore[no-any-return]
+    if op == "contains":
+        return _Contains(column, p())
+    if op == "starts_with":
+        return cast(ColumnElement[bool], func.substr(column, 1, func.length(p())) == p())
+    if op == "between":
+        return and_(column >= p(0), column <= p(1))
+    if op == "within_last_days":
+        return and_(column >= p(0), column <= p(1))
+    operand = p()
+    if type_ == "version":
+        column, operand = _Bytes(column), _Bytes(operand)
+    symbol = {
+        "eq": "__eq__", "gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__",
+        "before": "__lt__", "after": "__gt__", "more_than_days_ago": "__lt__",
+    }[op]  # fmt: skip
+    return cast(ColumnElement[bool], getattr(column, symbol)(operand))
+
+
+def _positive(condition: Condition, op: str, i: int) -> ColumnElement[bool]:
+    type_ = condition.type or "string"
+    if condition.scope == "property":
+        if op in ("is_true", "is_false"):
+            predicate: Any = P.c.value_text == ("true" if op == "is_true" else "false")
+        else:
+            column = P.c.value_text if type_ == "string" else P.c.value_num
+            predicate = _compare(column, op, i, type_)
+        rows = select(P.c.user_id).where(
+            P.c.project_id == bindparam("pid"), P.c.key == condition.property_key, predicate
         )
-        for i, attribute in enumerate(attributes)
-    ]
+        return U.c.id.in_(rows)
+    if condition.attribute == "user_id":
+        return _compare(U.c.project_user_id, op, i, type_)
+    if condition.attribute == "last_session_at":
+        return and_(U.c.last_session_at.is_not(None), _compare(U.c.last_session_at, op, i, type_))
+    if condition.attribute == "app_version":
+        column = D.c.app_version_key
+        return and_(column.is_not(None), _compare(column, op, i, type_))
+    column = D.c[condition.attribute]
+    present = D.c.id.is_not(None) if type_ == "boolean" else and_(D.c.id.is_not(None), column != "")
+    return and_(present, _compare(column, op, i, type_))
 
 
-@lru_cache(maxsize=1024)
-def _recipients(attributes: tuple[str, ...], targeted: bool) -> Select[Any]:
-    stmt = (
-        select(U.c.id, U.c.project_user_id, D.c.id, D.c.push_token, D.c.is_push_permission_granted)
-        .outerjoin(D, D.c.user_id == U.c.id)  # user ids are unique across projects
-        .where(
-            U.c.project_id == bindparam("pid"),
-            U.c.project_user_id.is_not(None),
-            *_conditions(attributes),
-        )
-    )
+def _condition(condition: Condition, i: int) -> ColumnElement[bool]:
+    positive = NEGATIONS.get(condition.operator)
+    if positive is not None:
+        return not_(_positive(condition, positive, i))
+    return _positive(condition, condition.operator, i)
+
+
+def _rule(audience: Audience) -> ColumnElement[bool]:
+    if not audience.groups:
+        return true()
+    join = {"all": and_, "any": or_}
+    groups: list[ColumnElement[bool]] = []
+    index = 0
+    for group in audience.groups:
+        parts = []
+        for condition in group.conditions:
+            parts.append(_condition(condition, index))
+            index += 1
+        groups.append(join[group.match](*parts))
+    return join[audience.match](*groups)
+
+
+def _where(audience: Audience, targeted: bool) -> list[ColumnElement[bool]]:
+    clauses = [U.c.project_id == bindparam("pid"), U.c.project_user_id.is_not(None)]
+    clauses.append(_rule(audience))
     if targeted:
-        stmt = stmt.where(
+        clauses.append(
             or_(
                 U.c.project_user_id.in_(bindparam("target_users", expanding=True)),
                 D.c.id.in_(bindparam("target_devices", expanding=True)),
             )
         )
-    return stmt.order_by(U.c.id, D.c.id)
+    return clauses
 
 
-def condition_values(audience: Audience, properties: dict[str, Any]) -> dict[str, Any]:
-    """The bound value of each condition: its literal, or the trigger property it names, in
-    the text form used for equality (None, which matches nothing, for objects and lists)."""
-    values: dict[str, Any] = {}
-    for i, condition in enumerate(audience.conditions):
-        key = condition.trigger_key
-        value = properties.get(key) if key is not None else condition.value
-        text = canonical_text(value)
-        values[f"v{i}"] = text[:VALUE_TEXT_MAX] if text is not None else None
-    return values
+_JOIN = U.outerjoin(D, D.c.user_id == U.c.id)  # user ids are unique across projects
+_compiled: dict[tuple[Any, ...], Select[Any]] = {}
 
 
-def recipients(
+def _cached(kind: str, audience: Audience, targeted: bool) -> Select[Any]:
+    """Build each (kind, rule shape, targeted) statement once."""
+    key = (kind, audience.shape(), targeted)
+    stmt = _compiled.get(key)
+    if stmt is None:
+        if len(_compiled) > 2048:
+            _compiled.clear()
+        stmt = _BUILDERS[kind](audience, targeted)
+        _compiled[key] = stmt
+    return stmt
+
+
+def _recipients(audience: Audience, targeted: bool) -> Select[Any]:
+    columns = (U.c.id, U.c.project_user_id, D.c.id, D.c.push_token, D.c.is_push_permission_granted)
+    return select(*columns).select_from(_JOIN).where(*_where(audience, targeted))
+
+
+def _count(audience: Audience, targeted: bool) -> Select[Any]:
+    return select(func.count()).select_from(_JOIN).where(*_where(audience, targeted))
+
+
+def _tally(audience: Audience, targeted: bool) -> Select[Any]:
+    """Users, devices and why some devices cannot be reached, in one pass."""
+    token = and_(D.c.push_token.is_not(None), D.c.push_token != "")
+    stmt = (
+        select(
+            func.count().label("rows"),
+            func.count(U.c.id.distinct()).label("users"),
+            func.count(D.c.id).label("devices"),
+            func.sum(case((D.c.id.is_(None), 1), else_=0)).label("no_device"),
+            func.sum(case((and_(D.c.id.is_not(None), ~token), 1), else_=0)).label("no_token"),
+            func.sum(
+                case((and_(token, D.c.is_push_permission_granted == false()), 1), else_=0)
+            ).label("permission_off"),
+        )
+        .select_from(_JOIN)
+        .where(*_where(audience, targeted))
+    )
+    return cast(Select[Any], stmt)
+
+
+def params(
     project_id: str,
     audience: Audience,
-    properties: dict[str, Any],
+    bound: Sequence[list[Any]],
+    now: float,
     targets: Sequence[dict[str, str]] | None = None,
-) -> tuple[Select[Any], dict[str, Any]]:
-    """The statement yielding (user id, project user id, device id, push token, permission)
-    for every recipient in stable order, and its parameters. ``targets`` narrows to those
-    users or devices (still only the ones the rules admit)."""
-    attributes = tuple(c.attribute for c in audience.conditions)
-    params = {"pid": project_id, **condition_values(audience, properties)}
+) -> dict[str, Any]:
+    """The statement's parameters: the project, each condition's operands (from
+    :meth:`Audience.bind`), and the targets."""
+    out: dict[str, Any] = {"pid": project_id}
+    for located, operands in zip(audience.located(), bound, strict=True):
+        condition, i = located.condition, located.index
+        values = effective_operands(condition, operands, now)
+        if condition.attribute == "last_session_at":
+            values = [datetime.fromtimestamp(v, UTC) for v in values]
+        if NEGATIONS.get(condition.operator, condition.operator) == "in":
+            out[f"c{i}"] = values
+        else:
+            out.update({f"c{i}_{j}": v for j, v in enumerate(values)})
     if targets is not None:
-        params["target_users"] = [t["project_user_id"] for t in targets if "project_user_id" in t]
-        params["target_devices"] = [t["device_id"] for t in targets if "device_id" in t]
-    return _recipients(attributes, targets is not None), params
+        out["target_users"] = [t["project_user_id"] for t in targets if "project_user_id" in t]
+        out["target_devices"] = [t["device_id"] for t in targets if "device_id" in t]
+    return out
+
+
+def recipients(audience: Audience, targeted: bool) -> Select[Any]:
+    """(user id, project user id, device id, push token, permission) for every recipient."""
+    return _cached("recipients", audience, targeted)
+
+
+def count(audience: Audience, targeted: bool) -> Select[Any]:
+    """The number of recipients (user and device pairs, or users without a device)."""
+    return _cached("count", audience, targeted)
+
+
+def tally(audience: Audience, targeted: bool) -> Select[Any]:
+    """rows, users, devices, no_device, no_token, permission_off."""
+    return _cached("tally", audience, targeted)
+
+
+def admitted(condition: Condition, index: int) -> Select[Any]:
+    """Users and devices that one condition admits on its own (parameters as in params())."""
+    clauses = [U.c.project_id == bindparam("pid"), U.c.project_user_id.is_not(None)]
+    clauses.append(_condition(condition, index))
+    columns = (func.count(U.c.id.distinct()), func.count(D.c.id))
+    return cast(Select[Any], select(*columns).select_from(_JOIN).where(*clauses))
+
+
+_BUILDERS = {"recipients": _recipients, "count": _count, "tally": _tally}

@@ -82,8 +82,9 @@ class Pipeline:
         for chunk_no, part, last in _numbered_with_last(parts):
             rows = [_message_row(trigger, version.channel, chunk_no, r) for r in part]
             total += len(rows)
-            seen_users.update(r["project_user_id"] for r in rows)
-            seen_devices.update(r["device_id"] for r in rows)
+            if trigger.audience_mode == "targets":  # bounded by max_targets
+                seen_users.update(r["project_user_id"] for r in rows)
+                seen_devices.update(r["device_id"] for r in rows)
             if last:
                 return rows, chunk_no, total, _excluded(reader, trigger, seen_users, seen_devices)
             with self.db.write() as session:

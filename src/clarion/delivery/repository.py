@@ -6,6 +6,7 @@ call: no per-call statement construction and no ORM unit of work.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -13,7 +14,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, delete, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from clarion.audience.compiler import recipients
+from clarion.audience import compiler
 from clarion.audience.rules import Audience
 from clarion.storage.bulk import insert_ignore
 from clarion.storage.models import Device, Job, Message, Trigger, User, utcnow
@@ -117,7 +118,9 @@ def stream_recipients(
     """Yield (user_id, project_user_id, device_id, push_token, permission) in stable order,
     ``batch`` rows at a time, without loading the audience into memory."""
     targets = trigger.targets if trigger.audience_mode == "targets" else None
-    stmt, params = recipients(trigger.project_id, audience, trigger.properties, targets)
+    bound = audience.bind(trigger.properties)
+    params = compiler.params(trigger.project_id, audience, bound, time.time(), targets)
+    stmt = compiler.recipients(audience, targets is not None)
     result = session.execute(stmt, params, execution_options={"yield_per": batch})
     for part in result.partitions(batch):
         yield list(part)

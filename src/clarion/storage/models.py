@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -108,6 +109,7 @@ class User(Base):
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     project_user_id: Mapped[str | None] = mapped_column(String(255))  # None: anonymous
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    last_session_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -118,7 +120,15 @@ class UserProperty(Base):
     __tablename__ = "user_properties"
     __table_args__ = (
         Index("ix_user_properties_lookup_text", "project_id", "key", "value_text", "user_id"),
-        Index("ix_user_properties_lookup_num", "project_id", "key", "value_num", "user_id"),
+        Index(
+            "ix_user_properties_lookup_num",
+            "project_id",
+            "key",
+            "value_num",
+            "user_id",
+            sqlite_where=text("value_num IS NOT NULL"),
+            postgresql_where=text("value_num IS NOT NULL"),
+        ),
     )
     user_id: Mapped[str] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
@@ -126,7 +136,7 @@ class UserProperty(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     project_id: Mapped[str] = mapped_column(String(36))
     value_text: Mapped[str | None] = mapped_column(String(1024))  # VALUE_TEXT_MAX
-    value_num: Mapped[float | None] = mapped_column(Float)
+    value_num: Mapped[float | None] = mapped_column(Float)  # numbers; datetimes as unix seconds
 
 
 class Device(Base):
@@ -138,7 +148,10 @@ class Device(Base):
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    platform: Mapped[str] = mapped_column(String(20), default="")
+    platform: Mapped[str] = mapped_column(String(20), default="")  # IOS | ANDROID | ...
+    app_version: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    app_version_key: Mapped[str | None] = mapped_column(String(128))  # values.version_key
+    sdk_type: Mapped[str] = mapped_column(String(32), default="", server_default="")
     locale_region: Mapped[str] = mapped_column(String(20), default="")
     locale_language: Mapped[str] = mapped_column(String(20), default="")
     timezone: Mapped[str] = mapped_column(String(64), default="")
@@ -199,7 +212,8 @@ class Message(Base):
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     project_id: Mapped[str] = mapped_column(String(36))
-    trigger_id: Mapped[str] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"))
+    # None for a direct send (messages:send), which has no trigger
+    trigger_id: Mapped[str | None] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"))
     chunk_no: Mapped[int] = mapped_column(Integer)
     user_id: Mapped[str] = mapped_column(String(36))
     project_user_id: Mapped[str | None] = mapped_column(String(255))
@@ -217,3 +231,45 @@ class Message(Base):
     possible_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Event(Base):
+    """An SDK event (SESSION_START, PUSH_NOTIFICATION_TAPPED, custom ones)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_user", "user_id", "created_at"),
+        Index("ix_events_project_name", "project_id", "name", "created_at"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(36))
+    device_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255))
+    source_type: Mapped[str] = mapped_column(String(64), default="")
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class LiveActivityToken(Base):
+    """An iOS push-to-start token for one Live Activity attributes type on one device."""
+
+    __tablename__ = "live_activity_tokens"
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    attributes_type: Mapped[str] = mapped_column(String(255), primary_key=True)
+    token: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class LiveActivityRequest(Base):
+    """A live-activities:start request, kept until Live Activity delivery exists."""
+
+    __tablename__ = "live_activity_requests"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="stored")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

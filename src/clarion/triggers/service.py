@@ -61,6 +61,7 @@ def check(
             missing=missing,
             expected=needed,
         )
+    version.audience.bind(request.properties)  # refuses values the rules cannot compare
     return {
         "id": uuid7(),
         "project_id": principal.project_id,

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
 
-from clarion.users import service
+from fastapi import APIRouter, Query, Request
+
+from clarion.users import sdk_properties, service
 from clarion.users.schemas import (
     DevicesIn,
     DevicesOut,
     IdentifyIn,
     IdentifyOut,
+    SdkPropertiesIn,
+    SdkPropertiesOut,
+    UnidentifyOut,
     UserPatch,
     UserProperties,
     UserUpsert,
@@ -62,3 +67,46 @@ def identify(device_id: str, body: IdentifyIn, principal: AnyKey, request: Reque
     with state(request).db.write() as session:
         service.identify(session, principal.project_id, device_id, body.project_user_id)
     return IdentifyOut(device_id=device_id, project_user_id=body.project_user_id)
+
+
+@router.delete(
+    "/devices/{device_id}/user/project-user-id",
+    response_model=UnidentifyOut,
+    summary="Un-identify: the device gets a new anonymous user (SDK)",
+)
+def unidentify(device_id: str, principal: AnyKey, request: Request) -> UnidentifyOut:
+    with state(request).db.write() as session:
+        user = service.unidentify(session, principal.project_id, device_id)
+        return UnidentifyOut(device_id=device_id, user_id=user.id)
+
+
+@router.post(
+    "/devices/{device_id}/user/properties",
+    response_model=SdkPropertiesOut,
+    summary="Set typed properties on the device's user (SDK)",
+)
+def set_properties(
+    device_id: str, body: SdkPropertiesIn, principal: AnyKey, request: Request
+) -> SdkPropertiesOut:
+    with state(request).db.write() as session:
+        out = sdk_properties.set_properties(
+            session, principal.project_id, device_id, body.properties
+        )
+    return SdkPropertiesOut(properties=out)
+
+
+@router.delete(
+    "/devices/{device_id}/user/properties",
+    summary="Remove properties from the device's user (SDK)",
+)
+def remove_properties(
+    device_id: str,
+    principal: AnyKey,
+    request: Request,
+    names: Annotated[list[str], Query()] = [],  # noqa: B006 (FastAPI copies defaults)
+    property_names: Annotated[list[str], Query()] = [],  # noqa: B006
+) -> dict[str, str]:
+    wanted = sdk_properties.names_from_query(names, property_names)
+    with state(request).db.write() as session:
+        sdk_properties.remove_properties(session, principal.project_id, device_id, wanted)
+    return {}

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from clarion.audience.rules import VALUE_TEXT_MAX, canonical_number, canonical_text
-from clarion.storage.models import Device, Message, User, UserProperty
+from clarion.audience.values import canonical_number, canonical_text
+from clarion.storage.models import Device, Event, Message, User, UserProperty
 
 
 def by_project_user_id(session: Session, project_id: str, project_user_id: str) -> User | None:
@@ -33,33 +33,40 @@ def index_properties(
     session.execute(
         delete(UserProperty).where(UserProperty.user_id == user.id, UserProperty.key.in_(keys))
     )
-    rows = []
-    for key in keys:
-        if key not in values:
-            continue
-        text = canonical_text(values[key])
-        if text is None:
-            continue
-        rows.append(
-            {
-                "user_id": user.id,
-                "key": key,
-                "project_id": user.project_id,
-                "value_text": text[:VALUE_TEXT_MAX],
-                "value_num": canonical_number(values[key]),
-            }
-        )
+    rows = property_rows(user.project_id, user.id, {k: values[k] for k in keys if k in values})
     if rows:
         session.execute(insert(UserProperty), rows)
+
+
+def property_rows(project_id: str, user_id: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The index rows of a user's properties: scalars only (objects and arrays live in the
+    user's JSON, where templates read them, but no rule does)."""
+    rows = []
+    for key, value in values.items():
+        text = canonical_text(value)
+        if text is not None:
+            rows.append(
+                {
+                    "user_id": user_id,
+                    "key": key,
+                    "project_id": project_id,
+                    "value_text": text,
+                    "value_num": canonical_number(value),
+                }
+            )
+    return rows
 
 
 def delete_user(session: Session, user: User) -> None:
     """The user, its devices and properties (cascade), and its message log rows."""
     session.execute(delete(Message).where(Message.user_id == user.id))
     session.execute(delete(Device).where(Device.user_id == user.id))
+    session.execute(delete(Event).where(Event.user_id == user.id))
     session.execute(delete(UserProperty).where(UserProperty.user_id == user.id))
     session.delete(user)
 
 
-def move_devices(session: Session, from_user: str, to_user: str) -> None:
-    session.execute(update(Device).where(Device.user_id == from_user).values(user_id=to_user))
+def move_history(session: Session, from_user: str, to_user: str) -> None:
+    """Give an anonymous user's devices, events and messages to the identified user."""
+    for model in (Device, Event, Message):
+        session.execute(update(model).where(model.user_id == from_user).values(user_id=to_user))

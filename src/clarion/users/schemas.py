@@ -76,3 +76,35 @@ class IdentifyIn(BaseModel):
 class IdentifyOut(BaseModel):
     device_id: str
     project_user_id: str
+
+
+class SdkProperty(BaseModel):
+    """One user property as the SDKs send it: Android ``value`` (a string), iOS ``value``
+    (a JSON value), React Native ``value_string``. ``type`` says how to read it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=PROPERTY_KEY_MAX)
+    type: str = "USER_PROPERTY_TYPE_STRING"
+    value: Any = None
+    value_string: str | None = None
+
+
+class SdkPropertiesIn(BaseModel):
+    properties: list[SdkProperty] = Field(min_length=1, max_length=100)
+
+
+class SdkPropertyOut(BaseModel):
+    name: str
+    type: str
+    value: Any
+    value_string: str
+
+
+class SdkPropertiesOut(BaseModel):
+    properties: list[SdkPropertyOut]
+
+
+class UnidentifyOut(BaseModel):
+    device_id: str
+    user_id: str = Field(description="The device's new anonymous user.")

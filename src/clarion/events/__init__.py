@@ -1,0 +1,1 @@
+"""SDK events: stored per user; SESSION_START keeps last_session_at for audience rules."""
