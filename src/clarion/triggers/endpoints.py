@@ -10,8 +10,9 @@ from starlette.concurrency import run_in_threadpool
 from clarion.delivery import repository as delivery_repo
 from clarion.messages import repository as messages_repo
 from clarion.messages.schemas import MessageList, MessageOut
-from clarion.triggers import service
+from clarion.triggers import dry_run, service
 from clarion.triggers.body import parse_trigger
+from clarion.triggers.dry_run_schemas import DryRunOut
 from clarion.triggers.schemas import Counts, TriggerAccepted, TriggerBody, TriggerOut
 from clarion.web import JSONResponse, SecretKey, principal_from, state
 
@@ -98,3 +99,33 @@ def trigger_messages(
         messages=[MessageOut.from_row(r) for r in rows],
         next_cursor=rows[-1].id if more and rows else None,
     )
+
+
+@router.post(
+    "/campaigns/{campaign_id}:dry-run",
+    response_model=DryRunOut,
+    summary="Dry run: who would receive what, and why not; nothing is sent",
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": TriggerBody.model_json_schema()}},
+        }
+    },
+)
+async def dry_run_campaign(
+    campaign_id: str,
+    request: Request,
+    sample: Annotated[int, Query(ge=0, le=dry_run.MAX_SAMPLE)] = 10,
+) -> DryRunOut:
+    """Takes the same body as :trigger; resolves, counts and renders a sample, sends
+    nothing and writes nothing."""
+    app = state(request)
+    raw = await request.body()
+
+    def run() -> DryRunOut:
+        with app.db.read() as session:
+            principal = principal_from(session, request)
+            body = parse_trigger(raw, app.settings.max_targets)
+            return dry_run.dry_run(session, principal, campaign_id, body, sample)
+
+    return await run_in_threadpool(run)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from clarion.auth.service import Principal
 from clarion.campaigns import repository as campaign_repository
 from clarion.campaigns import service as campaigns
+from clarion.campaigns.service import Version
 from clarion.errors import ClarionError, NotFound
 from clarion.ids import uuid7
 from clarion.runner import jobs
@@ -30,10 +31,17 @@ class MissingTriggerProperty(ClarionError):
     code = "missing_trigger_property"
 
 
-def check(
-    session: Session, principal: Principal, campaign_id: str, request: TriggerRequest
-) -> dict[str, Any]:
-    """Every check a trigger must pass, read-only. Returns the trigger row to write."""
+def campaign_version(
+    session: Session,
+    principal: Principal,
+    campaign_id: str,
+    request: TriggerRequest,
+    *,
+    require_active: bool = True,
+) -> tuple[Any, Version]:
+    """The campaign summary and its current version, once the campaign can take this
+    request: API-triggered, active (unless a dry run), and every ``trigger.*`` value the
+    rules need present and comparable."""
     principal.require_secret()
     campaign = campaign_repository.summary(session, principal.project_id, campaign_id)
     if campaign is None:
@@ -43,7 +51,7 @@ def check(
             f"Campaign {campaign.name!r} is a {campaign.type} campaign; only API-triggered "
             "campaigns can be triggered over the API."
         )
-    if campaign.status != "active":
+    if require_active and campaign.status != "active":
         raise CampaignNotTriggerable(
             f"Campaign {campaign.name!r} is {campaign.status}; activate it first "
             f"(clarion campaigns activate {campaign.id}).",
@@ -62,6 +70,14 @@ def check(
             expected=needed,
         )
     version.audience.bind(request.properties)  # refuses values the rules cannot compare
+    return campaign, version
+
+
+def check(
+    session: Session, principal: Principal, campaign_id: str, request: TriggerRequest
+) -> dict[str, Any]:
+    """Every check a trigger must pass, read-only. Returns the trigger row to write."""
+    campaign, _version = campaign_version(session, principal, campaign_id, request)
     return {
         "id": uuid7(),
         "project_id": principal.project_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PROPERTY_KEY_MAX = 128
 
@@ -38,23 +38,31 @@ class DeviceIn(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_absent(cls, data: Any) -> Any:
+        """The SDKs send null for what they do not know (ad_id, push_token, ...)."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None or k not in cls.model_fields}
+        return data
+
     id: str = Field(min_length=1, max_length=255)
-    platform: str = ""
+    platform: str = Field(default="", max_length=20)
     model: str = ""
     manufacturer: str = ""
     os_name: str = ""
     os_version: str = ""
-    locale_region: str = ""
-    locale_language: str = ""
-    timezone: str = ""
+    locale_region: str = Field(default="", max_length=20)
+    locale_language: str = Field(default="", max_length=20)
+    timezone: str = Field(default="", max_length=64)
     app_name: str = ""
-    app_version: str = ""
-    sdk_type: str = ""
+    app_version: str = Field(default="", max_length=64)
+    sdk_type: str = Field(default="", max_length=32)
     sdk_version: str = ""
     ad_id: str = ""
     is_push_permission_granted: bool = False
-    push_token: str = ""
-    push_token_type: str = ""
+    push_token: str = Field(default="", max_length=4096)
+    push_token_type: str = Field(default="", max_length=20)
 
 
 class DeviceOut(DeviceIn):
