@@ -112,6 +112,11 @@ def _json_path(loc: Any) -> str:
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
 
+def _readable(message: str) -> str:
+    """Pydantic prefixes our own validators' messages with 'Value error, '."""
+    return message.removeprefix("Value error, ")
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClarionError)
     async def clarion_error(_request: Request, exc: ClarionError) -> JSONResponse:
@@ -122,7 +127,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return _error(400, "invalid_json", "The body is not valid JSON; check its syntax.")
-        details = [{"path": _json_path(e.get("loc", ())), "message": e.get("msg")} for e in errors]
+        details = [
+            {"path": _json_path(e.get("loc", ())), "message": _readable(str(e.get("msg", "")))}
+            for e in errors
+        ]
         first = details[0] if details else {"path": "$", "message": "invalid request"}
         return _error(
             400,
