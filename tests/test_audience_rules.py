@@ -57,9 +57,10 @@ def test_a_rule_that_cannot_be_evaluated_is_refused_with_its_path(
 def test_the_three_attribute_limit_counts_across_groups(server: Server, db: Database) -> None:
     project = make_project(db)
     audience = {"match": "any", "groups": [
-        {"conditions": [{"attribute": "a", "value": "1"}, {"attribute": "platform", "value": "IOS"}]},
-        {"conditions": [{"attribute": "b", "value": "1"}, {"attribute": "properties.platform",
-                                                           "value": "x"}]},
+        {"conditions": [{"attribute": "a", "value": "1"},
+                        {"attribute": "platform", "value": "IOS"}]},
+        {"conditions": [{"attribute": "b", "value": "1"},
+                        {"attribute": "properties.platform", "value": "x"}]},
     ]}  # fmt: skip
     r = save(server, project, audience)
     assert r.status_code == 400
@@ -136,8 +137,10 @@ def test_dry_run_counts_renders_and_explains_every_excluded_target(
             headers=project.headers,
         )
     )
-    assert out["reach"] == {"users": 4, "devices": 3, "messages": 4, "reachable": 1,
-                            "no_device": 1, "no_push_token": 1, "push_permission_off": 1}  # fmt: skip
+    assert out["reach"] == {
+        "users": 4, "devices": 3, "messages": 4, "reachable": 1,
+        "no_device": 1, "no_push_token": 1, "push_permission_off": 1,
+    }  # fmt: skip
     assert [c["users"] for c in out["conditions"]] == [5, 4]
     assert out["conditions"][1]["condition"] == "store_location = '{{ trigger.store_location }}'"
     sent = [s for s in out["sample"] if s["status"] == "would_send"]

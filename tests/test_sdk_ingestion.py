@@ -61,8 +61,8 @@ def test_device_upsert_answers_every_field_the_android_sdk_decodes(
 def test_property_variants_of_the_three_sdks(server: Server, db: Database) -> None:
     project = make_project(db)
     register(server, project, ANDROID_DEVICE)
-    ok(server.client.post("/api/v1/devices/and-1/user/project-user-id",
-                          json={"project_user_id": "u-1"}, headers=project.sdk_headers))  # fmt: skip
+    post(server, "/api/v1/devices/and-1/user/project-user-id", {"project_user_id": "u-1"},
+         project.sdk_headers)  # fmt: skip
     path = "/api/v1/devices/and-1/user/properties"
     android = [
         {"name": "age", "type": "USER_PROPERTY_TYPE_NUMBER", "value": "34"},
@@ -119,9 +119,8 @@ def test_a_value_that_does_not_parse_as_its_type_is_refused_naming_it(
         assert repr(prop["name"]) in error["message"] and fragment in error["message"]
         assert error["path"].startswith("$.properties[1]")
     # Nothing was changed by the refused batches.
-    r = server.client.post("/api/v1/devices/and-1/user/project-user-id",
-                           json={"project_user_id": "u-9"}, headers=project.sdk_headers)  # fmt: skip
-    ok(r)
+    post(server, "/api/v1/devices/and-1/user/project-user-id", {"project_user_id": "u-9"},
+         project.sdk_headers)  # fmt: skip
     assert user_properties(server, project, "u-9") == {}
     unknown = server.client.post(
         "/api/v1/devices/nope/user/properties",
