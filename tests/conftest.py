@@ -18,10 +18,11 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 from sqlalchemy import text
+from typer.testing import CliRunner
 
 from clarion.app import create_app
 from clarion.auth import service as auth
-from clarion.config import Settings
+from clarion.config import Settings, get_settings
 from clarion.storage.db import Database
 from clarion.storage.migrate import upgrade
 from clarion.storage.models import Base
@@ -187,3 +188,12 @@ def run_worker_until_idle(server: Server) -> None:
 def server(server_factory: Any) -> Server:
     started: Server = server_factory()
     return started
+
+
+@pytest.fixture
+def cli_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("CLARION_DATABASE_URL", db_url)
+    monkeypatch.setenv("CLARION_VAR_DIR", str(tmp_path / "var"))
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()

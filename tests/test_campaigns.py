@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from clarion.cli import app as cli
-from clarion.config import get_settings
 from clarion.storage.db import Database
 from tests.conftest import Server, make_project
 from tests.helpers import PICKUP, ok
@@ -108,15 +106,6 @@ def test_management_api_needs_a_secret_key(server: Server, db: Database) -> None
     r = server.client.get("/api/v1/campaigns", headers=project.sdk_headers)
     assert r.status_code == 403
     assert server.client.get("/api/v1/campaigns").status_code == 401
-
-
-@pytest.fixture
-def cli_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("CLARION_DATABASE_URL", db_url)
-    monkeypatch.setenv("CLARION_VAR_DIR", str(tmp_path / "var"))
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
 
 
 def test_campaigns_as_code_with_the_cli(cli_env: CliRunner, db: Database, tmp_path: Path) -> None:

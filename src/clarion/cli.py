@@ -12,10 +12,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
 from clarion.auth import service as auth
-from clarion.auth.repository import list_projects
+from clarion.auth.repository import get_project, list_projects
 from clarion.campaigns import service as campaigns
 from clarion.campaigns.files import load_spec
 from clarion.campaigns.schemas import Status
@@ -23,16 +24,19 @@ from clarion.config import get_settings
 from clarion.errors import ClarionError
 from clarion.storage.db import Database
 from clarion.storage.migrate import upgrade
+from clarion.users import importer
 
 app = typer.Typer(no_args_is_help=True, help="Clarion: API-triggered campaigns, self-hosted.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 projects_app = typer.Typer(no_args_is_help=True, help="Projects.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys (shown once, stored hashed).")
 campaigns_app = typer.Typer(no_args_is_help=True, help="Campaigns as code.")
+users_app = typer.Typer(no_args_is_help=True, help="Users: bulk import.")
 app.add_typer(db_app, name="db")
 app.add_typer(projects_app, name="projects")
 app.add_typer(keys_app, name="keys")
 app.add_typer(campaigns_app, name="campaigns")
+app.add_typer(users_app, name="users")
 # Piped or captured output gets wide lines, so that ids and tables are never folded.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
@@ -275,3 +279,51 @@ def campaigns_archive(campaign_id: str, project: ProjectOpt = None) -> None:
 
 if __name__ == "__main__":
     app()
+
+
+@users_app.command("import")
+def users_import(
+    file: Path,
+    project: ProjectOpt = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="jsonl or csv (default: from the suffix)")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=20000)] = 2000,
+    show_rejects: Annotated[int, typer.Option(help="How many rejected rows to list.")] = 20,
+) -> None:
+    """Import users with properties and devices from JSONL or CSV. Bad rows are reported with
+    their line numbers and skipped; the good ones are imported. Running it again is harmless."""
+    if fmt not in (None, "jsonl", "csv"):
+        raise _fail(f"--format must be jsonl or csv, not {fmt!r}")
+    db = _db()
+    project_id = _project(db, project)
+    with db.read() as session:
+        if get_project(session, project_id) is None:
+            raise _fail(f"no project {project_id!r} (see `clarion projects list`)")
+    with _reported():
+        total = importer.count_rows(file)
+        rows = importer.read_file(file, "csv" if fmt == "csv" else "jsonl" if fmt else None)
+        with Progress(
+            TextColumn("[bold]importing[/bold]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=not err.is_terminal,
+        ) as bar:
+            task = bar.add_task("rows", total=total)
+            report = importer.import_rows(
+                db, project_id, rows, batch_size, lambda n: bar.advance(task, n)
+            )
+    out.print(
+        f"imported {report.rows:,} users ({report.users_created:,} new, "
+        f"{report.users_updated:,} updated) and {report.devices:,} devices in "
+        f"{report.seconds:.1f} s: {report.rate:,.0f} users/s"
+    )
+    if report.rejected:
+        out.print(f"[yellow]rejected {len(report.rejected):,} rows[/yellow]:")
+        for line, reason in report.rejected[:show_rejects]:
+            out.print(f"  line {line}: {reason}")
+        if len(report.rejected) > show_rejects:
+            out.print(f"  ... and {len(report.rejected) - show_rejects:,} more")
+        raise typer.Exit(code=2)

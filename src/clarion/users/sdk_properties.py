@@ -45,7 +45,7 @@ def read(prop: SdkProperty, path: str) -> tuple[str, Any]:
             path=path,
             property=prop.name,
         )
-    value = _typed(kind, raw)
+    value = typed_value(kind, raw)
     if value is None:
         raise InvalidProperty(
             f"{path}.value: property {prop.name!r} is declared USER_PROPERTY_TYPE_{kind} but "
@@ -57,7 +57,7 @@ def read(prop: SdkProperty, path: str) -> tuple[str, Any]:
     return kind, value
 
 
-def _typed(kind: str, raw: Any) -> Any:
+def typed_value(kind: str, raw: Any) -> Any:
     if isinstance(raw, dict | list):
         return None
     if kind == "STRING":

@@ -1,0 +1,291 @@
+"""Bulk import of users, their properties and devices from JSONL or CSV.
+
+A row is ``{"project_user_id", "properties": {...}, "devices": [{...SDK device...}]}``
+(JSONL), or a CSV row: ``project_user_id``, property columns (``name`` or ``name:type`` with
+type string, number, boolean or datetime) and ``device_<field>`` columns for one device.
+
+Good rows are written in batches (one transaction each); a bad row is reported with its line
+number and skipped. Running the same file again changes nothing: users are matched by
+``project_user_id``, properties replaced key by key, devices matched by id.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from clarion.ids import uuid7
+from clarion.storage.db import Database
+from clarion.storage.models import Device, User, UserProperty, utcnow
+from clarion.users.repository import property_rows
+from clarion.users.schemas import PROPERTY_KEY_MAX, DeviceIn
+from clarion.users.sdk_properties import typed_value
+from clarion.users.service import device_columns
+
+U = cast(Table, User.__table__)
+D = cast(Table, Device.__table__)
+P = cast(Table, UserProperty.__table__)
+Format = Literal["jsonl", "csv"]
+CSV_TYPES = {"string": "STRING", "number": "NUMBER", "boolean": "BOOLEAN", "datetime": "DATETIME"}
+
+_UPDATE_USER = (
+    update(U)
+    .where(U.c.id == bindparam("uid"))
+    .values(properties=bindparam("props"), updated_at=bindparam("now"))
+)
+_DELETE_PROPS = delete(P).where(P.c.user_id == bindparam("uid"), P.c.key == bindparam("k"))
+_DEVICE_FIELDS = ("user_id", "attributes", "platform", "locale_region", "locale_language",
+                  "timezone", "is_push_permission_granted", "push_token", "push_token_type",
+                  "app_version", "app_version_key", "sdk_type", "updated_at")  # fmt: skip
+_UPDATE_DEVICE = (
+    update(D)
+    .where(D.c.project_id == bindparam("pid"), D.c.id == bindparam("did"))
+    .values({f: bindparam(f"v_{f}") for f in _DEVICE_FIELDS})
+)
+
+
+@dataclass(slots=True)
+class Row:
+    line: int
+    project_user_id: str
+    properties: dict[str, Any]
+    devices: list[DeviceIn]
+
+
+@dataclass
+class Report:
+    rows: int = 0
+    users_created: int = 0
+    users_updated: int = 0
+    devices: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+class BadRow(ValueError):
+    pass
+
+
+def _check(line: int, data: Any) -> Row:
+    if not isinstance(data, dict):
+        raise BadRow("a row must be a JSON object")
+    puid = data.get("project_user_id")
+    if not isinstance(puid, str) or not 0 < len(puid) <= 255:
+        raise BadRow("project_user_id must be a string of 1 to 255 characters")
+    properties = data.get("properties") or {}
+    if not isinstance(properties, dict):
+        raise BadRow("properties must be an object")
+    for key in properties:
+        if not 0 < len(key) <= PROPERTY_KEY_MAX:
+            raise BadRow(f"property names must be 1 to {PROPERTY_KEY_MAX} characters: {key!r}")
+    raw_devices = data.get("devices") or []
+    if not isinstance(raw_devices, list):
+        raise BadRow("devices must be an array")
+    devices = []
+    for i, device in enumerate(raw_devices):
+        try:
+            devices.append(DeviceIn.model_validate(device))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise BadRow(f"devices[{i}].{where}: {first['msg']}") from None
+    return Row(line, puid, properties, devices)
+
+
+def read_jsonl(lines: Iterable[bytes]) -> Iterator[Row | tuple[int, str]]:
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            yield _check(number, orjson.loads(raw))
+        except orjson.JSONDecodeError as exc:
+            yield number, f"not valid JSON: {exc.msg} (column {exc.colno})"
+        except BadRow as exc:
+            yield number, str(exc)
+
+
+def read_csv(text: Iterable[str]) -> Iterator[Row | tuple[int, str]]:
+    reader = csv.reader(text)
+    header = next(reader, None)
+    if header is None:
+        return
+    columns: list[tuple[str, str, str | None]] = []  # (kind, name, property type)
+    for name in header:
+        name = name.strip()
+        if name == "project_user_id":
+            columns.append(("id", name, None))
+        elif name.startswith("device_"):
+            columns.append(("device", name.removeprefix("device_"), None))
+        else:
+            prop, _, type_ = name.partition(":")
+            columns.append(("property", prop, CSV_TYPES.get(type_.strip().lower() or "string")))
+    for number, cells in enumerate(reader, start=2):
+        if not any(c.strip() for c in cells):
+            continue
+        try:
+            yield _check(number, _csv_row(columns, cells))
+        except BadRow as exc:
+            yield number, str(exc)
+
+
+def _csv_row(columns: list[tuple[str, str, str | None]], cells: list[str]) -> dict[str, Any]:
+    if len(cells) != len(columns):
+        raise BadRow(f"{len(cells)} cells for {len(columns)} columns")
+    row: dict[str, Any] = {"properties": {}}
+    device: dict[str, Any] = {}
+    for (kind, name, type_), cell in zip(columns, cells, strict=True):
+        if cell == "":
+            continue
+        if kind == "id":
+            row["project_user_id"] = cell
+        elif kind == "device":
+            device[name] = cell.lower() in ("true", "1") if name.startswith("is_") else cell
+        else:
+            if type_ is None:
+                raise BadRow(f"column {name!r} has an unknown type; use one of "
+                             f"{', '.join(CSV_TYPES)}")  # fmt: skip
+            value = typed_value(type_, cell)
+            if value is None:
+                raise BadRow(f"{name}: {cell!r} is not a {type_.lower()}")
+            row["properties"][name] = value
+    if device:
+        row["devices"] = [device]
+    return row
+
+
+def read_file(path: Path, fmt: Format | None = None) -> Iterator[Row | tuple[int, str]]:
+    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
+    if fmt == "csv":
+        with path.open(newline="", encoding="utf-8") as fh:
+            yield from read_csv(fh)
+    else:
+        with path.open("rb") as fh:
+            yield from read_jsonl(fh)
+
+
+def import_rows(
+    db: Database,
+    project_id: str,
+    rows: Iterable[Row | tuple[int, str]],
+    batch_size: int = 2000,
+    progress: Callable[[int], None] = lambda n: None,
+) -> Report:
+    report = Report()
+    started = time.perf_counter()
+    batch: dict[str, Row] = {}
+    for item in rows:
+        if isinstance(item, tuple):
+            report.rejected.append(item)
+            continue
+        if item.project_user_id in batch or len(batch) >= batch_size:
+            _write(db, project_id, list(batch.values()), report)
+            progress(len(batch))
+            batch = {}
+        batch[item.project_user_id] = item
+    if batch:
+        _write(db, project_id, list(batch.values()), report)
+        progress(len(batch))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _write(db: Database, project_id: str, rows: list[Row], report: Report) -> None:
+    now = utcnow()
+    with db.write() as session:
+        existing = _existing_users(session, project_id, [r.project_user_id for r in rows])
+        new_users: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        stale: list[dict[str, Any]] = []
+        props: list[dict[str, Any]] = []
+        user_ids: dict[str, str] = {}
+        for row in rows:
+            current = existing.get(row.project_user_id)
+            if current is None:
+                uid = uuid7()
+                clean = {k: v for k, v in row.properties.items() if v is not None}
+                new_users.append({"id": uid, "project_id": project_id, "project_user_id":
+                                  row.project_user_id, "properties": clean, "created_at": now,
+                                  "updated_at": now})  # fmt: skip
+            else:
+                uid, stored = current
+                clean = {**stored, **row.properties}
+                clean = {k: v for k, v in clean.items() if v is not None}
+                updates.append({"uid": uid, "props": clean, "now": now})
+                stale += [{"uid": uid, "k": k} for k in row.properties]
+            user_ids[row.project_user_id] = uid
+            props += property_rows(project_id, uid, {k: row.properties[k] for k in row.properties
+                                                     if k in clean})  # fmt: skip
+        if new_users:
+            session.execute(insert(U), new_users)
+        if updates:
+            session.execute(_UPDATE_USER, updates)
+        if stale:
+            session.execute(_DELETE_PROPS, stale)
+        if props:
+            session.execute(insert(P), props)
+        report.devices += _write_devices(session, project_id, rows, user_ids, now)
+    report.rows += len(rows)
+    report.users_created += len(new_users)
+    report.users_updated += len(updates)
+
+
+def _existing_users(
+    session: Session, project_id: str, puids: list[str]
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    stmt = select(U.c.project_user_id, U.c.id, U.c.properties).where(
+        U.c.project_id == project_id, U.c.project_user_id.in_(puids)
+    )
+    return {puid: (uid, props or {}) for puid, uid, props in session.execute(stmt)}
+
+
+def _write_devices(
+    session: Session, project_id: str, rows: list[Row], user_ids: dict[str, str], now: Any
+) -> int:
+    wanted: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        for device in row.devices:
+            values = device_columns(device)
+            values.update(user_id=user_ids[row.project_user_id], updated_at=now,
+                          attributes=device.model_dump(mode="json"))  # fmt: skip
+            wanted[device.id] = values
+    if not wanted:
+        return 0
+    found = set(
+        session.scalars(
+            select(D.c.id).where(D.c.project_id == project_id, D.c.id.in_(list(wanted)))
+        )
+    )
+    fresh = [
+        {"project_id": project_id, "id": did, "created_at": now, **values}
+        for did, values in wanted.items()
+        if did not in found
+    ]
+    changed = [
+        {"pid": project_id, "did": did, **{f"v_{f}": values[f] for f in _DEVICE_FIELDS}}
+        for did, values in wanted.items()
+        if did in found
+    ]
+    if fresh:
+        session.execute(insert(D), fresh)
+    if changed:
+        session.execute(_UPDATE_DEVICE, changed)
+    return len(wanted)
+
+
+def count_rows(path: Path) -> int:
+    """Lines in the file (for the progress bar), read in large blocks."""
+    with path.open("rb") as fh:
+        return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
