@@ -26,6 +26,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    exists,
     false,
     func,
     not_,
@@ -117,7 +118,7 @@ def _compare(column: Any, op: str, i: int, type_: str) -> ColumnElement[bool]:
         return and_(column >= p(0), column <= p(1))
     operand = p()
     if type_ == "version":
-        column, operand = _Bytes(column), _Bytes(operand)
+        column, operand = _Bytes(column), _Bytes(bindparam(f"c{i}_0", type_=String()))
     symbol = {
         "eq": "__eq__", "gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__",
         "before": "__lt__", "after": "__gt__", "more_than_days_ago": "__lt__",
@@ -125,18 +126,24 @@ def _compare(column: Any, op: str, i: int, type_: str) -> ColumnElement[bool]:
     return cast(ColumnElement[bool], getattr(column, symbol)(operand))
 
 
+def _property_predicate(table: Any, condition: Condition, op: str, i: int) -> Any:
+    """The test on one ``user_properties`` row (``table`` may be an alias)."""
+    if op in ("is_true", "is_false"):
+        return table.c.value_text == ("true" if op == "is_true" else "false")
+    type_ = condition.type or "string"
+    column = table.c.value_text if type_ == "string" else table.c.value_num
+    return _compare(column, op, i, type_)
+
+
 def _positive(condition: Condition, op: str, i: int) -> ColumnElement[bool]:
     type_ = condition.type or "string"
     if condition.scope == "property":
-        if op in ("is_true", "is_false"):
-            predicate: Any = P.c.value_text == ("true" if op == "is_true" else "false")
-        else:
-            column = P.c.value_text if type_ == "string" else P.c.value_num
-            predicate = _compare(column, op, i, type_)
-        rows = select(P.c.user_id).where(
-            P.c.project_id == bindparam("pid"), P.c.key == condition.property_key, predicate
+        # A primary-key probe per candidate user: (user_id, key) is the key.
+        return exists().where(
+            P.c.user_id == U.c.id,
+            P.c.key == condition.property_key,
+            _property_predicate(P, condition, op, i),
         )
-        return U.c.id.in_(rows)
     if condition.attribute == "user_id":
         return _compare(U.c.project_user_id, op, i, type_)
     if condition.attribute == "last_session_at":
@@ -156,24 +163,71 @@ def _condition(condition: Condition, i: int) -> ColumnElement[bool]:
     return _positive(condition, condition.operator, i)
 
 
-def _rule(audience: Audience) -> ColumnElement[bool]:
-    if not audience.groups:
-        return true()
+# A rule is a tree: (match, [(match, [(index, condition)])]).
+Tree = tuple[str, list[tuple[str, list[tuple[int, Condition]]]]]
+# Conditions that may drive the query, best first. Only equality and lists: without
+# statistics a range or a presence test may admit nearly everyone, and then walking the
+# property index and probing each user costs more than reading the users in order.
+DRIVERS = {"eq": 0, "in": 1}
+_DRIVER = P.alias("driver")
+
+
+def tree(audience: Audience) -> Tree:
+    groups: list[tuple[str, list[tuple[int, Condition]]]] = []
+    for located in audience.located():
+        if located.group == len(groups):
+            groups.append((audience.groups[located.group].match, []))
+        groups[-1][1].append((located.index, located.condition))
+    return audience.match, groups
+
+
+def _driver(rule: Tree) -> tuple[int, Condition] | None:
+    """A positive custom-property condition every recipient must meet, if there is one.
+    The query then starts from that condition's index range instead of every user."""
+    match, groups = rule
+    candidates = []
+    for group_match, conditions in groups:
+        if match != "all" and len(groups) > 1:
+            break
+        if group_match != "all" and len(conditions) > 1:
+            continue
+        for index, condition in conditions:
+            if condition.scope == "property" and condition.operator in DRIVERS:
+                candidates.append((DRIVERS[condition.operator], index, condition))
+    if not candidates:
+        return None
+    _, index, condition = min(candidates, key=lambda c: (c[0], c[1]))
+    return index, condition
+
+
+def _frame(rule: Tree, targeted: bool) -> tuple[Any, list[ColumnElement[bool]]]:
+    """FROM and WHERE for a rule: users LEFT JOIN devices, started from the driving
+    condition's index range when there is one."""
+    driver = _driver(rule)
+    source: Any = U.outerjoin(D, D.c.user_id == U.c.id)  # user ids are unique across projects
+    clauses: list[ColumnElement[bool]] = []
+    if driver is not None:
+        index, condition = driver
+        source = _DRIVER.join(U, U.c.id == _DRIVER.c.user_id).outerjoin(D, D.c.user_id == U.c.id)
+        clauses += [
+            _DRIVER.c.project_id == bindparam("pid"),
+            _DRIVER.c.key == condition.property_key,
+            _property_predicate(_DRIVER, condition, condition.operator, index),
+        ]
+    clauses += [U.c.project_id == bindparam("pid"), U.c.project_user_id.is_not(None)]
+    match, groups = rule
     join = {"all": and_, "any": or_}
-    groups: list[ColumnElement[bool]] = []
-    index = 0
-    for group in audience.groups:
-        parts = []
-        for condition in group.conditions:
-            parts.append(_condition(condition, index))
-            index += 1
-        groups.append(join[group.match](*parts))
-    return join[audience.match](*groups)
-
-
-def _where(audience: Audience, targeted: bool) -> list[ColumnElement[bool]]:
-    clauses = [U.c.project_id == bindparam("pid"), U.c.project_user_id.is_not(None)]
-    clauses.append(_rule(audience))
+    parts = [
+        join[group_match](
+            *[
+                true() if driver and index == driver[0] else _condition(condition, index)
+                for index, condition in conditions
+            ]
+        )
+        for group_match, conditions in groups
+    ]
+    if parts:
+        clauses.append(join[match](*parts))
     if targeted:
         clauses.append(
             or_(
@@ -181,10 +235,9 @@ def _where(audience: Audience, targeted: bool) -> list[ColumnElement[bool]]:
                 D.c.id.in_(bindparam("target_devices", expanding=True)),
             )
         )
-    return clauses
+    return source, clauses
 
 
-_JOIN = U.outerjoin(D, D.c.user_id == U.c.id)  # user ids are unique across projects
 _compiled: dict[tuple[Any, ...], Select[Any]] = {}
 
 
@@ -201,17 +254,20 @@ def _cached(kind: str, audience: Audience, targeted: bool) -> Select[Any]:
 
 
 def _recipients(audience: Audience, targeted: bool) -> Select[Any]:
+    source, where = _frame(tree(audience), targeted)
     columns = (U.c.id, U.c.project_user_id, D.c.id, D.c.push_token, D.c.is_push_permission_granted)
-    return select(*columns).select_from(_JOIN).where(*_where(audience, targeted))
+    return select(*columns).select_from(source).where(*where)
 
 
 def _count(audience: Audience, targeted: bool) -> Select[Any]:
-    return select(func.count()).select_from(_JOIN).where(*_where(audience, targeted))
+    source, where = _frame(tree(audience), targeted)
+    return select(func.count()).select_from(source).where(*where)
 
 
 def _tally(audience: Audience, targeted: bool) -> Select[Any]:
     """Users, devices and why some devices cannot be reached, in one pass."""
     token = and_(D.c.push_token.is_not(None), D.c.push_token != "")
+    source, where = _frame(tree(audience), targeted)
     stmt = (
         select(
             func.count().label("rows"),
@@ -223,8 +279,8 @@ def _tally(audience: Audience, targeted: bool) -> Select[Any]:
                 case((and_(token, D.c.is_push_permission_granted == false()), 1), else_=0)
             ).label("permission_off"),
         )
-        .select_from(_JOIN)
-        .where(*_where(audience, targeted))
+        .select_from(source)
+        .where(*where)
     )
     return cast(Select[Any], stmt)
 
@@ -271,10 +327,9 @@ def tally(audience: Audience, targeted: bool) -> Select[Any]:
 
 def admitted(condition: Condition, index: int) -> Select[Any]:
     """Users and devices that one condition admits on its own (parameters as in params())."""
-    clauses = [U.c.project_id == bindparam("pid"), U.c.project_user_id.is_not(None)]
-    clauses.append(_condition(condition, index))
+    source, where = _frame(("all", [("all", [(index, condition)])]), False)
     columns = (func.count(U.c.id.distinct()), func.count(D.c.id))
-    return cast(Select[Any], select(*columns).select_from(_JOIN).where(*clauses))
+    return cast(Select[Any], select(*columns).select_from(source).where(*where))
 
 
 _BUILDERS = {"recipients": _recipients, "count": _count, "tally": _tally}

@@ -16,6 +16,7 @@ AttrType = Literal["string", "number", "boolean", "datetime", "version"]
 VALUE_TEXT_MAX = 1024  # the indexed text form of a property value is cut at this length
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_NUMERIC_START = frozenset("0123456789+-.")  # what a number or an ISO date starts with
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _VERSION = re.compile(
     r"^v?(\d{1,9})(?:\.(\d{1,9}))?(?:\.(\d{1,9}))?(?:\.(\d{1,9}))?"
@@ -81,6 +82,8 @@ def canonical_number(value: Any) -> float | None:
         return number if math.isfinite(number) else None
     if isinstance(value, str):
         text = value.strip()
+        if not text or text[0] not in _NUMERIC_START:
+            return None
         if _NUMBER.match(text):
             number = float(text)
             return number if math.isfinite(number) else None

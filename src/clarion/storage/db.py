@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,15 +16,25 @@ from sqlalchemy.orm import Session, sessionmaker
 WRITE = {"clarion_write": True}
 
 
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine for ``url``; SQLite files are put in WAL mode with a busy timeout."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        return create_engine(
+            url, pool_size=10, max_overflow=20, pool_pre_ping=True, json_serializer=_json
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=20, max_overflow=20
+        url,
+        connect_args={"timeout": 30, "check_same_thread": False},
+        pool_size=20,
+        max_overflow=20,
+        json_serializer=_json,
     )
 
     @event.listens_for(engine, "connect")

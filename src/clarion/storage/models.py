@@ -129,6 +129,7 @@ class UserProperty(Base):
             sqlite_where=text("value_num IS NOT NULL"),
             postgresql_where=text("value_num IS NOT NULL"),
         ),
+        {"sqlite_with_rowid": False},  # a probe on (user_id, key) reads the value directly
     )
     user_id: Mapped[str] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
