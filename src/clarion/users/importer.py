@@ -12,6 +12,8 @@ number and skipped. Running the same file again changes nothing: users are match
 from __future__ import annotations
 
 import csv
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,10 +25,10 @@ from pydantic import ValidationError
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from clarion.audience.values import canonical_number, canonical_text
 from clarion.ids import uuid7
 from clarion.storage.db import Database
 from clarion.storage.models import Device, User, UserProperty, utcnow
-from clarion.users.repository import property_rows
 from clarion.users.schemas import PROPERTY_KEY_MAX, DeviceIn
 from clarion.users.sdk_properties import typed_value
 from clarion.users.service import device_columns
@@ -176,6 +178,72 @@ def read_file(path: Path, fmt: Format | None = None) -> Iterator[Row | tuple[int
             yield from read_jsonl(fh)
 
 
+@dataclass(slots=True)
+class Prepared:
+    """One batch, with everything that needs no database worked out ahead of the write."""
+
+    rows: list[Row]
+    indexed: list[list[tuple[str, str, float | None]]]  # per row: (key, text, number)
+    devices: list[list[dict[str, Any]]]  # per row: device columns
+
+
+def _prepare(rows: list[Row]) -> Prepared:
+    indexed = []
+    devices = []
+    for row in rows:
+        entries = []
+        for key, value in row.properties.items():
+            text = canonical_text(value)
+            if text is not None:
+                entries.append((key, text, canonical_number(value)))
+        indexed.append(entries)
+        columns = []
+        for device in row.devices:
+            values = device_columns(device)
+            values["id"] = device.id
+            values["attributes"] = device.model_dump(mode="json")
+            columns.append(values)
+        devices.append(columns)
+    return Prepared(rows, indexed, devices)
+
+
+def _batches(
+    rows: Iterable[Row | tuple[int, str]], batch_size: int, report: Report
+) -> Iterator[Prepared]:
+    batch: dict[str, Row] = {}
+    for item in rows:
+        if isinstance(item, tuple):
+            report.rejected.append(item)
+            continue
+        if item.project_user_id in batch or len(batch) >= batch_size:
+            yield _prepare(list(batch.values()))
+            batch = {}
+        batch[item.project_user_id] = item
+    if batch:
+        yield _prepare(list(batch.values()))
+
+
+def _ahead(batches: Iterator[Prepared], depth: int = 2) -> Iterator[Prepared]:
+    """Read, check and prepare the next batches on another thread while this one writes
+    (SQLite and the PostgreSQL driver release the GIL while they work)."""
+    done = object()
+    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+
+    def produce() -> None:
+        try:
+            for prepared in batches:
+                slots.put(prepared)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            slots.put(exc)
+        slots.put(done)
+
+    threading.Thread(target=produce, name="clarion-import-reader", daemon=True).start()
+    while (item := slots.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
 def import_rows(
     db: Database,
     project_id: str,
@@ -185,35 +253,25 @@ def import_rows(
 ) -> Report:
     report = Report()
     started = time.perf_counter()
-    batch: dict[str, Row] = {}
-    for item in rows:
-        if isinstance(item, tuple):
-            report.rejected.append(item)
-            continue
-        if item.project_user_id in batch or len(batch) >= batch_size:
-            _write(db, project_id, list(batch.values()), report)
-            progress(len(batch))
-            batch = {}
-        batch[item.project_user_id] = item
-    if batch:
-        _write(db, project_id, list(batch.values()), report)
-        progress(len(batch))
+    for prepared in _ahead(_batches(rows, batch_size, report)):
+        _write(db, project_id, prepared, report)
+        progress(len(prepared.rows))
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _write(db: Database, project_id: str, rows: list[Row], report: Report) -> None:
+def _write(db: Database, project_id: str, batch: Prepared, report: Report) -> None:
     now = utcnow()
     with db.write() as session:
         if db.is_sqlite:  # a larger page cache for this connection: indexes grow fast here
             session.connection().exec_driver_sql("PRAGMA cache_size=-131072")
-        existing = _existing_users(session, project_id, [r.project_user_id for r in rows])
+        existing = _existing_users(session, project_id, [r.project_user_id for r in batch.rows])
         new_users: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         stale: list[dict[str, Any]] = []
-        props: list[dict[str, Any]] = []
-        user_ids: dict[str, str] = {}
-        for row in rows:
+        props: list[tuple[Any, ...]] = []
+        devices: list[dict[str, Any]] = []
+        for row, indexed, device_rows in zip(batch.rows, batch.indexed, batch.devices, strict=True):
             current = existing.get(row.project_user_id)
             if current is None:
                 uid = uuid7()
@@ -227,9 +285,9 @@ def _write(db: Database, project_id: str, rows: list[Row], report: Report) -> No
                 clean = {k: v for k, v in clean.items() if v is not None}
                 updates.append({"uid": uid, "props": clean, "now": now})
                 stale += [{"uid": uid, "k": k} for k in row.properties]
-            user_ids[row.project_user_id] = uid
-            props += property_rows(project_id, uid, {k: row.properties[k] for k in row.properties
-                                                     if k in clean})  # fmt: skip
+            props += [(uid, key, project_id, text, num) for key, text, num in indexed]
+            for device in device_rows:
+                devices.append({**device, "user_id": uid, "updated_at": now})
         if new_users:
             session.execute(insert(U), new_users)
         if updates:
@@ -238,24 +296,22 @@ def _write(db: Database, project_id: str, rows: list[Row], report: Report) -> No
             session.execute(_DELETE_PROPS, stale)
         if props:
             _insert_properties(session, props)
-        report.devices += _write_devices(session, project_id, rows, user_ids, now)
-    report.rows += len(rows)
+        report.devices += _write_devices(session, project_id, devices, now)
+    report.rows += len(batch.rows)
     report.users_created += len(new_users)
     report.users_updated += len(updates)
 
 
-def _insert_properties(session: Session, rows: list[dict[str, Any]]) -> None:
-    """The bulk of an import: straight to the driver's executemany, as tuples."""
+def _insert_properties(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """The bulk of an import: straight to the driver's executemany, as tuples
+    (user_id, key, project_id, value_text, value_num)."""
     conn = session.connection()
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     sql = (
         "INSERT INTO user_properties (user_id, key, project_id, value_text, value_num) "
         f"VALUES ({', '.join([mark] * 5)})"
     )
-    conn.exec_driver_sql(
-        sql,
-        [(r["user_id"], r["key"], r["project_id"], r["value_text"], r["value_num"]) for r in rows],
-    )
+    conn.exec_driver_sql(sql, rows)
 
 
 def _existing_users(
@@ -268,15 +324,10 @@ def _existing_users(
 
 
 def _write_devices(
-    session: Session, project_id: str, rows: list[Row], user_ids: dict[str, str], now: Any
+    session: Session, project_id: str, devices: list[dict[str, Any]], now: Any
 ) -> int:
-    wanted: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        for device in row.devices:
-            values = device_columns(device)
-            values.update(user_id=user_ids[row.project_user_id], updated_at=now,
-                          attributes=device.model_dump(mode="json"))  # fmt: skip
-            wanted[device.id] = values
+    """Insert new devices, update known ones (a device moves to the row's user)."""
+    wanted = {d["id"]: d for d in devices}
     if not wanted:
         return 0
     found = set(
@@ -285,7 +336,7 @@ def _write_devices(
         )
     )
     fresh = [
-        {"project_id": project_id, "id": did, "created_at": now, **values}
+        {"project_id": project_id, "created_at": now, **values}
         for did, values in wanted.items()
         if did not in found
     ]
