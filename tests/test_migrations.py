@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
+from clarion.audience.values import version_key
 from clarion.storage.db import Database
-from clarion.storage.models import Base
+from clarion.storage.migrate import upgrade
+from clarion.storage.models import Base, Device
 
 
 def test_migrations_match_the_models(db: Database) -> None:
@@ -21,3 +25,40 @@ def test_every_model_table_exists(db: Database) -> None:
     tables = set(inspect(db.engine).get_table_names())
     assert set(Base.metadata.tables) <= tables
     assert "alembic_version" in tables
+
+
+def test_0002_upgrades_existing_data(tmp_path: Path) -> None:
+    """A database made by 0001, with a device registered then, upgrades in place: rules can
+    read the device's platform and app version, and nothing is lost."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0001")
+    db = Database(url)
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', :t)"),
+                     {"t": "2026-01-01 00:00:00.000000"})  # fmt: skip
+        conn.execute(
+            text(
+                "INSERT INTO users (id, project_id, project_user_id, properties, created_at, "
+                "updated_at) VALUES ('u', 'p', 'ana', '{}', :t, :t)"
+            ),
+            {"t": "2026-01-01 00:00:00.000000"},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO devices (project_id, id, user_id, attributes, platform, "
+                "locale_region, locale_language, timezone, is_push_permission_granted, "
+                "push_token, push_token_type, created_at, updated_at) VALUES ('p', 'd', 'u', "
+                """'{"platform": "iOS", "app_version": "3.2.0", "sdk_type": "native"}', 'iOS', """
+                "'', '', '', 1, 't', '', :t, :t)"
+            ),
+            {"t": "2026-01-01 00:00:00.000000"},
+        )
+    db.dispose()
+    upgrade(url)
+    db = Database(url)
+    with db.read() as session:
+        device = session.get(Device, ("p", "d"))
+        assert device is not None
+        assert (device.platform, device.app_version, device.sdk_type) == ("IOS", "3.2.0", "native")
+        assert device.app_version_key == version_key("3.2.0")
+    db.dispose()
