@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
 from clarion.config import Settings
@@ -15,14 +16,19 @@ from clarion.delivery.pipeline import FAIL_TWICE, Pipeline
 from clarion.delivery.providers.registry import build_registry
 from clarion.storage.db import Database
 from clarion.storage.models import Job, Message, utcnow
-from tests.conftest import Server, make_project
-from tests.helpers import PROPS, ok, store_pickup, trigger
+from tests.conftest import Server, make_project, run_worker_until_idle
+from tests.helpers import PROPS, add_user, ok, store_pickup, trigger
 
 
 def _message(db: Database) -> Any:
     with db.read() as session:
         (message,) = session.scalars(select(Message)).all()
         return message
+
+
+def _exists(db: Database, message_id: str) -> bool:
+    with db.read() as session:
+        return session.get(Message, message_id) is not None
 
 
 def _crash_mid_send(db: Database, trigger_id: str) -> None:
@@ -65,3 +71,61 @@ def test_a_message_left_sending_is_resent_once_then_given_up(
     status = server.wait_done(project, trigger_id)
     assert status["status"] == "completed"
     assert (status["counts"]["sent"], status["counts"]["failed"]) == (0, 1)
+
+
+def test_a_resolve_interrupted_between_chunks_resumes_without_loss_or_duplicates(
+    server_factory: Any, db: Database, tmp_path: Path
+) -> None:
+    """A crash after some chunks were committed: the rerun adds only the missing recipients,
+    in new chunks with their own jobs, and every recipient gets exactly one message."""
+    server: Server = server_factory(embedded_worker=False)
+    project = make_project(db)
+    campaign_id = store_pickup(server.client, project)
+    for i in range(7):  # nine San Francisco staff members in all
+        add_user(server.client, project, f"sf-extra-{i}",
+                 {"user_role": "store_staff", "store_location": "San Francisco"})  # fmt: skip
+    trigger_id = ok(trigger(server.client, project, campaign_id, {"properties": PROPS}))[
+        "trigger_id"
+    ]
+    settings = Settings(database_url=server.settings.database_url, var_dir=tmp_path)
+    pipeline = Pipeline(db, build_registry(settings), chunk_size=2)
+
+    class Crash(Exception):
+        pass
+
+    calls = 0
+    real_wake = pipeline.wake
+
+    def crash_after_two_chunks() -> None:
+        nonlocal calls
+        calls += 1
+        real_wake()
+        if calls == 2:
+            raise Crash
+
+    pipeline.wake = crash_after_two_chunks
+    with pytest.raises(Crash):
+        pipeline.resolve([trigger_id])
+    with db.read() as session:
+        early = dict(session.execute(select(Message.id, Message.chunk_no)).all())
+    assert sorted(set(early.values())) == [0, 1] and len(early) == 4
+    # The data moves on before the rerun: a recipient of chunk 0 is deleted, so the rerun's
+    # stream shifts by one.
+    with db.read() as session:
+        first_user = session.scalars(
+            select(Message.project_user_id).where(Message.chunk_no == 0).order_by(Message.id)
+        ).first()
+    ok(server.client.delete(f"/api/v1/users/{first_user}", headers=project.headers))
+    early = {mid: chunk for mid, chunk in early.items() if _exists(db, mid)}
+    pipeline.wake = real_wake
+    pipeline.resolve([trigger_id])  # the job's rerun
+    run_worker_until_idle(server)
+    with db.read() as session:
+        rows = session.execute(select(Message.id, Message.project_user_id, Message.chunk_no)).all()
+    users = [u for _, u, _ in rows]
+    assert len(users) == len(set(users)) == 8
+    # Rows written after the crash went to new chunks, never into 0 or 1 (whose jobs may
+    # already have run).
+    assert all(chunk >= 2 for mid, _, chunk in rows if mid not in early)
+    status = server.wait_done(project, trigger_id)
+    assert status["status"] == "completed" and status["counts"]["matched"] == 8

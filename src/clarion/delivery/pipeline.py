@@ -79,7 +79,11 @@ class Pipeline:
         seen_users: set[str] = set()
         seen_devices: set[str] = set()
         parts = repository.stream_recipients(reader, trigger, version.audience, self.chunk_size)
-        for chunk_no, part, last in _numbered_with_last(parts):
+        # Resuming after a crash: recipients come in no fixed order (and the data may have
+        # changed), so new rows go to new chunk numbers, never into a chunk whose job may
+        # already be done; rows written before the crash are skipped by their identity.
+        first = 0 if trigger.status == "accepted" else repository.next_chunk(reader, trigger.id)
+        for chunk_no, part, last in _numbered_with_last(parts, first):
             rows = [_message_row(trigger, version.channel, chunk_no, r) for r in part]
             total += len(rows)
             if trigger.audience_mode == "targets":  # bounded by max_targets
@@ -257,10 +261,12 @@ def _excluded(
     return out
 
 
-def _numbered_with_last(parts: Iterator[list[Any]]) -> Iterator[tuple[int, list[Any], bool]]:
+def _numbered_with_last(
+    parts: Iterator[list[Any]], first: int = 0
+) -> Iterator[tuple[int, list[Any], bool]]:
     """(chunk number, rows, is it the last chunk); an empty stream is one empty last chunk."""
     current = next(parts, [])
-    number = 0
+    number = first
     for following in parts:
         yield number, current, False
         current, number = following, number + 1

@@ -115,8 +115,8 @@ def get_triggers(session: Session, trigger_ids: Iterable[str]) -> dict[str, Any]
 def stream_recipients(
     session: Session, trigger: Any, audience: Audience, batch: int
 ) -> Iterator[list[Any]]:
-    """Yield (user_id, project_user_id, device_id, push_token, permission) in stable order,
-    ``batch`` rows at a time, without loading the audience into memory."""
+    """Yield (user_id, project_user_id, device_id, push_token, permission), ``batch`` rows
+    at a time, without loading the audience into memory (in no fixed order)."""
     targets = trigger.targets if trigger.audience_mode == "targets" else None
     bound = audience.bind(trigger.properties)
     params = compiler.params(trigger.project_id, audience, bound, time.time(), targets)
@@ -124,6 +124,13 @@ def stream_recipients(
     result = session.execute(stmt, params, execution_options={"yield_per": batch})
     for part in result.partitions(batch):
         yield list(part)
+
+
+def next_chunk(session: Session, trigger_id: str) -> int:
+    """One past the highest chunk number a trigger's messages use (0 when none)."""
+    stmt = select(func.max(M.c.chunk_no)).where(M.c.trigger_id == trigger_id)
+    highest = session.execute(stmt).scalar()
+    return 0 if highest is None else int(highest) + 1
 
 
 def known_targets(
