@@ -119,12 +119,14 @@ class UserProperty(Base):
 
     __tablename__ = "user_properties"
     __table_args__ = (
-        Index("ix_user_properties_lookup_text", "project_id", "key", "value_text", "user_id"),
+        # Key and value lead: inserts and lookups compare short, varied fields first (the
+        # project id, 36 equal bytes in nearly every comparison, comes after).
+        Index("ix_user_properties_lookup_text", "key", "value_text", "project_id", "user_id"),
         Index(
             "ix_user_properties_lookup_num",
-            "project_id",
             "key",
             "value_num",
+            "project_id",
             "user_id",
             sqlite_where=text("value_num IS NOT NULL"),
             postgresql_where=text("value_num IS NOT NULL"),

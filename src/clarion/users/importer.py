@@ -37,6 +37,8 @@ U = cast(Table, User.__table__)
 D = cast(Table, Device.__table__)
 P = cast(Table, UserProperty.__table__)
 Format = Literal["jsonl", "csv"]
+IMPORT_CACHE_KB = 1024 * 1024  # SQLite page cache of the importing connection: 1 GiB
+IMPORT_MMAP_BYTES = 8 << 30
 CSV_TYPES = {"string": "STRING", "number": "NUMBER", "boolean": "BOOLEAN", "datetime": "DATETIME"}
 
 _UPDATE_USER = (
@@ -263,8 +265,10 @@ def import_rows(
 def _write(db: Database, project_id: str, batch: Prepared, report: Report) -> None:
     now = utcnow()
     with db.write() as session:
-        if db.is_sqlite:  # a larger page cache for this connection: indexes grow fast here
-            session.connection().exec_driver_sql("PRAGMA cache_size=-131072")
+        if db.is_sqlite:  # a large page cache and mmap: the indexes outgrow the defaults
+            conn = session.connection()
+            conn.exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KB}")
+            conn.exec_driver_sql(f"PRAGMA mmap_size={IMPORT_MMAP_BYTES}")
         existing = _existing_users(session, project_id, [r.project_user_id for r in batch.rows])
         new_users: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
