@@ -320,10 +320,11 @@ def users_import(
         f"{report.users_updated:,} updated) and {report.devices:,} devices in "
         f"{report.seconds:.1f} s: {report.rate:,.0f} users/s"
     )
-    if report.rejected:
-        out.print(f"[yellow]rejected {len(report.rejected):,} rows[/yellow]:")
-        for line, reason in report.rejected[:show_rejects]:
+    if report.rejected_total:
+        out.print(f"[yellow]rejected {report.rejected_total:,} rows[/yellow]:")
+        shown = report.rejected[:show_rejects]
+        for line, reason in shown:
             out.print(f"  line {line}: {reason}")
-        if len(report.rejected) > show_rejects:
-            out.print(f"  ... and {len(report.rejected) - show_rejects:,} more")
+        if report.rejected_total > len(shown):
+            out.print(f"  ... and {report.rejected_total - len(shown):,} more")
         raise typer.Exit(code=2)

@@ -39,6 +39,7 @@ P = cast(Table, UserProperty.__table__)
 Format = Literal["jsonl", "csv"]
 IMPORT_CACHE_KB = 1024 * 1024  # SQLite page cache of the importing connection: 1 GiB
 IMPORT_MMAP_BYTES = 8 << 30
+MAX_KEPT_REJECTS = 10_000  # a wholly bad file must not fill memory with its complaints
 CSV_TYPES = {"string": "STRING", "number": "NUMBER", "boolean": "BOOLEAN", "datetime": "DATETIME"}
 
 _UPDATE_USER = (
@@ -71,7 +72,8 @@ class Report:
     users_created: int = 0
     users_updated: int = 0
     devices: int = 0
-    rejected: list[tuple[int, str]] = field(default_factory=list)
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # the first MAX_KEPT
+    rejected_total: int = 0
     seconds: float = 0.0
 
     @property
@@ -215,7 +217,9 @@ def _batches(
     batch: dict[str, Row] = {}
     for item in rows:
         if isinstance(item, tuple):
-            report.rejected.append(item)
+            report.rejected_total += 1
+            if len(report.rejected) < MAX_KEPT_REJECTS:
+                report.rejected.append(item)
             continue
         if item.project_user_id in batch or len(batch) >= batch_size:
             yield _prepare(list(batch.values()))

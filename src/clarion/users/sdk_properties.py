@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC
 from typing import Any
@@ -75,7 +76,8 @@ def typed_value(kind: str, raw: Any) -> Any:
         text = str(raw).strip()
         if _INT.match(text):
             return int(text)
-        return float(text) if _FLOAT.match(text) else None
+        number = float(text) if _FLOAT.match(text) else None
+        return number if number is not None and math.isfinite(number) else None
     instant = parse_datetime(str(raw).strip()) if isinstance(raw, str) else None
     if instant is None:
         return None
