@@ -7,7 +7,7 @@ Generates N users (default 1,000,000) with about 10 properties each and 1 or 2 d
 pipeline does (in chunks). Each measurement runs in a fresh process, so peak RSS is that of
 the stream alone. A broad rule (nearly everyone) is streamed too, for the rate at scale.
 
-    python bench/audience.py [--users 1000000] [--postgres [ADMIN_URL]] [--keep]
+    python bench/audience.py [--users 1000000] [--postgres [ADMIN_URL]] [--keep] [--no-sqlite]
 """
 
 from __future__ import annotations
@@ -202,6 +202,7 @@ def main() -> None:
         default=None, help="also run on a fresh PostgreSQL database (admin URL)",
     )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the SQLite database")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = parser.parse_args()
     data = CACHE / f"audience-{args.users}.jsonl"
     if not data.exists():
@@ -215,17 +216,17 @@ def main() -> None:
         "broad rule (age >= trigger.min_age, tier exists, app_version >= 1.0)": BROAD,
     }
 
-    path = CACHE / f"audience-{args.users}.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    url = f"sqlite:///{path}"
-    project_id, rep = import_into(url, data)
-    report(
-        "SQLite", args.users, rep, {n: run_measure(url, project_id, r) for n, r in rules.items()}
-    )
-    if not args.keep:
+    if not args.no_sqlite:
+        path = CACHE / f"audience-{args.users}.db"
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
+        url = f"sqlite:///{path}"
+        project_id, rep = import_into(url, data)
+        results = {n: run_measure(url, project_id, r) for n, r in rules.items()}
+        report("SQLite", args.users, rep, results)
+        if not args.keep:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
 
     if args.postgres:
         name = f"clarion_bench_{uuid.uuid4().hex[:8]}"

@@ -259,11 +259,23 @@ def import_rows(
 ) -> Report:
     report = Report()
     started = time.perf_counter()
+    analyzed_at = 1000
     for prepared in _ahead(_batches(rows, batch_size, report)):
         _write(db, project_id, prepared, report)
         progress(len(prepared.rows))
+        if not db.is_sqlite and report.rows >= analyzed_at:
+            # Fresh statistics as the tables grow (at 1k, 2k, 4k... rows): with stale ones
+            # PostgreSQL plans the per-batch lookups as scans, and the import turns quadratic.
+            _analyze(db)
+            analyzed_at *= 2
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _analyze(db: Database) -> None:
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE users, devices, user_properties")
+        conn.commit()
 
 
 def _write(db: Database, project_id: str, batch: Prepared, report: Report) -> None:
