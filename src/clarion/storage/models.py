@@ -104,12 +104,7 @@ class CampaignVersion(Base):
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (
-        UniqueConstraint("project_id", "project_user_id"),
-        # Covers an audience query's per-user check (identified? this project?) without
-        # reading the row, which carries the properties JSON.
-        Index("ix_users_audience", "id", "project_user_id", "project_id"),
-    )
+    __table_args__ = (UniqueConstraint("project_id", "project_user_id"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     project_user_id: Mapped[str | None] = mapped_column(String(255))  # None: anonymous

@@ -90,9 +90,6 @@ def upgrade() -> None:
 
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("last_session_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_index(
-            "ix_users_audience", ["id", "project_user_id", "project_id"], unique=False
-        )
 
     # On SQLite the table becomes WITHOUT ROWID: a rule's per-user probe on (user_id, key)
     # then reads the value in the same b-tree search (measured: 25-40 % faster rules).
@@ -169,7 +166,6 @@ def downgrade() -> None:
             unique=False,
         )
     with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.drop_index("ix_users_audience")
         batch_op.drop_column("last_session_at")
 
     with op.batch_alter_table("messages", schema=None) as batch_op:
