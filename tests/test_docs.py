@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from clarion.audience.rules import Audience
+from clarion.campaigns.schemas import CampaignSpec
 from clarion.config import Settings
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
@@ -29,3 +34,15 @@ def test_the_api_document_describes_every_route(server: Any) -> None:
                  "/api/v1/users", "/api/v1/devices", "/api/v1/campaigns:apply"):  # fmt: skip
         assert path in document["paths"]
     assert server.client.get("/docs").status_code == 200
+
+
+def test_every_yaml_example_in_the_readme_is_a_valid_campaign_or_audience() -> None:
+    """The campaign file and the audience rules examples load as documented."""
+    blocks = re.findall(r"```yaml\n(.*?)```", README, re.S)
+    assert len(blocks) >= 2
+    for block in blocks:
+        data = yaml.safe_load(block)
+        if "name" in data:
+            CampaignSpec.model_validate(data)
+        else:
+            Audience.model_validate(data["audience"])
