@@ -14,7 +14,6 @@ from clarion.audience.rules import Audience
 from clarion.auth import service as auth
 from clarion.storage.db import Database
 from clarion.storage.models import Device, User
-from clarion.triggers.dry_run import facts
 from clarion.users import service as users
 from clarion.users.schemas import DeviceIn
 
@@ -72,7 +71,7 @@ def load_facts(db: Database, project_id: str) -> Facts:
             select(User).where(User.project_id == project_id, User.project_user_id.is_not(None))
         ):
             devices = list(session.scalars(select(Device).where(Device.user_id == user.id)))
-            out.append(facts(user, devices))
+            out.append(reference.facts(user, devices))
     return out
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from clarion.audience.compiler import effective_operands
 from clarion.audience.rules import NEGATIONS, Audience, Condition
 from clarion.audience.values import canonical_number, canonical_text, version_key
+from clarion.storage.models import Device, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,3 +163,27 @@ def failing(
         ):
             out.append(f"{located.path}: {located.condition.describe()}")
     return out
+
+
+def facts(user: User, devices: list[Device]) -> tuple[UserFacts, list[DeviceFacts]]:
+    """What the reference evaluator reads, from stored rows."""
+    return (
+        UserFacts(
+            project_user_id=user.project_user_id or "",
+            properties=user.properties or {},
+            last_session_at=user.last_session_at,
+        ),
+        [
+            DeviceFacts(
+                id=d.id,
+                platform=d.platform,
+                app_version=d.app_version,
+                locale_region=d.locale_region,
+                locale_language=d.locale_language,
+                timezone=d.timezone,
+                is_push_permission_granted=d.is_push_permission_granted,
+                sdk_type=d.sdk_type,
+            )
+            for d in devices
+        ],
+    )

@@ -204,15 +204,21 @@ class Pipeline:
         return outcomes
 
 
+def skip_reason(device_id: str | None, token: str | None, permission: bool | None) -> str | None:
+    """Why a recipient cannot be reached (None: it can). The pipeline, the dry run and
+    messages:send all ask this."""
+    if device_id is None:
+        return SKIP_NO_DEVICE
+    if not token:
+        return SKIP_NO_TOKEN
+    if not permission:
+        return SKIP_PERMISSION
+    return None
+
+
 def _message_row(trigger: Any, channel: str, chunk_no: int, r: Any) -> dict[str, Any]:
     user_id, project_user_id, device_id, token, permission = r
-    reason = None
-    if device_id is None:
-        reason = SKIP_NO_DEVICE
-    elif not token:
-        reason = SKIP_NO_TOKEN
-    elif not permission:
-        reason = SKIP_PERMISSION
+    reason = skip_reason(device_id, token, permission)
     return {
         "id": uuid7(),
         "project_id": trigger.project_id,

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clarion.delivery import repository as delivery
-from clarion.delivery.pipeline import SKIP_NO_DEVICE, SKIP_NO_TOKEN, SKIP_PERMISSION
+from clarion.delivery.pipeline import skip_reason
 from clarion.delivery.providers.base import OutboundPush, clix_payload
 from clarion.delivery.providers.registry import ProviderRegistry
 from clarion.ids import uuid7
@@ -61,16 +61,12 @@ def _resolve(session: Session, project_id: str, note: PushNotification) -> list[
     user = users[0]
     devices = list(session.scalars(select(Device).where(Device.user_id == user.id)))
     if not devices:
-        return [_Resolved(note, user, None, SKIP_NO_DEVICE)]
+        return [_Resolved(note, user, None, skip_reason(None, None, None))]
     return [_Resolved(note, user, d, _skip(d)) for d in devices]
 
 
 def _skip(device: Device) -> str | None:
-    if not device.push_token:
-        return SKIP_NO_TOKEN
-    if not device.is_push_permission_granted:
-        return SKIP_PERMISSION
-    return None
+    return skip_reason(device.id, device.push_token, device.is_push_permission_granted)
 
 
 def send(

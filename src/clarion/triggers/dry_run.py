@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clarion.audience import compiler, reference
-from clarion.audience.reference import DeviceFacts, UserFacts
+from clarion.audience.reference import facts
 from clarion.auth.service import Principal
 from clarion.campaigns.service import Version
 from clarion.delivery.context import render_message, template_context
-from clarion.delivery.pipeline import SKIP_NO_DEVICE, SKIP_NO_TOKEN, SKIP_PERMISSION
+from clarion.delivery.pipeline import skip_reason
 from clarion.storage.models import Device, User
 from clarion.templating.engine import RenderError
 from clarion.triggers import service
@@ -101,12 +101,8 @@ def dry_run(
 
 def _skip_reason(device: Device | None) -> str | None:
     if device is None:
-        return SKIP_NO_DEVICE
-    if not device.push_token:
-        return SKIP_NO_TOKEN
-    if not device.is_push_permission_granted:
-        return SKIP_PERMISSION
-    return None
+        return skip_reason(None, None, None)
+    return skip_reason(device.id, device.push_token, device.is_push_permission_granted)
 
 
 def _sample(
@@ -148,30 +144,6 @@ class _DeviceView:
         self.locale_region = device.locale_region
         self.locale_language = device.locale_language
         self.timezone = device.timezone
-
-
-def facts(user: User, devices: list[Device]) -> tuple[UserFacts, list[DeviceFacts]]:
-    """What the reference evaluator reads, from stored rows."""
-    return (
-        UserFacts(
-            project_user_id=user.project_user_id or "",
-            properties=user.properties or {},
-            last_session_at=user.last_session_at,
-        ),
-        [
-            DeviceFacts(
-                id=d.id,
-                platform=d.platform,
-                app_version=d.app_version,
-                locale_region=d.locale_region,
-                locale_language=d.locale_language,
-                timezone=d.timezone,
-                is_push_permission_granted=d.is_push_permission_granted,
-                sdk_type=d.sdk_type,
-            )
-            for d in devices
-        ],
-    )
 
 
 def _explain_targets(
