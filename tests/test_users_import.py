@@ -4,16 +4,21 @@ second run changes nothing."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, inspect, select, text
+from sqlalchemy.schema import DropIndex
 from typer.testing import CliRunner
 
 from clarion.audience.rules import Audience
 from clarion.cli import app as cli
 from clarion.storage.db import Database
-from clarion.storage.models import Device, User, UserProperty
+from clarion.storage.migrate import upgrade
+from clarion.storage.models import VALUE_INDEXES, Device, User, UserProperty, utcnow
+from clarion.users import importer
 from tests.audience_data import by_reference, by_sql
 from tests.conftest import make_project
 
@@ -108,3 +113,80 @@ def test_import_refuses_an_unknown_project(
     path.write_text('{"project_user_id": "u"}\n', "utf-8")
     run = cli_env.invoke(cli, ["users", "import", str(path), "-p", "nope"])
     assert run.exit_code == 1 and "no project 'nope'" in run.output
+
+
+def index_names(db: Database) -> set[str]:
+    with db.engine.connect() as conn:
+        return {str(i["name"]) for i in inspect(conn).get_indexes("user_properties")}
+
+
+def test_imported_rows_read_back_like_rows_the_api_wrote(
+    cli_env: CliRunner, db: Database, tmp_path: Path
+) -> None:
+    """New rows go to the driver as tuples: timestamps, JSON and booleans must be stored in
+    the form SQLAlchemy itself writes, or reads and comparisons elsewhere would break."""
+    project = make_project(db)
+    path = tmp_path / "u.jsonl"
+    path.write_text(json.dumps(ROWS[0]) + "\n", "utf-8")
+    assert cli_env.invoke(cli, ["users", "import", str(path), "-p", project.id]).exit_code == 0
+    with db.write() as session:
+        session.add(User(id="api-user", project_id=project.id, project_user_id="api",
+                         properties={"city": "Seoul"}))  # fmt: skip
+    with db.read() as session:
+        user = session.scalars(select(User).where(User.project_user_id == "u-1")).one()
+        device = session.get(Device, (project.id, "d-1"))
+        raw = session.execute(
+            text("SELECT created_at, properties FROM users WHERE project_id = :p ORDER BY id"),
+            {"p": project.id},
+        ).all()
+    assert user.created_at.tzinfo is not None and abs(user.created_at - utcnow()).seconds < 60
+    assert user.properties == {"city": "Seoul", "age": 31, "vip": True}
+    assert device is not None and device.attributes["push_token"] == "t1"
+    assert device.is_push_permission_granted is True and device.app_version_key is not None
+    imported, api = (raw[0], raw[1]) if raw[1][0] is not None else (raw[1], raw[0])
+    assert type(imported[0]) is type(api[0])
+    if db.is_sqlite:  # the same text form: no zone suffix, microseconds
+        assert len(str(imported[0])) == len(str(api[0])) == 26
+
+
+def test_a_large_import_builds_the_value_indexes_after_the_load(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer, "BULK_LOAD_MIN", 2)
+    project = make_project(db)
+    rows = [importer.Row(i, f"u-{i}", {"city": f"c{i % 3}", "age": i}, []) for i in range(9)]
+    report = importer.import_rows(db, project.id, rows, batch_size=4, expected_rows=9)
+    assert report.bulk_load and report.rows == 9
+    assert {str(i.name) for i in VALUE_INDEXES} <= index_names(db)
+    audience = Audience.model_validate({"conditions": [
+        {"attribute": "city", "value": "c1"}, {"attribute": "age", "operator": ">", "value": 3},
+    ]})  # fmt: skip
+    assert by_sql(db, project.id, audience, {}) == {("u-4", None), ("u-7", None)}
+
+    # Fewer rows than users stored: the indexes are kept up to date row by row.
+    small = importer.import_rows(db, project.id, rows[:3], expected_rows=3)
+    assert not small.bulk_load
+
+
+def test_a_failed_bulk_load_still_builds_the_indexes(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer, "BULK_LOAD_MIN", 2)
+    project = make_project(db)
+
+    def rows() -> Iterator[importer.Row]:
+        yield importer.Row(1, "u-1", {"city": "x"}, [])
+        raise OSError("disk went away")
+
+    with pytest.raises(OSError, match="disk went away"):
+        importer.import_rows(db, project.id, rows(), batch_size=1, expected_rows=10)
+    assert {str(i.name) for i in VALUE_INDEXES} <= index_names(db)
+
+
+def test_upgrade_rebuilds_indexes_a_killed_import_left_dropped(db: Database) -> None:
+    with db.write() as session:
+        for index in VALUE_INDEXES:
+            session.execute(DropIndex(index))
+    assert not {str(i.name) for i in VALUE_INDEXES} & index_names(db)
+    upgrade(db.url)
+    assert {str(i.name) for i in VALUE_INDEXES} <= index_names(db)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 AttrType = Literal["string", "number", "boolean", "datetime", "version"]
@@ -50,7 +51,10 @@ def canonical_text(value: Any) -> str | None:
     """The text form used for string rules, so that the SDKs' string-typed values compare
     equal to numbers and booleans sent as JSON (``"3"`` equals ``3``, ``"true"`` ``true``).
     Objects and arrays have none: they are stored, but no rule reads them."""
-    if isinstance(value, bool):
+    kind = type(value)  # exact types first: this runs for every property of every import
+    if kind is str:
+        return value[:VALUE_TEXT_MAX]  # type: ignore[no-any-return]
+    if kind is bool or isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
@@ -75,11 +79,6 @@ def parse_datetime(text: str) -> datetime | None:
 def canonical_number(value: Any) -> float | None:
     """The numeric form used for number and datetime rules: a number, a numeric string, or
     an ISO-8601 datetime string as unix seconds. None when the value has no numeric form."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        number = float(value)
-        return number if math.isfinite(number) else None
     if isinstance(value, str):
         text = value.strip()
         if not text or text[0] not in _NUMERIC_START:
@@ -88,17 +87,24 @@ def canonical_number(value: Any) -> float | None:
             number = float(text)
             return number if math.isfinite(number) else None
         instant = parse_datetime(text)
-        if instant is not None:
-            return instant.timestamp()
-    return None
+        return None if instant is None else instant.timestamp()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def version_key(value: Any) -> str | None:
     """A sortable text form of a version: four zero-padded parts, then the pre-release
     (``3.2.0-beta`` sorts before ``3.2.0``). None when the value is not a version."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
         return None
-    match = _VERSION.match(str(value).strip())
+    return _version_key(str(value).strip())
+
+
+@lru_cache(maxsize=4096)  # an app has few versions; every device import asks
+def _version_key(text: str) -> str | None:
+    match = _VERSION.match(text)
     if match is None:
         return None
     parts = ".".join(f"{int(p or 0):09d}" for p in match.groups()[:4])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -140,6 +141,13 @@ class UserProperty(Base):
     project_id: Mapped[str] = mapped_column(String(36))
     value_text: Mapped[str | None] = mapped_column(String(1024))  # VALUE_TEXT_MAX
     value_num: Mapped[float | None] = mapped_column(Float)  # numbers; datetimes as unix seconds
+
+
+# The indexes a large import drops for its load and builds at the end (users.importer);
+# migrate.upgrade() builds them again if an import was killed before it could.
+VALUE_INDEXES = tuple(
+    sorted(cast(Table, UserProperty.__table__).indexes, key=lambda i: str(i.name))
+)
 
 
 class Device(Base):

@@ -17,19 +17,23 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import DropIndex
 
 from clarion.audience.values import canonical_number, canonical_text
 from clarion.ids import uuid7
+from clarion.storage import bulk
 from clarion.storage.db import Database
-from clarion.storage.models import Device, User, UserProperty, utcnow
-from clarion.users.schemas import PROPERTY_KEY_MAX, DeviceIn
+from clarion.storage.migrate import restore_indexes
+from clarion.storage.models import VALUE_INDEXES, Device, User, UserProperty, utcnow
+from clarion.users.schemas import PROPERTY_KEY_MAX, device_attributes
 from clarion.users.sdk_properties import typed_value
 from clarion.users.service import device_columns
 
@@ -39,6 +43,7 @@ P = cast(Table, UserProperty.__table__)
 Format = Literal["jsonl", "csv"]
 IMPORT_CACHE_KB = 1024 * 1024  # SQLite page cache of the importing connection: 1 GiB
 IMPORT_MMAP_BYTES = 8 << 30
+BULK_LOAD_MIN = 50_000  # rows; below this, keeping the indexes up to date is cheaper
 MAX_KEPT_REJECTS = 10_000  # a wholly bad file must not fill memory with its complaints
 CSV_TYPES = {"string": "STRING", "number": "NUMBER", "boolean": "BOOLEAN", "datetime": "DATETIME"}
 
@@ -48,14 +53,20 @@ _UPDATE_USER = (
     .values(properties=bindparam("props"), updated_at=bindparam("now"))
 )
 _DELETE_PROPS = delete(P).where(P.c.user_id == bindparam("uid"), P.c.key == bindparam("k"))
-_DEVICE_FIELDS = ("user_id", "attributes", "platform", "locale_region", "locale_language",
-                  "timezone", "is_push_permission_granted", "push_token", "push_token_type",
-                  "app_version", "app_version_key", "sdk_type", "updated_at")  # fmt: skip
+# The device columns rules read (users.service.device_columns), in this module's order.
+_DEVICE_COLUMNS = ("platform", "locale_region", "locale_language", "timezone",
+                   "is_push_permission_granted", "push_token", "push_token_type",
+                   "app_version", "app_version_key", "sdk_type")  # fmt: skip
+_DEVICE_INSERT = ("project_id", "id", "user_id", "attributes", *_DEVICE_COLUMNS,
+                  "created_at", "updated_at")  # fmt: skip
+_DEVICE_FIELDS = ("user_id", "attributes", *_DEVICE_COLUMNS, "updated_at")
 _UPDATE_DEVICE = (
     update(D)
     .where(D.c.project_id == bindparam("pid"), D.c.id == bindparam("did"))
     .values({f: bindparam(f"v_{f}") for f in _DEVICE_FIELDS})
 )
+_USER_INSERT = ("id", "project_id", "project_user_id", "properties", "created_at", "updated_at")
+_PROPERTY_INSERT = ("user_id", "key", "project_id", "value_text", "value_num")
 
 
 @dataclass(slots=True)
@@ -63,7 +74,7 @@ class Row:
     line: int
     project_user_id: str
     properties: dict[str, Any]
-    devices: list[DeviceIn]
+    devices: list[dict[str, Any]]  # each DeviceIn's dump (users.schemas.device_attributes)
 
 
 @dataclass
@@ -75,6 +86,8 @@ class Report:
     rejected: list[tuple[int, str]] = field(default_factory=list)  # the first MAX_KEPT
     rejected_total: int = 0
     seconds: float = 0.0
+    bulk_load: bool = False  # value indexes dropped for the load and built at the end
+    index_seconds: float = 0.0  # of ``seconds``, building them
 
     @property
     def rate(self) -> float:
@@ -103,7 +116,7 @@ def _check(line: int, data: Any) -> Row:
     devices = []
     for i, device in enumerate(raw_devices):
         try:
-            devices.append(DeviceIn.model_validate(device))
+            devices.append(device_attributes(device))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
@@ -188,7 +201,7 @@ class Prepared:
 
     rows: list[Row]
     indexed: list[list[tuple[str, str, float | None]]]  # per row: (key, text, number)
-    devices: list[list[dict[str, Any]]]  # per row: device columns
+    devices: list[list[tuple[Any, ...]]]  # per row: _DEVICE_INSERT values after user_id
 
 
 def _prepare(rows: list[Row]) -> Prepared:
@@ -202,11 +215,9 @@ def _prepare(rows: list[Row]) -> Prepared:
                 entries.append((key, text, canonical_number(value)))
         indexed.append(entries)
         columns = []
-        for device in row.devices:
-            values = device_columns(device)
-            values["id"] = device.id
-            values["attributes"] = device.model_dump(mode="json")
-            columns.append(values)
+        for attributes in row.devices:
+            values = device_columns(attributes)
+            columns.append((attributes["id"], attributes, *(values[c] for c in _DEVICE_COLUMNS)))
         devices.append(columns)
     return Prepared(rows, indexed, devices)
 
@@ -256,20 +267,54 @@ def import_rows(
     rows: Iterable[Row | tuple[int, str]],
     batch_size: int = 2000,
     progress: Callable[[int], None] = lambda n: None,
+    expected_rows: int | None = None,
 ) -> Report:
+    """Import ``rows``. When ``expected_rows`` (the file's size, if known) is at least
+    BULK_LOAD_MIN and at least the number of users already stored, the value indexes of
+    user properties are dropped for the load and built once at the end (also when the import
+    fails): maintained row by row they are most of a large import's cost."""
     report = Report()
     started = time.perf_counter()
-    analyzed_at = 1000
-    for prepared in _ahead(_batches(rows, batch_size, report)):
-        _write(db, project_id, prepared, report)
-        progress(len(prepared.rows))
-        if not db.is_sqlite and report.rows >= analyzed_at:
-            # Fresh statistics as the tables grow (at 1k, 2k, 4k... rows): with stale ones
-            # PostgreSQL plans the per-batch lookups as scans, and the import turns quadratic.
-            _analyze(db)
-            analyzed_at *= 2
+    report.bulk_load = expected_rows is not None and expected_rows >= max(
+        BULK_LOAD_MIN, _stored_users(db)
+    )
+    if report.bulk_load:
+        _drop_value_indexes(db)
+    try:
+        analyzed_at = 1000
+        for prepared in _ahead(_batches(rows, batch_size, report)):
+            _write(db, project_id, prepared, report)
+            progress(len(prepared.rows))
+            if not db.is_sqlite and report.rows >= analyzed_at:
+                # Fresh statistics as the tables grow (at 1k, 2k, 4k... rows): with stale
+                # ones PostgreSQL plans the per-batch lookups as scans, and the import turns
+                # quadratic.
+                _analyze(db)
+                analyzed_at *= 2
+    finally:
+        if report.bulk_load:
+            index_started = time.perf_counter()
+            _build_value_indexes(db)
+            report.index_seconds = time.perf_counter() - index_started
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _stored_users(db: Database) -> int:
+    with db.read() as session:
+        return session.scalar(select(func.count()).select_from(U)) or 0
+
+
+def _drop_value_indexes(db: Database) -> None:
+    with db.write() as session:
+        for index in VALUE_INDEXES:
+            session.execute(DropIndex(index, if_exists=True))
+
+
+def _build_value_indexes(db: Database) -> None:
+    for index in VALUE_INDEXES:  # one transaction each: the write lock is held for less
+        with db.write() as session:
+            restore_indexes(session.connection(), [index])
 
 
 def _analyze(db: Database) -> None:
@@ -279,26 +324,30 @@ def _analyze(db: Database) -> None:
 
 
 def _write(db: Database, project_id: str, batch: Prepared, report: Report) -> None:
-    now = utcnow()
+    """One batch in one transaction. New rows go to the driver as tuples (the bulk of an
+    import); updates of known users and devices go through SQLAlchemy."""
     with db.write() as session:
         if db.is_sqlite:  # a large page cache and mmap: the indexes outgrow the defaults
             conn = session.connection()
             conn.exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KB}")
             conn.exec_driver_sql(f"PRAGMA mmap_size={IMPORT_MMAP_BYTES}")
+        now = utcnow()
+        stamp = bulk.bind_processor(session, U, "created_at")(now)
+        as_json = bulk.bind_processor(session, U, "properties")
         existing = _existing_users(session, project_id, [r.project_user_id for r in batch.rows])
-        new_users: list[dict[str, Any]] = []
+        new_users: list[tuple[Any, ...]] = []
         updates: list[dict[str, Any]] = []
         stale: list[dict[str, Any]] = []
         props: list[tuple[Any, ...]] = []
-        devices: list[dict[str, Any]] = []
+        devices: dict[str, tuple[str, tuple[Any, ...]]] = {}  # id: (user id, prepared)
         for row, indexed, device_rows in zip(batch.rows, batch.indexed, batch.devices, strict=True):
             current = existing.get(row.project_user_id)
             if current is None:
                 uid = uuid7()
                 clean = {k: v for k, v in row.properties.items() if v is not None}
-                new_users.append({"id": uid, "project_id": project_id, "project_user_id":
-                                  row.project_user_id, "properties": clean, "created_at": now,
-                                  "updated_at": now})  # fmt: skip
+                new_users.append(
+                    (uid, project_id, row.project_user_id, as_json(clean), stamp, stamp)
+                )
             else:
                 uid, stored = current
                 clean = {**stored, **row.properties}
@@ -307,31 +356,18 @@ def _write(db: Database, project_id: str, batch: Prepared, report: Report) -> No
                 stale += [{"uid": uid, "k": k} for k in row.properties]
             props += [(uid, key, project_id, text, num) for key, text, num in indexed]
             for device in device_rows:
-                devices.append({**device, "user_id": uid, "updated_at": now})
-        if new_users:
-            session.execute(insert(U), new_users)
+                devices[device[0]] = (uid, device)
+        bulk.insert_tuples(session, U, _USER_INSERT, new_users)
         if updates:
             session.execute(_UPDATE_USER, updates)
         if stale:
             session.execute(_DELETE_PROPS, stale)
-        if props:
-            _insert_properties(session, props)
-        report.devices += _write_devices(session, project_id, devices, now)
+        bulk.insert_tuples(session, P, _PROPERTY_INSERT, props)
+        _write_devices(session, project_id, devices, now, stamp, as_json)
     report.rows += len(batch.rows)
     report.users_created += len(new_users)
     report.users_updated += len(updates)
-
-
-def _insert_properties(session: Session, rows: list[tuple[Any, ...]]) -> None:
-    """The bulk of an import: straight to the driver's executemany, as tuples
-    (user_id, key, project_id, value_text, value_num)."""
-    conn = session.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = (
-        "INSERT INTO user_properties (user_id, key, project_id, value_text, value_num) "
-        f"VALUES ({', '.join([mark] * 5)})"
-    )
-    conn.exec_driver_sql(sql, rows)
+    report.devices += len(devices)
 
 
 def _existing_users(
@@ -344,32 +380,35 @@ def _existing_users(
 
 
 def _write_devices(
-    session: Session, project_id: str, devices: list[dict[str, Any]], now: Any
-) -> int:
+    session: Session,
+    project_id: str,
+    devices: dict[str, tuple[str, tuple[Any, ...]]],
+    now: datetime,
+    stamp: Any,
+    as_json: Callable[[Any], Any],
+) -> None:
     """Insert new devices, update known ones (a device moves to the row's user)."""
-    wanted = {d["id"]: d for d in devices}
-    if not wanted:
-        return 0
+    if not devices:
+        return
     found = set(
         session.scalars(
-            select(D.c.id).where(D.c.project_id == project_id, D.c.id.in_(list(wanted)))
+            select(D.c.id).where(D.c.project_id == project_id, D.c.id.in_(list(devices)))
         )
     )
-    fresh = [
-        {"project_id": project_id, "created_at": now, **values}
-        for did, values in wanted.items()
-        if did not in found
-    ]
-    changed = [
-        {"pid": project_id, "did": did, **{f"v_{f}": values[f] for f in _DEVICE_FIELDS}}
-        for did, values in wanted.items()
-        if did in found
-    ]
-    if fresh:
-        session.execute(insert(D), fresh)
+    fresh = []
+    changed = []
+    for did, (uid, (_, attributes, *columns)) in devices.items():
+        if did in found:
+            values = (uid, attributes, *columns, now)
+            changed.append(
+                {"pid": project_id, "did": did}
+                | {f"v_{f}": v for f, v in zip(_DEVICE_FIELDS, values, strict=True)}
+            )
+        else:
+            fresh.append((project_id, did, uid, as_json(attributes), *columns, stamp, stamp))
+    bulk.insert_tuples(session, D, _DEVICE_INSERT, fresh)
     if changed:
         session.execute(_UPDATE_DEVICE, changed)
-    return len(wanted)
 
 
 def count_rows(path: Path) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -85,20 +86,21 @@ def upsert_device(session: Session, project_id: str, data: DeviceIn) -> DeviceOu
         session.add(device)
     attributes = data.model_dump(mode="json")
     device.attributes = attributes
-    for column, value in device_columns(data).items():
+    for column, value in device_columns(attributes).items():
         setattr(device, column, value)
     device.updated_at = utcnow()
     session.flush()
     return DeviceOut(**attributes, user_id=device.user_id)
 
 
-def device_columns(data: DeviceIn) -> dict[str, Any]:
-    """The device fields rules read, as stored: platform upper-case (IOS, ANDROID), the
-    app version also in its sortable form, no token as NULL."""
-    columns: dict[str, Any] = {c: getattr(data, c) for c in DEVICE_COLUMNS}
-    columns["platform"] = data.platform.upper()
-    columns["app_version_key"] = version_key(data.app_version)
-    columns["push_token"] = data.push_token or None
+def device_columns(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """The device fields rules read, from a device's attributes (``DeviceIn``'s dump), as
+    stored: platform upper-case (IOS, ANDROID), the app version also in its sortable form,
+    no token as NULL."""
+    columns: dict[str, Any] = {c: attributes[c] for c in DEVICE_COLUMNS}
+    columns["platform"] = attributes["platform"].upper()
+    columns["app_version_key"] = version_key(attributes["app_version"])
+    columns["push_token"] = attributes["push_token"] or None
     return columns
 
 
