@@ -44,7 +44,7 @@ CITIES = [f"City {i}" for i in range(20)]
 def seed(db: Database) -> tuple[str, str, str]:
     """A project, the pickup campaign, 5 staff and 50 customers per city (1,100 users)."""
     with db.write() as session:
-        project = auth.create_project(session, "bench")
+        project = auth.create_project(session, "bench", ["myshop"])
         key = auth.create_key(session, project.id, "secret").plaintext
         campaign, _ = campaigns.apply(session, project.id, load_spec(CAMPAIGN))
     now = datetime.now(UTC)

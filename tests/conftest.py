@@ -88,9 +88,11 @@ class Project:
         return {"X-Clix-Project-ID": self.id, "X-Clix-API-Key": self.public}
 
 
-def make_project(db: Database, name: str = "test") -> Project:
+def make_project(
+    db: Database, name: str = "test", url_schemes: tuple[str, ...] = ("app", "myshop")
+) -> Project:
     with db.write() as session:
-        project = auth.create_project(session, name)
+        project = auth.create_project(session, name, url_schemes)
         secret = auth.create_key(session, project.id, "secret").plaintext
         public = auth.create_key(session, project.id, "public").plaintext
     return Project(project.id, secret, public)

@@ -199,5 +199,5 @@ def test_a_render_error_fails_that_message_with_the_reason(server: Server, db: D
     by_user = {m["project_user_id"]: m for m in server.messages(project, trigger_id)}
     assert by_user["two"]["title"] == "Split 5 ways"
     assert by_user["none"]["status"] == "failed"
-    assert by_user["none"]["reason"] == "render_error: divided_by: can't divide by 0"
+    assert by_user["none"]["reason"] == "render_error: title: divided_by: can't divide by 0"
     assert by_user["none"]["title"] is None  # never sent half-rendered

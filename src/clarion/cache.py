@@ -44,9 +44,11 @@ class TTLCache(Generic[K, V]):
 
 keys: TTLCache[str, object] = TTLCache(1.0)
 campaigns: TTLCache[tuple[str, str], object] = TTLCache(1.0)
+projects: TTLCache[str, object] = TTLCache(1.0)  # project settings (deep-link schemes)
 
 
 def configure(ttl: float) -> None:
-    keys.ttl = campaigns.ttl = ttl
+    keys.ttl = campaigns.ttl = projects.ttl = ttl
     keys.clear()
     campaigns.clear()
+    projects.clear()

@@ -155,12 +155,22 @@ def db_upgrade() -> None:
     out.print("database is at the latest revision")
 
 
+SchemesOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--url-scheme",
+        help="The app's own deep-link scheme (myshop for myshop://...), allowed in URL "
+        "fields besides https. Repeat for several.",
+    ),
+]
+
+
 @projects_app.command("create")
-def projects_create(name: str) -> None:
+def projects_create(name: str, url_scheme: SchemesOpt = None) -> None:
     """Create a project with one secret and one public key."""
     db = _db()
-    with db.write() as session:
-        project = auth.create_project(session, name)
+    with _reported(), db.write() as session:
+        project = auth.create_project(session, name, url_scheme or [])
         secret = auth.create_key(session, project.id, "secret", "initial secret key")
         public = auth.create_key(session, project.id, "public", "initial public key")
     out.print(f"project id:  {project.id}")
@@ -173,7 +183,22 @@ def projects_list() -> None:
     db = _db()
     with db.read() as session:
         for p in list_projects(session):
-            out.print(f"{p.id}  {p.name}")
+            schemes = ", ".join(p.url_schemes or []) or "-"
+            out.print(f"{p.id}  {p.name}  (deep-link schemes: {schemes})")
+
+
+@projects_app.command("set-url-schemes")
+def projects_set_url_schemes(project: ProjectOpt = None, url_scheme: SchemesOpt = None) -> None:
+    """Replace the project's deep-link schemes (none given: https only)."""
+    db = _db()
+    project_id = _project(db, project)
+    with _reported(), db.write() as session:
+        row = get_project(session, project_id)
+        if row is None:
+            raise _fail(f"no project {project_id!r} (see `clarion projects list`)")
+        auth.set_url_schemes(session, row, url_scheme or [])
+        schemes = ", ".join(row.url_schemes) or "none (https only)"
+    out.print(f"deep-link schemes: {schemes}")
 
 
 @keys_app.command("create")

@@ -9,9 +9,10 @@ from sqlalchemy.orm import Session
 
 from clarion import cache
 from clarion.auth import keys, repository
-from clarion.errors import AuthenticationError, NotFound, PermissionDenied
+from clarion.errors import AuthenticationError, InvalidRequest, NotFound, PermissionDenied
 from clarion.ids import uuid7
 from clarion.storage.models import ApiKey, Project, utcnow
+from clarion.templating import urls
 
 BAD_CREDENTIALS = (
     "Invalid X-Clix-Project-ID or X-Clix-API-Key: send the project id and one of its active "
@@ -57,11 +58,44 @@ def authenticate(session: Session, project_id: str | None, api_key: str | None) 
     return principal
 
 
-def create_project(session: Session, name: str) -> Project:
-    project = Project(id=uuid7(), name=name)
+def create_project(session: Session, name: str, url_schemes: Sequence[str] = ()) -> Project:
+    project = Project(id=uuid7(), name=name, url_schemes=_checked_schemes(url_schemes))
     session.add(project)
     session.flush()
     return project
+
+
+def set_url_schemes(session: Session, project: Project, schemes: Sequence[str]) -> Project:
+    """The app's own deep-link schemes (``myshop`` for ``myshop://...``), allowed in a
+    message's URL fields besides https."""
+    project.url_schemes = _checked_schemes(schemes)
+    session.flush()
+    cache.projects.clear()
+    return project
+
+
+def url_schemes(session: Session, project_id: str) -> frozenset[str]:
+    cached = cache.projects.get(project_id)
+    if isinstance(cached, frozenset):
+        return cached
+    project = session.get(Project, project_id)
+    schemes = frozenset(project.url_schemes or ()) if project is not None else frozenset()
+    cache.projects.put(project_id, schemes)
+    return schemes
+
+
+def _checked_schemes(schemes: Sequence[str]) -> list[str]:
+    cleaned = []
+    for scheme in schemes:
+        scheme = scheme.strip().lower().removesuffix("://").removesuffix(":")
+        if not urls.valid_scheme(scheme):
+            raise InvalidRequest(
+                f"{scheme!r} is not a usable deep-link scheme: letters, digits, + - . "
+                "starting with a letter (javascript, data, file and vbscript are refused)",
+                code="invalid_url_scheme",
+            )
+        cleaned.append(scheme)
+    return sorted(set(cleaned))
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from clarion.audience.rules import Audience
-from clarion.templating import engine
 
 Status = Literal["draft", "active", "paused", "archived"]
-TEMPLATE_FIELDS = ("title", "body", "image_url", "landing_url")
 
 
 class MessageTemplate(BaseModel):
@@ -21,12 +19,6 @@ class MessageTemplate(BaseModel):
     body: str = Field(default="", max_length=16384)
     image_url: str = Field(default="", max_length=4096)
     landing_url: str = Field(default="", max_length=4096)
-
-    @model_validator(mode="after")
-    def _templates_parse(self) -> MessageTemplate:
-        for field in TEMPLATE_FIELDS:
-            engine.check(field, getattr(self, field))
-        return self
 
 
 class CampaignSpec(BaseModel):
@@ -58,6 +50,14 @@ class CampaignOut(BaseModel):
     message: MessageTemplate
     audience: Audience
     trigger_keys: list[str] = Field(description="trigger.* keys the audience rules need.")
+    template_keys: list[str] = Field(
+        default_factory=list, description="trigger.* keys the message templates use."
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What may surprise at send time: a trigger.* output without a default "
+        "(renders empty when absent), a title that can render empty.",
+    )
     created_at: datetime
     updated_at: datetime
 

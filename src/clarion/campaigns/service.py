@@ -9,11 +9,16 @@ from sqlalchemy.orm import Session
 
 from clarion import cache
 from clarion.audience.rules import Audience
+from clarion.auth import service as auth
 from clarion.campaigns import repository
 from clarion.campaigns.schemas import CampaignOut, CampaignSpec, MessageTemplate, Status
 from clarion.errors import ClarionError, InvalidRequest
 from clarion.ids import uuid7
 from clarion.storage.models import Campaign, CampaignVersion, utcnow
+from clarion.templating import message as message_plan
+from clarion.templating import urls
+from clarion.templating.analysis import TemplateProblem
+from clarion.templating.message import MessagePlan
 
 NOT_FOUND = (
     "No campaign {id!r} in this project. Check the campaign id in the console or with "
@@ -42,6 +47,12 @@ class Version:
     channel: str
     message: MessageTemplate
     audience: Audience
+
+    @property
+    def plan(self) -> MessagePlan:
+        """The message's templates, parsed once (a stored version that no longer passes
+        today's checks fails its messages with the reason rather than failing to load)."""
+        return message_plan.plan(self.message, strict=False)
 
 
 _versions: cache.TTLCache[tuple[str, int], Version] = cache.TTLCache(ttl=float("inf"))
@@ -77,6 +88,8 @@ def to_out(session: Session, campaign: Campaign) -> CampaignOut:
         message=loaded.message,
         audience=loaded.audience,
         trigger_keys=loaded.audience.trigger_keys(),
+        template_keys=loaded.plan.trigger_keys,
+        warnings=loaded.plan.warnings,
         created_at=campaign.created_at,
         updated_at=campaign.updated_at,
     )
@@ -86,7 +99,37 @@ def list_campaigns(session: Session, project_id: str) -> Sequence[Campaign]:
     return repository.list_for_project(session, project_id)
 
 
+def check_message(session: Session, project_id: str, message: MessageTemplate) -> MessagePlan:
+    """Save-time checks of the templates: syntax, filters, namespaces, and a URL field whose
+    scheme is fixed in the template must be allowed for the project. Raises InvalidRequest
+    naming the field, line and column."""
+    try:
+        checked = message_plan.plan(message)
+    except TemplateProblem as exc:
+        raise InvalidRequest(
+            f"{exc}",
+            code="invalid_template",
+            path=exc.field,
+            line=exc.line,
+            column=exc.column,
+        ) from None
+    schemes = auth.url_schemes(session, project_id)
+    for name in message_plan.URL_FIELDS:
+        problem = urls.static_problem(getattr(message, name), schemes)
+        if problem is not None:
+            raise InvalidRequest(
+                f"message.{name}: {problem}{_SCHEME_HINT}",
+                code="invalid_url",
+                path=f"message.{name}",
+            )
+    return checked
+
+
+_SCHEME_HINT = " (the app's own deep-link schemes are set with `clarion projects set-url-schemes`)"
+
+
 def create(session: Session, project_id: str, spec: CampaignSpec) -> Campaign:
+    check_message(session, project_id, spec.message)
     if repository.by_name(session, project_id, spec.name) is not None:
         raise InvalidRequest(
             f"A campaign named {spec.name!r} already exists; update it, or apply the file to "
@@ -111,6 +154,7 @@ def create(session: Session, project_id: str, spec: CampaignSpec) -> Campaign:
 
 def update(session: Session, campaign: Campaign, spec: CampaignSpec) -> Campaign:
     """Record a new version when the definition changed; triggers keep the one they used."""
+    check_message(session, campaign.project_id, spec.message)
     if spec.name != campaign.name:
         other = repository.by_name(session, campaign.project_id, spec.name)
         if other is not None and other.id != campaign.id:

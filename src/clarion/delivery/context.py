@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
-
-from clarion.campaigns.schemas import MessageTemplate
-from clarion.templating.engine import render
-
-FIELDS = ("title", "body", "image_url", "landing_url")
 
 
 def template_context(
-    trigger_properties: dict[str, Any],
+    trigger_properties: Mapping[str, Any],
     project_user_id: str | None,
     user_properties: dict[str, Any] | None,
     device: Any | None,
@@ -30,8 +26,3 @@ def template_context(
             "timezone": device.timezone,
         }
     return {"trigger": trigger_properties, "user": user, "device": device_ctx}
-
-
-def render_message(template: MessageTemplate, context: dict[str, Any]) -> dict[str, str]:
-    """Render every field; raises RenderError on the first field that fails."""
-    return {field: render(getattr(template, field), context) for field in FIELDS}

@@ -10,15 +10,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from clarion.auth import service as auth
 from clarion.campaigns.service import Version, load_version
 from clarion.delivery import repository
-from clarion.delivery.context import render_message, template_context
+from clarion.delivery.context import template_context
 from clarion.delivery.providers.base import OutboundPush, SendResult, clix_payload
 from clarion.delivery.providers.registry import ProviderRegistry
 from clarion.ids import uuid7
 from clarion.storage.db import Database
 from clarion.storage.models import utcnow
-from clarion.templating.engine import RenderError
+from clarion.templating.message import MessageRejected, TriggerMessages
 
 SKIP_NO_DEVICE = "no_device: the user has no registered device"
 SKIP_NO_TOKEN = "no_push_token: the device has no push token"
@@ -105,9 +106,10 @@ class Pipeline:
         every outcome, finish or reschedule the jobs and complete the triggers that are done,
         all in one commit."""
         # Read outside the write lock: the jobs' leases make these chunks ours alone.
-        claimed: list[tuple[Any, Version, dict[str, Any]]] = []
+        claimed: list[tuple[Any, Version, TriggerMessages]] = []
         marks: list[dict[str, Any]] = []
         given_up: list[dict[str, Any]] = []
+        renderers: dict[str, TriggerMessages] = {}  # per trigger: shared fields render once
         with self.db.read() as session:
             triggers = repository.get_triggers(session, {t for t, _ in chunks})
             for row in repository.chunk_messages(session, chunks):
@@ -124,7 +126,12 @@ class Pipeline:
                     }
                 )
                 version = load_version(session, trigger.campaign_id, trigger.campaign_version)
-                claimed.append((row, version, trigger.properties))
+                renderer = renderers.get(trigger.id)
+                if renderer is None:
+                    schemes = auth.url_schemes(session, trigger.project_id)
+                    renderer = version.plan.for_trigger(trigger.properties, schemes)
+                    renderers[trigger.id] = renderer
+                claimed.append((row, version, renderer))
         with self.db.write() as session:
             repository.mark_sending(session, marks)
             repository.record_outcomes(session, given_up)
@@ -141,21 +148,23 @@ class Pipeline:
             repository.complete_if_done(session, [t for t, _ in chunks])
 
     def _send(
-        self, claimed: list[tuple[Any, Version, dict[str, Any]]]
+        self, claimed: list[tuple[Any, Version, TriggerMessages]]
     ) -> tuple[list[dict[str, Any]], dict[str, float]]:
         """Render and hand over, one provider call per channel; returns the outcome of each
         message and, for retryable ones, the delay before the next try."""
         outcomes: list[dict[str, Any]] = []
         batches: dict[str, list[OutboundPush]] = {}
         rendered: dict[str, dict[str, str]] = {}
-        for row, version, properties in claimed:
-            context = template_context(properties, row.project_user_id, row.user_properties, row)
-            try:
-                fields = render_message(version.message, context)
-            except RenderError as exc:
-                outcomes.append(
-                    {"mid": row.id, "status": "failed", "reason": f"render_error: {exc}"}
+        for row, version, renderer in claimed:
+            context = None
+            if renderer.personalised:
+                context = template_context(
+                    renderer.properties, row.project_user_id, row.user_properties, row
                 )
+            try:
+                fields = renderer.render(context)
+            except MessageRejected as exc:
+                outcomes.append({"mid": row.id, "status": "failed", "reason": exc.reason})
                 continue
             rendered[row.id] = fields
             push = OutboundPush(

@@ -70,7 +70,7 @@ def ensure_demo(app: FastAPI, db: Database) -> DemoInfo:
         project = next((p for p in list_projects(session) if p.name == PROJECT_NAME), None)
         fresh = project is None
         if project is None:
-            project = auth.create_project(session, PROJECT_NAME)
+            project = auth.create_project(session, PROJECT_NAME, ["myshop"])  # the demo's links
         for key in list_keys(session, project.id):
             if key.name == RUN_KEY_NAME and key.revoked_at is None:
                 auth.revoke_key(session, project.id, key.id)

@@ -16,12 +16,13 @@ from sqlalchemy.orm import Session
 
 from clarion.audience import compiler, reference
 from clarion.audience.reference import facts
+from clarion.auth import service as auth
 from clarion.auth.service import Principal
 from clarion.campaigns.service import Version
-from clarion.delivery.context import render_message, template_context
+from clarion.delivery.context import template_context
 from clarion.delivery.pipeline import skip_reason
 from clarion.storage.models import Device, User
-from clarion.templating.engine import RenderError
+from clarion.templating.message import MessageRejected, TriggerMessages
 from clarion.triggers import service
 from clarion.triggers.body import TriggerRequest
 from clarion.triggers.dry_run_schemas import (
@@ -77,9 +78,16 @@ def dry_run(
             )
         )
     rows = session.execute(compiler.recipients(audience, targeted).limit(sample_size), params)
-    sample = [_sample(session, version, request.properties, row) for row in rows]
+    renderer = version.plan.for_trigger(
+        request.properties, auth.url_schemes(session, principal.project_id)
+    )
+    sample = [_sample(session, renderer, row) for row in rows]
     excluded = _explain_targets(session, principal.project_id, version, bound, now, targets or [])
-    warnings = []
+    warnings = list(version.plan.warnings)
+    absent = [k for k in version.plan.trigger_keys if k not in request.properties]
+    if absent:
+        listed = ", ".join(f"trigger.{k}" for k in absent)
+        warnings.append(f"The templates use {listed}, which this body does not send.")
     if campaign.status != "active":
         warnings.append(
             f"The campaign is {campaign.status}: a real trigger would be refused until it is "
@@ -105,9 +113,7 @@ def _skip_reason(device: Device | None) -> str | None:
     return skip_reason(device.id, device.push_token, device.is_push_permission_granted)
 
 
-def _sample(
-    session: Session, version: Version, properties: dict[str, Any], row: Any
-) -> SampleRecipient:
+def _sample(session: Session, renderer: TriggerMessages, row: Any) -> SampleRecipient:
     user_id, project_user_id, device_id = row[0], row[1], row[2]
     user = session.get(User, user_id)
     device = session.get(Device, (user.project_id, device_id)) if user and device_id else None
@@ -117,15 +123,17 @@ def _sample(
             project_user_id=project_user_id, device_id=device_id, status="skipped", reason=reason
         )
     view = _DeviceView(device) if device is not None else None
-    context = template_context(properties, project_user_id, user.properties if user else {}, view)
+    context = template_context(
+        renderer.properties, project_user_id, user.properties if user else {}, view
+    )
     try:
-        fields = render_message(version.message, context)
-    except RenderError as exc:
+        fields = renderer.render(context)
+    except MessageRejected as exc:
         return SampleRecipient(
             project_user_id=project_user_id,
             device_id=device_id,
-            status="render_error",
-            reason=f"render_error: {exc}",
+            status=exc.code,
+            reason=exc.reason,
         )
     return SampleRecipient(
         project_user_id=project_user_id,

@@ -35,7 +35,7 @@ class RenderedMessage(BaseModel):
 class SampleRecipient(BaseModel):
     project_user_id: str | None
     device_id: str | None
-    status: Literal["would_send", "skipped", "render_error"]
+    status: Literal["would_send", "skipped", "render_error", "invalid_url", "payload_too_large"]
     reason: str | None = None
     message: RenderedMessage | None = None
 

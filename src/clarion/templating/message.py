@@ -1,0 +1,163 @@
+"""A campaign's message as a plan: every template field parsed once, analysed once, and
+rendered per trigger (fields that read only ``trigger.*``) or per recipient (the rest).
+
+The pipeline, the dry run and the preview all render through ``TriggerMessages``, so a
+message is either rendered whole, with well-formed URLs and a payload that fits, or fails
+with one reason; it is never sent half-rendered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Protocol
+
+import orjson
+
+from clarion.templating import engine, urls
+from clarion.templating.analysis import FieldAnalysis, TemplateProblem, analyze
+
+FIELDS = ("title", "body", "image_url", "landing_url")
+URL_FIELDS = ("image_url", "landing_url")
+PAYLOAD_LIMIT = 4096  # bytes: FCM's cap on a whole push (APNs allows 4 KB too)
+
+
+class Message(Protocol):
+    title: str
+    body: str
+    image_url: str
+    landing_url: str
+
+
+class MessageRejected(engine.RenderError):
+    """A message that may not be sent; ``code`` says why (the reason's prefix)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+
+    @property
+    def reason(self) -> str:
+        return f"{self.code}: {self}"
+
+
+@dataclass(frozen=True)
+class MessagePlan:
+    compiled: tuple[tuple[str, engine.Compiled | str], ...]  # (field, template or error)
+    analyses: tuple[FieldAnalysis, ...]
+
+    @property
+    def trigger_keys(self) -> list[str]:
+        """The ``trigger.*`` keys the templates use, in first-use order."""
+        return list(dict.fromkeys(k for a in self.analyses for k in a.trigger_keys))
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for a in self.analyses for w in a.warnings]
+
+    def for_trigger(
+        self, properties: Mapping[str, Any], schemes: Collection[str]
+    ) -> TriggerMessages:
+        return TriggerMessages(self, properties, schemes)
+
+
+def plan(message: Message, *, strict: bool = True) -> MessagePlan:
+    """Parse and analyse every field. ``strict`` (saving): raises analysis.TemplateProblem.
+    Otherwise (sending a stored version) a field that does not pass fails every message
+    that uses it, with the reason."""
+    return _plan(tuple((f, getattr(message, f)) for f in FIELDS), strict)
+
+
+@lru_cache(maxsize=1024)
+def _plan(sources: tuple[tuple[str, str], ...], strict: bool) -> MessagePlan:
+    analyses = []
+    compiled: list[tuple[str, engine.Compiled | str]] = []
+    for name, source in sources:
+        try:
+            analyses.append(analyze(f"message.{name}", source, must_not_be_empty=name == "title"))
+            compiled.append((name, engine.parse(source)))
+        except TemplateProblem as exc:
+            if strict:
+                raise
+            compiled.append((name, str(exc)))
+    return MessagePlan(tuple(compiled), tuple(analyses))
+
+
+class TriggerMessages:
+    """Renders one trigger's messages: fields that read only ``trigger.*`` (or nothing)
+    once, the others per recipient."""
+
+    def __init__(
+        self, plan: MessagePlan, properties: Mapping[str, Any], schemes: Collection[str]
+    ) -> None:
+        self.properties = properties
+        self.schemes = frozenset(schemes)
+        self.shared: dict[str, str] = {}
+        self.shared_error: MessageRejected | None = None
+        self.personal: list[tuple[str, engine.Compiled]] = []
+        context = {"trigger": properties}
+        for name, compiled in plan.compiled:
+            if isinstance(compiled, str):
+                self.shared_error = self.shared_error or MessageRejected("render_error", compiled)
+                continue
+            if not compiled.trigger_only:
+                self.personal.append((name, compiled))
+                continue
+            try:
+                self.shared[name] = engine.render(compiled, context)
+            except engine.RenderError as exc:
+                self.shared_error = self.shared_error or MessageRejected(
+                    "render_error", f"{name}: {exc}"
+                )
+        self.renders = 0  # per-recipient field renders, for tests and the benchmark
+
+    def render(self, context: Mapping[str, Any] | None = None) -> dict[str, str]:
+        """The fields for one recipient (``context``: trigger, user, device). Raises
+        MessageRejected: render_error, invalid_url or payload_too_large."""
+        if self.shared_error is not None:
+            raise self.shared_error
+        fields = dict(self.shared)
+        if self.personal:
+            assert context is not None, "personalised fields need the recipient's context"
+            for name, compiled in self.personal:
+                self.renders += 1
+                try:
+                    fields[name] = engine.render(compiled, context)
+                except engine.RenderError as exc:
+                    raise MessageRejected("render_error", f"{name}: {exc}") from None
+        for name in URL_FIELDS:
+            problem = urls.problem(fields.get(name, ""), self.schemes)
+            if problem is not None:
+                raise MessageRejected("invalid_url", f"{name}: {problem}")
+        size = payload_size(fields)
+        if size > PAYLOAD_LIMIT:
+            raise MessageRejected(
+                "payload_too_large",
+                f"the rendered push is {size:,} bytes; the limit is {PAYLOAD_LIMIT:,}",
+            )
+        return {name: fields.get(name, "") for name in FIELDS}
+
+    @property
+    def personalised(self) -> bool:
+        return bool(self.personal)
+
+
+def payload_size(fields: Mapping[str, str]) -> int:
+    """Bytes of the push as providers carry it: the notification and the ``clix`` data
+    entry (a message id is 36 bytes)."""
+    notification = {"title": fields.get("title", ""), "body": fields.get("body", "")}
+    if fields.get("image_url"):
+        notification["image"] = fields["image_url"]
+    clix = {
+        "message_id": "x" * 36,
+        "title": fields.get("title", ""),
+        "body": fields.get("body", ""),
+        "image_url": fields.get("image_url") or None,
+        "landing_url": fields.get("landing_url") or None,
+        "user_journey_id": None,
+        "user_journey_node_id": None,
+    }
+    return len(
+        orjson.dumps({"notification": notification, "data": {"clix": orjson.dumps(clix).decode()}})
+    )
