@@ -24,6 +24,7 @@ from clarion.config import get_settings
 from clarion.errors import ClarionError
 from clarion.storage.db import Database
 from clarion.storage.migrate import upgrade
+from clarion.templating import lint as lint_templates
 from clarion.users import importer
 
 app = typer.Typer(no_args_is_help=True, help="Clarion: API-triggered campaigns, self-hosted.")
@@ -32,11 +33,13 @@ projects_app = typer.Typer(no_args_is_help=True, help="Projects.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys (shown once, stored hashed).")
 campaigns_app = typer.Typer(no_args_is_help=True, help="Campaigns as code.")
 users_app = typer.Typer(no_args_is_help=True, help="Users: bulk import.")
+template_app = typer.Typer(no_args_is_help=True, help="Templates: lint before you save.")
 app.add_typer(db_app, name="db")
 app.add_typer(projects_app, name="projects")
 app.add_typer(keys_app, name="keys")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(users_app, name="users")
+app.add_typer(template_app, name="template")
 # Piped or captured output gets wide lines, so that ids and tables are never folded.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
@@ -300,6 +303,33 @@ def campaigns_pause(campaign_id: str, project: ProjectOpt = None) -> None:
 @campaigns_app.command("archive")
 def campaigns_archive(campaign_id: str, project: ProjectOpt = None) -> None:
     _set_status(campaign_id, project, "archived")
+
+
+@template_app.command("lint")
+def template_lint(
+    files: Annotated[list[Path], typer.Argument(help="Campaign files or template files.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Findings as JSON.")] = False,
+    url_scheme: SchemesOpt = None,
+) -> None:
+    """Check templates as a save would: syntax (file:line:col), filters, variables, URL
+    schemes; warnings for outputs that render empty. Exit 0 when clean (warnings allowed),
+    1 on an error, 2 on a usage error (such as a file that cannot be read)."""
+    findings = []
+    for path in files:
+        try:
+            findings += lint_templates.lint(path, tuple(url_scheme or ()))
+        except (OSError, UnicodeDecodeError) as exc:
+            err.print(f"[red]error:[/red] {path}: {getattr(exc, 'strerror', None) or exc}")
+            raise typer.Exit(code=2) from None
+    if as_json:
+        print(json.dumps([f.to_json() for f in findings], indent=2))
+    else:
+        for finding in findings:
+            out.print(str(finding), markup=False, highlight=False)
+        errors = sum(f.severity == "error" for f in findings)
+        out.print(f"{len(files)} file(s): {errors} error(s), {len(findings) - errors} warning(s)")
+    if any(f.severity == "error" for f in findings):
+        raise typer.Exit(code=1)
 
 
 @users_app.command("import")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from clarion.campaigns import repository, service
+from clarion.campaigns import preview, repository, service
+from clarion.campaigns.preview import PreviewIn, PreviewOut
 from clarion.campaigns.schemas import (
     CampaignList,
     CampaignOut,
@@ -54,6 +55,21 @@ def update_campaign(
     with state(request).db.write() as session:
         campaign = service.get(session, principal.project_id, campaign_id)
         return service.to_out(session, service.update(session, campaign, spec))
+
+
+@router.post(
+    "/campaigns/{campaign_id}:preview",
+    response_model=PreviewOut,
+    summary="Preview one message: rendered fields, the push and its size, variables, warnings",
+)
+def preview_campaign(
+    campaign_id: str, body: PreviewIn, principal: SecretKey, request: Request
+) -> PreviewOut:
+    """Sends nothing and writes nothing. Sample ``properties`` as a trigger sends them, and
+    a real ``project_user_id``/``device_id`` or inline ``user``/``device`` data; ``message``
+    previews unsaved templates (checked as a save checks them)."""
+    with state(request).db.read() as session:
+        return preview.preview(session, principal.project_id, campaign_id, body)
 
 
 @router.get(

@@ -3,7 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceView:
+    """A device as templates read it."""
+
+    device_id: str
+    platform: str
+    locale_region: str
+    locale_language: str
+    timezone: str
+
+    @classmethod
+    def of(cls, device: Any) -> DeviceView:
+        """From a stored device (or anything with ``id`` and the same fields)."""
+        return cls(device.id, device.platform, device.locale_region, device.locale_language,
+                   device.timezone)  # fmt: skip
 
 
 def template_context(

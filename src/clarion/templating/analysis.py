@@ -51,7 +51,13 @@ def analyze(field_name: str, source: str, *, must_not_be_empty: bool = False) ->
         compiled = engine.parse(source)
     except LiquidError as exc:
         line, col = engine.error_position(source, exc)
-        raise TemplateProblem(field_name, engine.reason(exc), line, col) from None
+        raise TemplateProblem(field_name, _readable(engine.reason(exc)), line, col) from None
+    stray = _stray_delimiter(source)
+    if stray is not None:
+        line, col = engine.position(source, stray[0])
+        raise TemplateProblem(
+            field_name, f"{stray[1]!r} has no matching {_PAIRS[stray[1]]!r}", line, col
+        )
     if compiled.template is None:
         return result
     report = compiled.template.analyze()
@@ -92,6 +98,31 @@ def analyze(field_name: str, source: str, *, must_not_be_empty: bool = False) ->
             "add literal text or a default"
         )
     return result
+
+
+_UNCLOSED = re.compile(r"expected tag (end\w+), found end of (expression|template|file)")
+
+
+def _readable(message: str) -> str:
+    """python-liquid's wording, with the fix spelled out where it is terse."""
+    unclosed = _UNCLOSED.search(message)
+    if unclosed:
+        end = unclosed.group(1)
+        return (
+            f"{{% {end[3:]} %}} is never closed: add {{% {end} %}} (or the blocks are mis-nested)"
+        )
+    return message
+
+
+_MARKUP = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+_PAIRS = {"}}": "{{", "%}": "{%", "{{": "}}", "{%": "%}"}
+
+
+def _stray_delimiter(source: str) -> tuple[int, str] | None:
+    """A ``}}`` or ``%}`` outside markup (Liquid would print it as text)."""
+    text = _MARKUP.sub(lambda m: " " * len(m.group(0)), source)
+    found = [(i, d) for d in ("}}", "%}") if (i := text.find(d)) >= 0]
+    return min(found) if found else None
 
 
 def _in_output_without_default(source: str, index: int) -> bool:

@@ -113,8 +113,14 @@ class TriggerMessages:
         self.renders = 0  # per-recipient field renders, for tests and the benchmark
 
     def render(self, context: Mapping[str, Any] | None = None) -> dict[str, str]:
-        """The fields for one recipient (``context``: trigger, user, device). Raises
-        MessageRejected: render_error, invalid_url or payload_too_large."""
+        """The fields for one recipient (``context``: trigger, user, device), checked.
+        Raises MessageRejected: render_error, invalid_url or payload_too_large."""
+        fields = self.render_fields(context)
+        self.check(fields)
+        return fields
+
+    def render_fields(self, context: Mapping[str, Any] | None = None) -> dict[str, str]:
+        """The fields, not yet checked; raises MessageRejected (render_error)."""
         if self.shared_error is not None:
             raise self.shared_error
         fields = dict(self.shared)
@@ -126,6 +132,10 @@ class TriggerMessages:
                     fields[name] = engine.render(compiled, context)
                 except engine.RenderError as exc:
                     raise MessageRejected("render_error", f"{name}: {exc}") from None
+        return {name: fields.get(name, "") for name in FIELDS}
+
+    def check(self, fields: Mapping[str, str]) -> None:
+        """URLs well formed with an allowed scheme, and a push that fits."""
         for name in URL_FIELDS:
             problem = urls.problem(fields.get(name, ""), self.schemes)
             if problem is not None:
@@ -136,21 +146,20 @@ class TriggerMessages:
                 "payload_too_large",
                 f"the rendered push is {size:,} bytes; the limit is {PAYLOAD_LIMIT:,}",
             )
-        return {name: fields.get(name, "") for name in FIELDS}
 
     @property
     def personalised(self) -> bool:
         return bool(self.personal)
 
 
-def payload_size(fields: Mapping[str, str]) -> int:
-    """Bytes of the push as providers carry it: the notification and the ``clix`` data
-    entry (a message id is 36 bytes)."""
+def payload(fields: Mapping[str, str], message_id: str = "x" * 36) -> dict[str, Any]:
+    """The push as providers carry it: the notification and the ``clix`` data entry the
+    Clix SDKs read (a JSON string, as FCM data values are strings)."""
     notification = {"title": fields.get("title", ""), "body": fields.get("body", "")}
     if fields.get("image_url"):
         notification["image"] = fields["image_url"]
     clix = {
-        "message_id": "x" * 36,
+        "message_id": message_id,
         "title": fields.get("title", ""),
         "body": fields.get("body", ""),
         "image_url": fields.get("image_url") or None,
@@ -158,6 +167,9 @@ def payload_size(fields: Mapping[str, str]) -> int:
         "user_journey_id": None,
         "user_journey_node_id": None,
     }
-    return len(
-        orjson.dumps({"notification": notification, "data": {"clix": orjson.dumps(clix).decode()}})
-    )
+    return {"notification": notification, "data": {"clix": orjson.dumps(clix).decode()}}
+
+
+def payload_size(fields: Mapping[str, str]) -> int:
+    """Bytes of ``payload(fields)`` with a message id of 36 bytes."""
+    return len(orjson.dumps(payload(fields)))

@@ -19,7 +19,7 @@ from clarion.audience.reference import facts
 from clarion.auth import service as auth
 from clarion.auth.service import Principal
 from clarion.campaigns.service import Version
-from clarion.delivery.context import template_context
+from clarion.delivery.context import DeviceView, template_context
 from clarion.delivery.pipeline import skip_reason
 from clarion.storage.models import Device, User
 from clarion.templating.message import MessageRejected, TriggerMessages
@@ -122,7 +122,7 @@ def _sample(session: Session, renderer: TriggerMessages, row: Any) -> SampleReci
         return SampleRecipient(
             project_user_id=project_user_id, device_id=device_id, status="skipped", reason=reason
         )
-    view = _DeviceView(device) if device is not None else None
+    view = DeviceView.of(device) if device is not None else None
     context = template_context(
         renderer.properties, project_user_id, user.properties if user else {}, view
     )
@@ -141,17 +141,6 @@ def _sample(session: Session, renderer: TriggerMessages, row: Any) -> SampleReci
         status="would_send",
         message=RenderedMessage(**fields),
     )
-
-
-class _DeviceView:
-    """A device as the template context reads it."""
-
-    def __init__(self, device: Device) -> None:
-        self.device_id = device.id
-        self.platform = device.platform
-        self.locale_region = device.locale_region
-        self.locale_language = device.locale_language
-        self.timezone = device.timezone
 
 
 def _explain_targets(
