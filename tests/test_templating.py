@@ -39,14 +39,14 @@ CTX: dict[str, Any] = {
         "age": 31,
         "vip": True,
         "score": "abc",
-    },  # fmt: skip
+    },
     "device": {
         "id": "d-1",
         "platform": "IOS",
         "locale": "KR",
         "language": "ko",
         "timezone": "Asia/Seoul",
-    },  # fmt: skip
+    },
     "event": {},
 }
 

@@ -97,7 +97,8 @@ def test_preview_with_sample_and_real_data(server: Server, db: Database) -> None
     }))  # fmt: skip
     assert unsaved["campaign_version"] is None and unsaved["fields"]["title"] == "Draft "
     bad_link = ok(server.client.post(url, headers=project.headers, json={
-        "properties": {"link": "ftp://x"}, "message": {"title": "t", "landing_url": "{{ trigger.link }}"},
+        "properties": {"link": "ftp://x"},
+        "message": {"title": "t", "landing_url": "{{ trigger.link }}"},
     }))  # fmt: skip
     assert bad_link["status"] == "invalid_url" and "scheme 'ftp'" in bad_link["reason"]
 
@@ -135,7 +136,9 @@ def test_dry_run_warns_about_template_keys_the_body_lacks(server: Server, db: Da
     project = make_project(db)
     campaign_id = create_campaign(server.client, project, {
         "name": "d", "status": "active",
-        "message": {"title": "Order {{ trigger.order_id }} for {{ trigger.name | default: 'you' }}"},
+        "message": {
+            "title": "Order {{ trigger.order_id }} for {{ trigger.name | default: 'you' }}"
+        },
     })  # fmt: skip
     body = ok(server.client.post(f"/api/v1/campaigns/{campaign_id}:dry-run",
                                  headers=project.headers, json={"properties": {}}))  # fmt: skip
