@@ -30,6 +30,7 @@ lint: $(STAMP)
 ## Benchmarks: print figures and ratios (not part of make test).
 bench: $(STAMP)
 	$(BIN)/python bench/trigger.py
+	$(BIN)/python bench/render.py
 	$(BIN)/python bench/audience.py
 
 ## Re-pin every dependency (run after changing pyproject.toml).

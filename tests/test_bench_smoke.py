@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).parents[1] / "bench" / "trigger.py"
+RENDER = BENCH.with_name("render.py")
 
 
 def test_trigger_bench_runs_and_prints_its_figures() -> None:
@@ -19,3 +20,14 @@ def test_trigger_bench_runs_and_prints_its_figures() -> None:
     assert "GET /health" in out and "POST :trigger" in out
     assert "trigger/health throughput ratio" in out
     assert "200 -> sent (single target, 5 sequential triggers)" in out
+
+
+def test_render_bench_runs_and_prints_its_figures() -> None:
+    run = subprocess.run(
+        [sys.executable, str(RENDER), "--seconds", "0.05"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    for line in ("(a) trigger-only", "(b) user.* + default", "(c) (b) + if/else",
+                 "whole messages", "personalised rendering:"):  # fmt: skip
+        assert line in run.stdout

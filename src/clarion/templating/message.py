@@ -111,12 +111,28 @@ class TriggerMessages:
                     "render_error", f"{name}: {exc}"
                 )
         self.renders = 0  # per-recipient field renders, for tests and the benchmark
+        self._whole: dict[str, str] | MessageRejected | None = None
+        for name in URL_FIELDS:  # shared URLs: checked once here
+            problem = urls.problem(self.shared.get(name, ""), self.schemes)
+            if problem is not None and self.shared_error is None:
+                self.shared_error = MessageRejected("invalid_url", f"{name}: {problem}")
 
     def render(self, context: Mapping[str, Any] | None = None) -> dict[str, str]:
         """The fields for one recipient (``context``: trigger, user, device), checked.
         Raises MessageRejected: render_error, invalid_url or payload_too_large."""
+        if not self.personal:  # the same message for everyone: render and check once
+            if self._whole is None:
+                try:
+                    fields = self.render_fields(context)
+                    self.check(fields)
+                    self._whole = fields
+                except MessageRejected as exc:
+                    self._whole = exc
+            if isinstance(self._whole, MessageRejected):
+                raise self._whole
+            return dict(self._whole)
         fields = self.render_fields(context)
-        self.check(fields)
+        self.check(fields, personal_only=True)
         return fields
 
     def render_fields(self, context: Mapping[str, Any] | None = None) -> dict[str, str]:
@@ -134,12 +150,19 @@ class TriggerMessages:
                     raise MessageRejected("render_error", f"{name}: {exc}") from None
         return {name: fields.get(name, "") for name in FIELDS}
 
-    def check(self, fields: Mapping[str, str]) -> None:
-        """URLs well formed with an allowed scheme, and a push that fits."""
+    def check(self, fields: Mapping[str, str], *, personal_only: bool = False) -> None:
+        """URLs well formed with an allowed scheme, and a push that fits. ``personal_only``:
+        URL fields rendered once per trigger were checked already."""
         for name in URL_FIELDS:
+            if personal_only and name in self.shared:
+                continue
             problem = urls.problem(fields.get(name, ""), self.schemes)
             if problem is not None:
                 raise MessageRejected("invalid_url", f"{name}: {problem}")
+        # Exact size only when it could matter: JSON escaping (twice: the clix entry is a
+        # string) costs at most 7 bytes a character, and each field appears at most twice.
+        if 14 * sum(len(v) for v in fields.values()) + 512 <= PAYLOAD_LIMIT:
+            return
         size = payload_size(fields)
         if size > PAYLOAD_LIMIT:
             raise MessageRejected(
