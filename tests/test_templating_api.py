@@ -146,3 +146,21 @@ def test_dry_run_warns_about_template_keys_the_body_lacks(server: Server, db: Da
         "The templates use trigger.order_id, trigger.name, which this body does not send."
         in (body["warnings"])
     )
+
+
+def test_a_trigger_lacking_template_keys_says_so_in_a_header(server: Server, db: Database) -> None:
+    project = make_project(db)
+    campaign_id = create_campaign(server.client, project, {
+        "name": "h", "status": "active",
+        "message": {"title": "Order {{ trigger.order_id }} {{ trigger['가게'] }}"},
+    })  # fmt: skip
+    url = f"/api/v1/campaigns/{campaign_id}:trigger"
+    r = server.client.post(url, headers=project.headers, json={"properties": {}})
+    assert r.status_code == 200 and set(r.json()) == {"trigger_id"}
+    assert r.headers["Clarion-Warning"] == (
+        "templates use trigger.order_id, trigger.\\uac00\\uac8c, absent from properties: "
+        "rendered empty"
+    )
+    r = server.client.post(url, headers=project.headers,
+                           json={"properties": {"order_id": 1, "가게": "x"}})  # fmt: skip
+    assert r.status_code == 200 and "Clarion-Warning" not in r.headers

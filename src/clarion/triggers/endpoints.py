@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -40,7 +41,7 @@ async def trigger_campaign(campaign_id: str, request: Request) -> JSONResponse:
     with app.intake.request():
         raw = await request.body()  # over CLARION_MAX_BODY_BYTES: 413 (the app's limit)
 
-        def check() -> dict[str, Any]:
+        def check() -> tuple[dict[str, Any], list[str]]:
             with app.db.read() as session:
                 principal = principal_from(session, request)
                 body = parse_trigger(raw, app.settings.max_targets)
@@ -48,9 +49,15 @@ async def trigger_campaign(campaign_id: str, request: Request) -> JSONResponse:
 
         # On SQLite these reads are short and local: run them on the event loop rather than
         # pay two thread hand-offs. A networked database gets the threadpool.
-        row = check() if app.db.is_sqlite else await run_in_threadpool(check)
+        row, absent = check() if app.db.is_sqlite else await run_in_threadpool(check)
         await app.intake.submit(row)
-    return JSONResponse({"trigger_id": row["id"]})
+    response = JSONResponse({"trigger_id": row["id"]})  # the Clix answer, nothing added
+    if absent:  # a header, which Clix clients ignore: the templates will render these empty
+        keys = ", ".join(f"trigger.{json.dumps(k)[1:-1]}" for k in absent)  # ASCII only
+        response.headers["Clarion-Warning"] = (
+            f"templates use {keys}, absent from properties: rendered empty"
+        )
+    return response
 
 
 @router.get("/triggers/{trigger_id}", response_model=TriggerOut, summary="Trigger status")

@@ -75,9 +75,11 @@ def campaign_version(
 
 def check(
     session: Session, principal: Principal, campaign_id: str, request: TriggerRequest
-) -> dict[str, Any]:
-    """Every check a trigger must pass, read-only. Returns the trigger row to write."""
-    campaign, _version = campaign_version(session, principal, campaign_id, request)
+) -> tuple[dict[str, Any], list[str]]:
+    """Every check a trigger must pass, read-only. Returns the trigger row to write, and the
+    ``trigger.*`` keys the templates use that this request lacks (they render empty)."""
+    campaign, version = campaign_version(session, principal, campaign_id, request)
+    absent = [k for k in version.plan.trigger_keys if k not in request.properties]
     return {
         "id": uuid7(),
         "project_id": principal.project_id,
@@ -87,7 +89,7 @@ def check(
         "targets": request.targets,
         "properties": request.properties,
         "created_at": utcnow(),
-    }
+    }, absent
 
 
 def write(session: Session, rows: Sequence[dict[str, Any]]) -> None:
