@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench lock clean
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml sdk/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Clarion needs Python 3.11 or newer: run make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . -e sdk
 	@touch $@
 
 ## Start the whole system: SQLite under ./var, embedded worker, demo data.
@@ -23,8 +23,8 @@ test: $(STAMP) lint
 	$(BIN)/python scripts/pg_suite.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts sdk examples
+	$(BIN)/ruff format --check src tests bench scripts sdk examples
 	$(BIN)/mypy
 
 ## Benchmarks: print figures and ratios (not part of make test).
@@ -36,7 +36,7 @@ bench: $(STAMP)
 ## Re-pin every dependency (run after changing pyproject.toml).
 lock:
 	rm -rf /tmp/clarion-lock && $(PYTHON) -m venv /tmp/clarion-lock
-	/tmp/clarion-lock/bin/pip install --quiet --upgrade -e '.[dev]' setuptools
+	/tmp/clarion-lock/bin/pip install --quiet --upgrade -e '.[dev]' -e 'sdk[redis,sql]' setuptools
 	/tmp/clarion-lock/bin/pip freeze --all --exclude-editable | grep -v '^pip==' > requirements.lock
 	rm -rf /tmp/clarion-lock
 

@@ -40,6 +40,21 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(users_app, name="users")
 app.add_typer(template_app, name="template")
+
+
+@app.command(
+    "plan",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def plan_commands(ctx: typer.Context) -> None:
+    """Trigger plans: validate [PATH] [--strict] [--json], init, check (the client SDK's
+    `clix-trigger plan ...`, the same code)."""
+    from clarion_client.cli import main as client_cli
+
+    raise typer.Exit(code=client_cli(["plan", *ctx.args], prog="clarion"))
+
+
 # Piped or captured output gets wide lines, so that ids and tables are never folded.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)

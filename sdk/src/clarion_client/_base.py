@@ -1,0 +1,244 @@
+"""What Client and AsyncClient share: configuration, request bodies, answers and errors,
+dedupe bookkeeping and log records. Only the sending loop differs (blocking or awaited)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from clarion_client import errors
+from clarion_client.config import Credentials, redact, resolve
+from clarion_client.dedupe import DEFAULT_TTL, PENDING, DedupeStore
+from clarion_client.plan import Plan
+from clarion_client.retry import Policy, RetryPolicy
+
+log = logging.getLogger("clarion_client")
+DEFAULT_TIMEOUT = 10.0  # seconds for a whole call, retries included
+CONNECT_TIMEOUT = 3.0
+Target = str | Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class TriggerResult:
+    trigger_id: str
+    campaign_id: str
+    duplicate: bool = False  # an earlier call with the same dedupe key sent it
+    attempts: int = 1
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TriggerStatus:
+    trigger_id: str
+    status: str
+    counts: dict[str, int]
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("completed", "failed")
+
+
+@dataclass
+class Call:
+    """One logical call: fixed before the first attempt (its Idempotency-Key included)."""
+
+    method: str
+    path: str
+    body: Any = None
+    params: Mapping[str, Any] | None = None
+    idempotency_key: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    started: float = field(default_factory=time.monotonic)
+    attempts: int = 0
+
+    def remaining(self) -> float:
+        return self.timeout - (time.monotonic() - self.started)
+
+
+def targets_body(targets: Sequence[Target]) -> list[dict[str, str]]:
+    """``"user:ID"``, ``"device:ID"`` or dicts with one of project_user_id / device_id."""
+    out = []
+    for target in targets:
+        if isinstance(target, str):
+            kind, sep, value = target.partition(":")
+            if not sep or not value or kind not in ("user", "device"):
+                raise errors.InvalidRequestError(
+                    f"target {target!r}: write user:PROJECT_USER_ID or device:DEVICE_ID",
+                    code="invalid_target",
+                )
+            out.append({"project_user_id" if kind == "user" else "device_id": value})
+        else:
+            ids = {k: v for k, v in target.items() if k in ("project_user_id", "device_id") and v}
+            if len(ids) != 1 or len(target) != 1:
+                raise errors.InvalidRequestError(
+                    f"target {dict(target)!r}: exactly one of project_user_id or device_id",
+                    code="invalid_target",
+                )
+            out.append(dict(ids))
+    return out
+
+
+class BaseClient:
+    def __init__(
+        self,
+        project_id: str | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        attempt_timeout: float | None = None,
+        retry: Policy | None = None,
+        dedupe: DedupeStore | None = None,
+        dedupe_ttl: float = DEFAULT_TTL,
+        plan: str | Path | Plan | None = None,
+    ) -> None:
+        self.credentials: Credentials = resolve(project_id, api_key, base_url)
+        self.timeout = timeout  # the whole call, retries and waits included
+        self.attempt_timeout = attempt_timeout  # one try (None: whatever the call has left)
+        self.retry: Policy = retry if retry is not None else RetryPolicy()
+        self.dedupe = dedupe
+        self.dedupe_ttl = dedupe_ttl
+        self.plan = plan if isinstance(plan, Plan) or plan is None else Plan.load(plan)
+
+    def __repr__(self) -> str:
+        c = self.credentials
+        return (f"{type(self).__name__}(project_id={c.project_id!r}, "
+                f"api_key={redact(c.api_key)!r}, base_url={c.base_url!r})")  # fmt: skip
+
+    # -- requests ---------------------------------------------------------------------------
+    def _trigger_call(
+        self,
+        campaign_id: str,
+        broadcast: bool | None,
+        targets: Sequence[Target] | None,
+        properties: Mapping[str, Any] | None,
+        dedupe_key: str | None,
+        timeout: float | None,
+        plan: str | Path | Plan | None,
+    ) -> tuple[Call, str, Plan | None]:
+        if not isinstance(campaign_id, str) or not campaign_id.strip():
+            raise errors.InvalidRequestError("campaign_id must be a non-empty string")
+        if broadcast and targets:
+            raise errors.InvalidRequestError("pass broadcast=True or targets, not both")
+        checked = self.plan if plan is None else plan if isinstance(plan, Plan) else Plan.load(plan)
+        properties = dict(properties or {})
+        if checked is not None:
+            checked.check_properties(properties)
+        audience: dict[str, Any] = {}
+        mode = "default"
+        if broadcast:
+            audience["broadcast"], mode = True, "broadcast"
+        elif targets:
+            audience["targets"], mode = targets_body(targets), "targets"
+        body: dict[str, Any] = {"properties": properties}
+        if audience:
+            body["audience"] = audience
+        key = self._idempotency_key(campaign_id, dedupe_key)
+        call = Call("POST", f"/api/v1/campaigns/{campaign_id}:trigger", body,
+                    idempotency_key=key, timeout=timeout or self.timeout)  # fmt: skip
+        return call, mode, checked
+
+    def _idempotency_key(self, campaign_id: str, dedupe_key: str | None) -> str:
+        """Fixed before the first attempt. With a dedupe key it is derived from it, so that
+        a replay from another process carries the same key."""
+        if dedupe_key is None:
+            return str(uuid.uuid4())
+        seed = f"{self.credentials.project_id}|{campaign_id}|{dedupe_key}".encode()
+        return "dedupe-" + hashlib.sha256(seed).hexdigest()[:48]
+
+    def _dedupe_name(self, campaign_id: str, dedupe_key: str) -> str:
+        return f"{self.credentials.project_id}:{campaign_id}:{dedupe_key}"
+
+    def _request(self, call: Call, remaining: float) -> dict[str, Any]:
+        attempt_timeout = min(remaining, self.attempt_timeout or remaining)
+        headers = {**self.credentials.headers, "Accept": "application/json",
+                   "User-Agent": "clarion-client/0.1"}  # fmt: skip
+        if call.idempotency_key:
+            headers["Idempotency-Key"] = call.idempotency_key
+        return {
+            "method": call.method,
+            "url": self.credentials.base_url + call.path,
+            "json": call.body,
+            "params": call.params,
+            "headers": headers,
+            "timeout": httpx.Timeout(
+                attempt_timeout, connect=min(CONNECT_TIMEOUT, attempt_timeout)
+            ),
+        }
+
+    # -- answers ----------------------------------------------------------------------------
+    @staticmethod
+    def _answer(response: httpx.Response) -> Any:
+        """The decoded body of a 2xx; raises the typed error of anything else."""
+        request_id = response.headers.get("X-Request-ID")
+        try:
+            body: Any = response.json() if response.content else None
+        except ValueError:
+            body = response.text
+        if response.is_success:
+            return body
+        error = body.get("error") if isinstance(body, dict) else None
+        code = message = None
+        if isinstance(error, dict):
+            code, message = error.get("code"), error.get("message")
+        elif isinstance(error, str):
+            message = error
+        message = message or f"HTTP {response.status_code}"
+        kw: dict[str, Any] = {"status": response.status_code, "code": code, "body": body,
+                              "request_id": request_id}  # fmt: skip
+        status = response.status_code
+        if status == 401:
+            raise errors.AuthenticationError(message, **kw)
+        if status == 403:
+            raise errors.PermissionError(message, **kw)
+        if status == 429:
+            raise errors.RateLimitError(message, retry_after=_retry_after(response), **kw)
+        if status >= 500:
+            raise errors.ServerError(message, **kw)
+        raise errors.InvalidRequestError(message, **kw)
+
+    @staticmethod
+    def _transport_error(exc: httpx.HTTPError) -> errors.ClixError:
+        if isinstance(exc, httpx.TimeoutException):
+            return errors.TimeoutError(f"timed out: {type(exc).__name__}")
+        return errors.NetworkError(f"network error: {type(exc).__name__}: {exc}")
+
+    # -- logging ----------------------------------------------------------------------------
+    def _log(self, level: int, event: str, **fields: Any) -> None:
+        fields = {k: v for k, v in fields.items() if v is not None}
+        text = " ".join(f"{k}={v}" for k, v in fields.items())
+        log.log(level, f"{event} {text}", extra={"clix": fields, **fields})
+
+    def _log_properties(self, plan: Plan | None, properties: Mapping[str, Any]) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            pii = plan.pii_keys if plan is not None else frozenset()
+            shown = {k: "[redacted]" if k in pii else v for k, v in properties.items()}
+            log.debug("trigger properties %s", shown)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - time.time())
+
+
+__all__ = ["PENDING", "BaseClient", "Call", "TriggerResult", "TriggerStatus", "targets_body"]
