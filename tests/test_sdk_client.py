@@ -33,7 +33,7 @@ from clarion_client import (
 from sqlalchemy import create_engine
 
 from clarion.storage.db import Database
-from tests.conftest import Project, Server, make_project
+from tests.conftest import Project, Server, free_port, make_project
 from tests.helpers import add_user, create_campaign
 from tests.sdk_fakes import accepted, fails_after_creating, serve, slow
 
@@ -289,3 +289,35 @@ def test_targets_accept_simple_forms() -> None:
         {"project_user_id": "u-1"}, {"device_id": "d-1"}, {"project_user_id": "u-2"}
     ]  # fmt: skip
     assert len(fake.requests) == 1
+
+
+def test_network_errors_are_retried_then_raised() -> None:
+    from clarion_client import NetworkError
+
+    port = free_port()  # nothing listens there
+    with Client("p", "clx_sk_k", f"http://127.0.0.1:{port}",
+                retry=RetryPolicy(max_attempts=3, base=0.01)) as clix:  # fmt: skip
+        with pytest.raises(NetworkError) as caught:
+            clix.trigger_campaign("c")
+    assert "ConnectError" in str(caught.value)
+
+
+def test_messages_send_and_users_with_both_clients(server: Server, db: Database) -> None:
+    project = make_project(db)
+    push = {"target": {"device_id": "d-1"}, "title": "Direct", "body": "hello"}
+    with client_for(server, project) as clix:
+        clix.create_user("u-9", {"tier": "gold"})
+        assert clix.update_user("u-9", {"tier": "silver"})["properties"]["tier"] == "silver"
+        add_user(server.client, project, "u-9", {}, [DEVICE])
+        (result,) = clix.send_messages([push])["delivery_results"]
+        assert result["status"] == "DELIVERY_RESULT_STATUS_SUCCEED"
+        assert result["additional_params"]["device_id"] == "d-1"
+
+    async def run() -> dict[str, Any]:
+        async with AsyncClient(project.id, project.secret, server.url) as clix:
+            await clix.update_user("u-9", {"tier": "platinum"})
+            user = await clix.create_user("u-10", {"a": 1})
+            await clix.delete_user("u-10")
+            return user
+
+    assert asyncio.run(run()) == {"properties": {"a": 1}}

@@ -147,6 +147,11 @@ class BaseClient:
                     idempotency_key=key, timeout=timeout or self.timeout)  # fmt: skip
         return call, mode, checked
 
+    def _write_call(self, method: str, path: str, body: Any) -> Call:
+        """A call that creates or changes something: an Idempotency-Key unless it deletes."""
+        key = None if method == "DELETE" else str(uuid.uuid4())
+        return Call(method, path, body, idempotency_key=key, timeout=self.timeout)
+
     def _idempotency_key(self, campaign_id: str, dedupe_key: str | None) -> str:
         """Fixed before the first attempt. With a dedupe key it is derived from it, so that
         a replay from another process carries the same key."""

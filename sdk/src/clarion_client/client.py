@@ -186,8 +186,7 @@ class Client(BaseClient):
                                     timeout=self.timeout))[0])  # fmt: skip
 
     def _write(self, method: str, path: str, body: Any) -> Any:
-        key = None if method == "DELETE" else self._idempotency_key(path, None)
-        return self._send(Call(method, path, body, idempotency_key=key, timeout=self.timeout))[0]
+        return self._send(self._write_call(method, path, body))[0]
 
     # -- the loop ---------------------------------------------------------------------------
     def _send(self, call: Call) -> tuple[Any, httpx.Response]:
@@ -348,6 +347,34 @@ class AsyncClient(BaseClient):
         call.path = call.path.replace(":trigger", ":dry-run")
         call.params = {"sample": sample}
         return dict((await self._send(call))[0])
+
+    async def create_user(
+        self, project_user_id: str, properties: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        body = {"project_user_id": project_user_id, "properties": dict(properties or {})}
+        return dict(await self._write("POST", "/api/v1/users", body))
+
+    async def update_user(
+        self, project_user_id: str, properties: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        body = {"properties": dict(properties)}
+        return dict(await self._write("PATCH", f"/api/v1/users/{project_user_id}", body))
+
+    async def delete_user(self, project_user_id: str) -> None:
+        await self._write("DELETE", f"/api/v1/users/{project_user_id}", None)
+
+    async def send_messages(
+        self, push_notifications: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        body = {"push_notifications": [dict(p) for p in push_notifications]}
+        return dict(await self._write("POST", "/api/v1/messages:send", body))
+
+    async def get_campaign(self, campaign_id: str) -> dict[str, Any]:
+        call = Call("GET", f"/api/v1/campaigns/{campaign_id}", timeout=self.timeout)
+        return dict((await self._send(call))[0])
+
+    async def _write(self, method: str, path: str, body: Any) -> Any:
+        return (await self._send(self._write_call(method, path, body)))[0]
 
     async def _send(self, call: Call) -> tuple[Any, httpx.Response]:
         while True:
