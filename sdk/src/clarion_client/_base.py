@@ -22,6 +22,7 @@ from clarion_client.retry import Policy, RetryPolicy
 
 log = logging.getLogger("clarion_client")
 DEFAULT_TIMEOUT = 10.0  # seconds for a whole call, retries included
+DEDUPE_POLL = 0.1  # seconds between looks at a dedupe key another call holds
 CONNECT_TIMEOUT = 3.0
 Target = str | Mapping[str, str]
 
@@ -85,6 +86,24 @@ def targets_body(targets: Sequence[Target]) -> list[dict[str, str]]:
                 )
             out.append(dict(ids))
     return out
+
+
+@dataclass
+class PendingTrigger:
+    """A trigger call between its checks and its answer."""
+
+    call: Call
+    campaign_id: str
+    mode: str
+    correlation_id: str | None
+    dedupe_name: str | None  # set when the call holds a dedupe key
+
+    def fields(self) -> dict[str, Any]:
+        return {"campaign_id": self.campaign_id, "correlation_id": self.correlation_id,
+                "audience_mode": self.mode}  # fmt: skip
+
+    def latency_ms(self) -> int:
+        return round((time.monotonic() - self.call.started) * 1000)
 
 
 class BaseClient:
@@ -151,6 +170,98 @@ class BaseClient:
         """A call that creates or changes something: an Idempotency-Key unless it deletes."""
         key = None if method == "DELETE" else str(uuid.uuid4())
         return Call(method, path, body, idempotency_key=key, timeout=self.timeout)
+
+    def _start_trigger(
+        self,
+        campaign_id: str,
+        broadcast: bool | None,
+        targets: Sequence[Target] | None,
+        properties: Mapping[str, Any] | None,
+        dedupe_key: str | None,
+        correlation_id: str | None,
+        timeout: float | None,
+        plan: str | Path | Plan | None,
+    ) -> PendingTrigger:
+        call, mode, checked = self._trigger_call(
+            campaign_id, broadcast, targets, properties, dedupe_key, timeout, plan
+        )
+        self._log_properties(checked, call.body["properties"])
+        name = self._dedupe_name(campaign_id, dedupe_key) if dedupe_key is not None else None
+        return PendingTrigger(call, campaign_id, mode, correlation_id, name)
+
+    def _duplicate(self, pending: PendingTrigger, first: str) -> TriggerResult:
+        self._log(logging.INFO, "trigger deduplicated", **pending.fields(), trigger_id=first,
+                  status="duplicate")  # fmt: skip
+        return TriggerResult(first, pending.campaign_id, duplicate=True, attempts=0)
+
+    def _failed(self, pending: PendingTrigger, exc: errors.ClixError) -> None:
+        self._log(logging.WARNING, "trigger failed", **pending.fields(), status=exc.status,
+                  code=exc.code, attempts=pending.call.attempts,
+                  latency_ms=pending.latency_ms())  # fmt: skip
+
+    def _accepted(
+        self, pending: PendingTrigger, body: Any, response: httpx.Response
+    ) -> TriggerResult:
+        trigger_id = str(body["trigger_id"])
+        self._log(logging.INFO, "trigger accepted", **pending.fields(), trigger_id=trigger_id,
+                  status=response.status_code, attempts=pending.call.attempts,
+                  latency_ms=pending.latency_ms())  # fmt: skip
+        return TriggerResult(trigger_id, pending.campaign_id, attempts=pending.call.attempts,
+                             request_id=response.headers.get("X-Request-ID"))  # fmt: skip
+
+    def _claim_or_wait(self, first: str | None, call: Call) -> bool:
+        """After a dedupe claim: True to poll again (the first call is in flight)."""
+        if first != PENDING:
+            return False
+        if call.remaining() <= DEDUPE_POLL:
+            raise errors.DedupeInProgressError(
+                "a call with the same dedupe key is still in flight", code="dedupe_in_progress"
+            )
+        return True
+
+    def _attempt(self, call: Call) -> dict[str, Any]:
+        """The next attempt's request, or TimeoutError when the call has no time left."""
+        call.attempts += 1
+        remaining = call.remaining()
+        if remaining <= 0:
+            raise errors.TimeoutError(
+                f"gave up after {call.attempts - 1} attempt(s): the call's "
+                f"{call.timeout:g} s ran out"
+            )
+        return self._request(call, remaining)
+
+    def _wait_before_retry(self, call: Call, error: errors.ClixError) -> float:
+        """Seconds to wait before the next attempt; raises ``error`` to give up."""
+        wait = self.retry.delay(error, call.attempts, time.monotonic() - call.started)
+        if wait is None or wait >= call.remaining():
+            raise error
+        self._log(logging.INFO, "retrying", path=call.path, attempt=call.attempts,
+                  error=type(error).__name__, status=error.status,
+                  wait_ms=round(wait * 1000))  # fmt: skip
+        return wait
+
+    @staticmethod
+    def _page_params(status: str | None, page_size: int, cursor: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": page_size}
+        if status:
+            params["status"] = status
+        if cursor:
+            params["cursor"] = cursor
+        return params
+
+    def _dry_run_call(
+        self,
+        campaign_id: str,
+        broadcast: bool | None,
+        targets: Sequence[Target] | None,
+        properties: Mapping[str, Any] | None,
+        sample: int,
+    ) -> Call:
+        call, _, _ = self._trigger_call(campaign_id, broadcast, targets, properties, None,
+                                        None, None)  # fmt: skip
+        call.path = call.path.replace(":trigger", ":dry-run")
+        call.params = {"sample": sample}
+        return call
 
     def _idempotency_key(self, campaign_id: str, dedupe_key: str | None) -> str:
         """Fixed before the first attempt. With a dedupe key it is derived from it, so that

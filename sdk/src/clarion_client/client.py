@@ -10,7 +10,6 @@ with Client() as clix:  # CLIX_PROJECT_ID, CLIX_API_KEY, CLIX_BASE_URL
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -19,11 +18,16 @@ from typing import Any
 import httpx
 
 from clarion_client import errors
-from clarion_client._base import BaseClient, Call, Target, TriggerResult, TriggerStatus
-from clarion_client.dedupe import PENDING, DedupeStore, MemoryDedupe
+from clarion_client._base import (
+    DEDUPE_POLL,
+    BaseClient,
+    Call,
+    Target,
+    TriggerResult,
+    TriggerStatus,
+)
+from clarion_client.dedupe import DedupeStore, MemoryDedupe
 from clarion_client.plan import Plan
-
-DEDUPE_POLL = 0.1
 
 
 class Client(BaseClient):
@@ -42,8 +46,7 @@ class Client(BaseClient):
         super().__init__(project_id, api_key, base_url, **options)
         self._own = http_client is None
         self._http = http_client or httpx.Client()
-        if self.dedupe is None:
-            self.dedupe = MemoryDedupe()
+        self.store: DedupeStore = self.dedupe or MemoryDedupe()
 
     def __enter__(self) -> Client:
         return self
@@ -55,7 +58,6 @@ class Client(BaseClient):
         if self._own:
             self._http.close()
 
-    # -- the trigger ------------------------------------------------------------------------
     def trigger_campaign(
         self,
         campaign_id: str,
@@ -68,52 +70,27 @@ class Client(BaseClient):
         timeout: float | None = None,
         plan: str | Path | Plan | None = None,
     ) -> TriggerResult:
-        call, mode, checked = self._trigger_call(
-            campaign_id, broadcast, targets, properties, dedupe_key, timeout, plan
-        )
-        self._log_properties(checked, call.body["properties"])
-        name = self._dedupe_name(campaign_id, dedupe_key) if dedupe_key is not None else None
-        store: DedupeStore | None = self.dedupe if name is not None else None
-        if store is not None and name is not None:
-            first = self._claim(store, name, call)
+        pending = self._start_trigger(campaign_id, broadcast, targets, properties, dedupe_key,
+                                      correlation_id, timeout, plan)  # fmt: skip
+        name = pending.dedupe_name
+        if name is not None:
+            while self._claim_or_wait(first := self.store.claim(name, self.dedupe_ttl),
+                                      pending.call):  # fmt: skip
+                time.sleep(DEDUPE_POLL)
             if first is not None:
-                self._log(logging.INFO, "trigger deduplicated", campaign_id=campaign_id,
-                          correlation_id=correlation_id, audience_mode=mode,
-                          trigger_id=first, status="duplicate")  # fmt: skip
-                return TriggerResult(first, campaign_id, duplicate=True, attempts=0)
+                return self._duplicate(pending, first)
         try:
-            body, response = self._send(call)
+            body, response = self._send(pending.call)
         except errors.ClixError as exc:
-            if store is not None and name is not None:
-                store.release(name)
-            self._log(logging.WARNING, "trigger failed", campaign_id=campaign_id,
-                      correlation_id=correlation_id, audience_mode=mode, status=exc.status,
-                      code=exc.code, attempts=call.attempts,
-                      latency_ms=round((time.monotonic() - call.started) * 1000))  # fmt: skip
+            if name is not None:
+                self.store.release(name)
+            self._failed(pending, exc)
             raise
-        trigger_id = str(body["trigger_id"])
-        if store is not None and name is not None:
-            store.complete(name, trigger_id, self.dedupe_ttl)
-        self._log(logging.INFO, "trigger accepted", campaign_id=campaign_id,
-                  correlation_id=correlation_id, audience_mode=mode, trigger_id=trigger_id,
-                  status=response.status_code, attempts=call.attempts,
-                  latency_ms=round((time.monotonic() - call.started) * 1000))  # fmt: skip
-        return TriggerResult(trigger_id, campaign_id, attempts=call.attempts,
-                             request_id=response.headers.get("X-Request-ID"))  # fmt: skip
+        result = self._accepted(pending, body, response)
+        if name is not None:
+            self.store.complete(name, result.trigger_id, self.dedupe_ttl)
+        return result
 
-    def _claim(self, store: DedupeStore, name: str, call: Call) -> str | None:
-        """None: this call sends. Else the first call's trigger id."""
-        while True:
-            first = store.claim(name, self.dedupe_ttl)
-            if first != PENDING:
-                return first
-            if call.remaining() <= DEDUPE_POLL:
-                raise errors.DedupeInProgressError(
-                    "a call with the same dedupe key is still in flight", code="dedupe_in_progress"
-                )
-            time.sleep(DEDUPE_POLL)
-
-    # -- the other calls --------------------------------------------------------------------
     def dry_run(
         self,
         campaign_id: str,
@@ -124,10 +101,7 @@ class Client(BaseClient):
         sample: int = 10,
     ) -> dict[str, Any]:
         """Clarion: who would receive what, and why not; nothing is sent."""
-        call, _, _ = self._trigger_call(campaign_id, broadcast, targets, properties, None,
-                                        None, None)  # fmt: skip
-        call.path = call.path.replace(":trigger", ":dry-run")
-        call.params = {"sample": sample}
+        call = self._dry_run_call(campaign_id, broadcast, targets, properties, sample)
         return dict(self._send(call)[0])
 
     def get_trigger(self, trigger_id: str) -> TriggerStatus:
@@ -150,11 +124,7 @@ class Client(BaseClient):
         """The message log, every page."""
         cursor: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": page_size}
-            if status:
-                params["status"] = status
-            if cursor:
-                params["cursor"] = cursor
+            params = self._page_params(status, page_size, cursor)
             page = self._send(Call("GET", f"/api/v1/triggers/{trigger_id}/messages",
                                    params=params, timeout=self.timeout))[0]  # fmt: skip
             yield from page["messages"]
@@ -182,36 +152,23 @@ class Client(BaseClient):
 
     def get_campaign(self, campaign_id: str) -> dict[str, Any]:
         """Clarion's management API: status, rules, the trigger keys rules and templates use."""
-        return dict(self._send(Call("GET", f"/api/v1/campaigns/{campaign_id}",
-                                    timeout=self.timeout))[0])  # fmt: skip
+        call = Call("GET", f"/api/v1/campaigns/{campaign_id}", timeout=self.timeout)
+        return dict(self._send(call)[0])
 
     def _write(self, method: str, path: str, body: Any) -> Any:
         return self._send(self._write_call(method, path, body))[0]
 
-    # -- the loop ---------------------------------------------------------------------------
     def _send(self, call: Call) -> tuple[Any, httpx.Response]:
         while True:
-            call.attempts += 1
-            remaining = call.remaining()
-            if remaining <= 0:
-                raise errors.TimeoutError(
-                    f"gave up after {call.attempts - 1} attempt(s): the call's "
-                    f"{call.timeout:g} s ran out"
-                )
+            request = self._attempt(call)
             try:
-                response = self._http.request(**self._request(call, remaining))
+                response = self._http.request(**request)
                 return self._answer(response), response
             except httpx.HTTPError as exc:
                 error = self._transport_error(exc)
             except errors.ClixError as exc:
                 error = exc
-            wait = self.retry.delay(error, call.attempts, time.monotonic() - call.started)
-            if wait is None or wait >= call.remaining():
-                raise error
-            self._log(logging.INFO, "retrying", path=call.path, attempt=call.attempts,
-                      error=type(error).__name__, status=error.status,
-                      wait_ms=round(wait * 1000))  # fmt: skip
-            time.sleep(wait)
+            time.sleep(self._wait_before_retry(call, error))
 
 
 class AsyncClient(BaseClient):
@@ -230,8 +187,7 @@ class AsyncClient(BaseClient):
         super().__init__(project_id, api_key, base_url, **options)
         self._own = http_client is None
         self._http = http_client or httpx.AsyncClient()
-        if self.dedupe is None:
-            self.dedupe = MemoryDedupe()
+        self.store: DedupeStore = self.dedupe or MemoryDedupe()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -255,49 +211,40 @@ class AsyncClient(BaseClient):
         timeout: float | None = None,
         plan: str | Path | Plan | None = None,
     ) -> TriggerResult:
-        call, mode, checked = self._trigger_call(
-            campaign_id, broadcast, targets, properties, dedupe_key, timeout, plan
-        )
-        self._log_properties(checked, call.body["properties"])
-        name = self._dedupe_name(campaign_id, dedupe_key) if dedupe_key is not None else None
-        store = self.dedupe if name is not None else None
-        if store is not None and name is not None:
-            first = await self._claim(store, name, call)
+        pending = self._start_trigger(campaign_id, broadcast, targets, properties, dedupe_key,
+                                      correlation_id, timeout, plan)  # fmt: skip
+        name = pending.dedupe_name
+        if name is not None:
+            while self._claim_or_wait(
+                first := await asyncio.to_thread(self.store.claim, name, self.dedupe_ttl),
+                pending.call,
+            ):
+                await asyncio.sleep(DEDUPE_POLL)
             if first is not None:
-                self._log(logging.INFO, "trigger deduplicated", campaign_id=campaign_id,
-                          correlation_id=correlation_id, audience_mode=mode,
-                          trigger_id=first, status="duplicate")  # fmt: skip
-                return TriggerResult(first, campaign_id, duplicate=True, attempts=0)
+                return self._duplicate(pending, first)
         try:
-            body, response = await self._send(call)
+            body, response = await self._send(pending.call)
         except errors.ClixError as exc:
-            if store is not None and name is not None:
-                await asyncio.to_thread(store.release, name)
-            self._log(logging.WARNING, "trigger failed", campaign_id=campaign_id,
-                      correlation_id=correlation_id, audience_mode=mode, status=exc.status,
-                      code=exc.code, attempts=call.attempts,
-                      latency_ms=round((time.monotonic() - call.started) * 1000))  # fmt: skip
+            if name is not None:
+                await asyncio.to_thread(self.store.release, name)
+            self._failed(pending, exc)
             raise
-        trigger_id = str(body["trigger_id"])
-        if store is not None and name is not None:
-            await asyncio.to_thread(store.complete, name, trigger_id, self.dedupe_ttl)
-        self._log(logging.INFO, "trigger accepted", campaign_id=campaign_id,
-                  correlation_id=correlation_id, audience_mode=mode, trigger_id=trigger_id,
-                  status=response.status_code, attempts=call.attempts,
-                  latency_ms=round((time.monotonic() - call.started) * 1000))  # fmt: skip
-        return TriggerResult(trigger_id, campaign_id, attempts=call.attempts,
-                             request_id=response.headers.get("X-Request-ID"))  # fmt: skip
+        result = self._accepted(pending, body, response)
+        if name is not None:
+            await asyncio.to_thread(self.store.complete, name, result.trigger_id, self.dedupe_ttl)
+        return result
 
-    async def _claim(self, store: DedupeStore, name: str, call: Call) -> str | None:
-        while True:
-            first = await asyncio.to_thread(store.claim, name, self.dedupe_ttl)
-            if first != PENDING:
-                return first
-            if call.remaining() <= DEDUPE_POLL:
-                raise errors.DedupeInProgressError(
-                    "a call with the same dedupe key is still in flight", code="dedupe_in_progress"
-                )
-            await asyncio.sleep(DEDUPE_POLL)
+    async def dry_run(
+        self,
+        campaign_id: str,
+        *,
+        broadcast: bool | None = None,
+        targets: Sequence[Target] | None = None,
+        properties: Mapping[str, Any] | None = None,
+        sample: int = 10,
+    ) -> dict[str, Any]:
+        call = self._dry_run_call(campaign_id, broadcast, targets, properties, sample)
+        return dict((await self._send(call))[0])
 
     async def get_trigger(self, trigger_id: str) -> TriggerStatus:
         call = Call("GET", f"/api/v1/triggers/{trigger_id}", timeout=self.timeout)
@@ -319,11 +266,7 @@ class AsyncClient(BaseClient):
     ) -> AsyncIterator[dict[str, Any]]:
         cursor: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": page_size}
-            if status:
-                params["status"] = status
-            if cursor:
-                params["cursor"] = cursor
+            params = self._page_params(status, page_size, cursor)
             call = Call("GET", f"/api/v1/triggers/{trigger_id}/messages", params=params,
                         timeout=self.timeout)  # fmt: skip
             page = (await self._send(call))[0]
@@ -332,21 +275,6 @@ class AsyncClient(BaseClient):
             cursor = page.get("next_cursor")
             if not cursor:
                 return
-
-    async def dry_run(
-        self,
-        campaign_id: str,
-        *,
-        broadcast: bool | None = None,
-        targets: Sequence[Target] | None = None,
-        properties: Mapping[str, Any] | None = None,
-        sample: int = 10,
-    ) -> dict[str, Any]:
-        call, _, _ = self._trigger_call(campaign_id, broadcast, targets, properties, None,
-                                        None, None)  # fmt: skip
-        call.path = call.path.replace(":trigger", ":dry-run")
-        call.params = {"sample": sample}
-        return dict((await self._send(call))[0])
 
     async def create_user(
         self, project_user_id: str, properties: Mapping[str, Any] | None = None
@@ -378,24 +306,12 @@ class AsyncClient(BaseClient):
 
     async def _send(self, call: Call) -> tuple[Any, httpx.Response]:
         while True:
-            call.attempts += 1
-            remaining = call.remaining()
-            if remaining <= 0:
-                raise errors.TimeoutError(
-                    f"gave up after {call.attempts - 1} attempt(s): the call's "
-                    f"{call.timeout:g} s ran out"
-                )
+            request = self._attempt(call)
             try:
-                response = await self._http.request(**self._request(call, remaining))
+                response = await self._http.request(**request)
                 return self._answer(response), response
             except httpx.HTTPError as exc:
                 error = self._transport_error(exc)
             except errors.ClixError as exc:
                 error = exc
-            wait = self.retry.delay(error, call.attempts, time.monotonic() - call.started)
-            if wait is None or wait >= call.remaining():
-                raise error
-            self._log(logging.INFO, "retrying", path=call.path, attempt=call.attempts,
-                      error=type(error).__name__, status=error.status,
-                      wait_ms=round(wait * 1000))  # fmt: skip
-            await asyncio.sleep(wait)
+            await asyncio.sleep(self._wait_before_retry(call, error))
