@@ -181,7 +181,7 @@ def run_worker_until_idle(server: Server) -> None:
     from clarion.runner.embedded import EmbeddedRunner
 
     db = Database(server.settings.resolved_database_url())
-    pipeline = Pipeline(db, build_registry(server.settings), server.settings.chunk_size)
+    pipeline = Pipeline(db, build_registry(server.settings, db), server.settings.chunk_size)
     EmbeddedRunner(db, pipeline, threads=1, lease_seconds=60, poll_interval=0.05).run_until_idle()
     db.dispose()
 

@@ -48,7 +48,7 @@ def test_a_message_left_sending_is_resent_once_then_given_up(
     target = {"audience": {"targets": [{"project_user_id": "sf-staff-1"}]}, "properties": PROPS}
     trigger_id = ok(trigger(server.client, project, campaign_id, target))["trigger_id"]
     settings = Settings(database_url=server.settings.database_url, var_dir=tmp_path)
-    pipeline = Pipeline(db, build_registry(settings), chunk_size=500)
+    pipeline = Pipeline(db, build_registry(settings, db), chunk_size=500)
 
     pipeline.resolve([trigger_id])  # resolves, then delivers its one chunk at once
     message = _message(db)
@@ -88,7 +88,7 @@ def test_a_resolve_interrupted_between_chunks_resumes_without_loss_or_duplicates
         "trigger_id"
     ]
     settings = Settings(database_url=server.settings.database_url, var_dir=tmp_path)
-    pipeline = Pipeline(db, build_registry(settings), chunk_size=2)
+    pipeline = Pipeline(db, build_registry(settings, db), chunk_size=2)
 
     class Crash(Exception):
         pass

@@ -16,6 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clarion import __version__, cache
 from clarion.campaigns.endpoints import router as campaigns_router
 from clarion.config import Settings, get_settings
+from clarion.credentials.crypto import Box, load_key
+from clarion.credentials.endpoints import router as providers_router
 from clarion.delivery.pipeline import Pipeline
 from clarion.delivery.providers.registry import build_registry
 from clarion.errors import ClarionError, PayloadTooLarge
@@ -163,7 +165,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     settings = settings or get_settings()
     cache.configure(settings.cache_ttl_seconds)
     db = Database(settings.resolved_database_url())
-    providers = build_registry(settings)
+    box = Box(load_key(settings))
+    providers = build_registry(settings, db, box)
     pipeline = Pipeline(
         db=db,
         providers=providers,
@@ -192,6 +195,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
         finally:
             if run_worker:
                 runner.stop()
+            providers.close()
             db.dispose()
 
     app = FastAPI(
@@ -202,7 +206,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
         default_response_class=JSONResponse,
     )
     app.state.clarion = AppState(
-        settings=settings, db=db, notify=notify, intake=intake, providers=providers
+        settings=settings, db=db, notify=notify, intake=intake, providers=providers, box=box
     )
     app.state.runner = runner
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
@@ -219,4 +223,5 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     app.include_router(events_router)
     app.include_router(messages_router)
     app.include_router(live_activities_router)
+    app.include_router(providers_router)
     return app

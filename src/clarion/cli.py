@@ -21,6 +21,8 @@ from clarion.campaigns import service as campaigns
 from clarion.campaigns.files import load_spec
 from clarion.campaigns.schemas import Status
 from clarion.config import get_settings
+from clarion.credentials import service as credentials
+from clarion.credentials.crypto import Box, load_key
 from clarion.errors import ClarionError
 from clarion.storage.db import Database
 from clarion.storage.migrate import upgrade
@@ -34,12 +36,14 @@ keys_app = typer.Typer(no_args_is_help=True, help="API keys (shown once, stored 
 campaigns_app = typer.Typer(no_args_is_help=True, help="Campaigns as code.")
 users_app = typer.Typer(no_args_is_help=True, help="Users: bulk import.")
 template_app = typer.Typer(no_args_is_help=True, help="Templates: lint before you save.")
+providers_app = typer.Typer(no_args_is_help=True, help="Provider credentials (stored sealed).")
 app.add_typer(db_app, name="db")
 app.add_typer(projects_app, name="projects")
 app.add_typer(keys_app, name="keys")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(users_app, name="users")
 app.add_typer(template_app, name="template")
+app.add_typer(providers_app, name="providers")
 
 
 @app.command(
@@ -318,6 +322,45 @@ def campaigns_pause(campaign_id: str, project: ProjectOpt = None) -> None:
 @campaigns_app.command("archive")
 def campaigns_archive(campaign_id: str, project: ProjectOpt = None) -> None:
     _set_status(campaign_id, project, "archived")
+
+
+def _box() -> Box:
+    return Box(load_key(get_settings()))
+
+
+@providers_app.command("set-fcm")
+def providers_set_fcm(
+    service_account: Annotated[Path, typer.Argument(help="The service-account JSON file.")],
+    project: ProjectOpt = None,
+) -> None:
+    """Store FCM credentials for the project (encrypted; never shown again)."""
+    db = _db()
+    project_id = _project(db, project)
+    with _reported(), db.write() as session:
+        saved = credentials.set_fcm(session, _box(), project_id, service_account.read_bytes())
+    shown = ", ".join(f"{k}={v}" for k, v in saved.settings.items())
+    out.print(f"fcm configured ({shown})")
+
+
+@providers_app.command("list")
+def providers_list(project: ProjectOpt = None) -> None:
+    db = _db()
+    project_id = _project(db, project)
+    with db.read() as session:
+        for item in credentials.describe(session, project_id):
+            shown = ", ".join(f"{k}={v}" for k, v in item.settings.items()) or "-"
+            out.print(
+                f"{item.provider}: {'configured' if item.configured else 'not set'} ({shown})"
+            )
+
+
+@providers_app.command("remove")
+def providers_remove(provider: str, project: ProjectOpt = None) -> None:
+    db = _db()
+    project_id = _project(db, project)
+    with _reported(), db.write() as session:
+        credentials.remove(session, project_id, provider)
+    out.print(f"{provider} credentials removed")
 
 
 @template_app.command("lint")

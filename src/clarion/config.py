@@ -60,6 +60,15 @@ class Settings(BaseSettings):
         le=60_000,
         description="Make the sink sleep per batch, to mimic a provider.",
     )
+    secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Fernet key that encrypts stored provider credentials; empty: one kept in "
+        "var_dir/secret.key (set it, the same on every node, beyond one machine).",
+    )
+    fcm_base_url: str = Field(
+        default="https://fcm.googleapis.com",
+        description="FCM HTTP v1 base URL (tests point it at a local fake).",
+    )
     demo: bool = Field(default=True, description="Seed demo data on first start.")
     log_level: str = Field(default="info", description="uvicorn log level.")
 

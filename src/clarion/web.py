@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from clarion.auth.service import Principal, authenticate
 from clarion.config import Settings
+from clarion.credentials.crypto import Box
 from clarion.delivery.providers.registry import ProviderRegistry
 from clarion.storage.db import Database
 from clarion.triggers.intake import TriggerIntake
@@ -24,6 +25,7 @@ class AppState:
     notify: Callable[[], None]  # wakes the embedded runner after a commit
     intake: TriggerIntake
     providers: ProviderRegistry
+    box: Box  # seals and opens provider credentials
 
 
 def state(request: Request) -> AppState:

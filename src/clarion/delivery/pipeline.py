@@ -168,6 +168,7 @@ class Pipeline:
                 continue
             rendered[row.id] = fields
             push = OutboundPush(
+                project_id=row.project_id,
                 message_id=row.id,
                 device_id=row.device_id,
                 platform=row.platform,
@@ -180,9 +181,19 @@ class Pipeline:
             push.data.update(clix_payload(push))
             batches.setdefault(version.channel, []).append(push)
         retry_after: dict[str, float] = {}
+        invalid: list[tuple[OutboundPush, str]] = []
         for channel, batch in batches.items():
             provider = self.providers.for_channel(channel)
-            outcomes += self._outcomes(provider.name, provider.send(batch), rendered, retry_after)
+            results = provider.send(batch)
+            outcomes += self._outcomes(provider.name, results, rendered, retry_after)
+            by_id = {m.message_id: m for m in batch}
+            invalid += [(by_id[r.message_id], r.reason or "invalid token") for r in results
+                        if r.outcome == "invalid_recipient"]  # fmt: skip
+        if invalid:  # the provider says the token is dead: stop sending to it
+            with self.db.write() as session:
+                repository.invalidate_tokens(
+                    session, [(m.project_id, m.device_id, m.push_token, why) for m, why in invalid]
+                )
         return outcomes, retry_after
 
     @staticmethod
@@ -196,7 +207,7 @@ class Pipeline:
         for result in results:
             outcome: dict[str, Any] = {
                 "mid": result.message_id,
-                "provider": provider,
+                "provider": result.provider or provider,
                 "reason": result.reason,
                 **rendered[result.message_id],
             }

@@ -66,6 +66,7 @@ _FINISH_JOB = delete(J).where(
 _CHUNK = (
     select(
         M.c.id,
+        M.c.project_id,
         M.c.trigger_id,
         M.c.chunk_no,
         M.c.status,
@@ -238,3 +239,28 @@ def record_outcomes(session: Session, outcomes: Sequence[dict[str, Any]]) -> Non
 
 def counts(session: Session, trigger_id: str) -> dict[str, int]:
     return {status: int(n) for status, n in session.execute(_COUNTS, {"tid": trigger_id}).all()}
+
+
+_INVALIDATE = (
+    update(D)
+    .where(
+        D.c.project_id == bindparam("pid"),
+        D.c.id == bindparam("did"),
+        D.c.push_token == bindparam("token"),  # unless the app has registered a new one since
+    )
+    .values(
+        push_token=None,
+        token_invalid_reason=bindparam("why"),
+        token_invalidated_at=bindparam("at"),
+        updated_at=bindparam("at"),
+    )
+)
+
+
+def invalidate_tokens(session: Session, dead: Sequence[tuple[str, str, str, str]]) -> None:
+    """(project id, device id, token, reason): clear each token a provider called invalid,
+    and record why; a device that registered a new token meanwhile keeps it."""
+    now = utcnow()
+    rows = [{"pid": p, "did": d, "token": t, "why": why[:255], "at": now} for p, d, t, why in dead]
+    if rows:
+        session.execute(_INVALIDATE, rows)

@@ -100,6 +100,7 @@ def send(
         )  # fmt: skip
         if item.reason is None and item.device is not None:
             push = OutboundPush(
+                project_id=project_id,
                 message_id=mid,
                 device_id=item.device.id,
                 platform=item.device.platform,
@@ -116,7 +117,10 @@ def send(
     provider = providers.for_channel("push")
     outcomes = {r.message_id: r for r in provider.send(batch)} if batch else {}
     pushes = {p.message_id: p for p in batch}
+    dead = [(project_id, pushes[m].device_id, pushes[m].push_token, r.reason or "invalid token")
+            for m, r in outcomes.items() if r.outcome == "invalid_recipient"]  # fmt: skip
     with db.write() as session:
+        delivery.invalidate_tokens(session, dead)
         delivery.record_outcomes(
             session,
             [
@@ -124,7 +128,7 @@ def send(
                     "mid": mid,
                     "status": "sent" if r.outcome == "sent" else "failed",
                     "reason": r.reason,
-                    "provider": provider.name,
+                    "provider": r.provider or provider.name,
                     "provider_message_id": r.provider_message_id,
                     "sent_at": utcnow() if r.outcome == "sent" else None,
                     "title": pushes[mid].title,

@@ -152,6 +152,20 @@ VALUE_INDEXES = tuple(
 )
 
 
+class ProviderCredential(Base):
+    """A project's credentials for one provider. ``sealed`` is encrypted (credentials.crypto);
+    ``settings`` holds what is not secret (the FCM project id, ...)."""
+
+    __tablename__ = "provider_credentials"
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    provider: Mapped[str] = mapped_column(String(20), primary_key=True)  # fcm | apns | ...
+    sealed: Mapped[str] = mapped_column(Text)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Device(Base):
     __tablename__ = "devices"
     __table_args__ = (Index("ix_devices_user", "user_id"),)
@@ -171,6 +185,9 @@ class Device(Base):
     is_push_permission_granted: Mapped[bool] = mapped_column(Boolean, default=False)
     push_token: Mapped[str | None] = mapped_column(Text)
     push_token_type: Mapped[str] = mapped_column(String(20), default="")
+    # Set when a provider said the token is no longer valid (the token is then cleared).
+    token_invalid_reason: Mapped[str | None] = mapped_column(String(255))
+    token_invalidated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

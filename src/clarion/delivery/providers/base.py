@@ -22,6 +22,7 @@ class OutboundPush:
     image_url: str
     landing_url: str
     data: dict[str, Any] = field(default_factory=dict)
+    project_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ class SendResult:
     provider_message_id: str | None = None
     reason: str | None = None
     retry_after: float | None = None
+    provider: str | None = None  # which provider answered (a router sends through several)
 
 
 class Provider(Protocol):

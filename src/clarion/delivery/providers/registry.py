@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from clarion import cache
 from clarion.config import Settings
+from clarion.credentials import repository as credentials_repo
+from clarion.credentials import service as credentials
+from clarion.credentials.crypto import Box, load_key
 from clarion.delivery.providers.base import Provider
+from clarion.delivery.providers.fcm import FcmProvider
+from clarion.delivery.providers.router import PushRouter
 from clarion.delivery.providers.sink import SinkProvider
+from clarion.storage.db import Database
 
 
 class ProviderRegistry:
@@ -17,8 +27,30 @@ class ProviderRegistry:
         except KeyError:
             raise LookupError(f"no provider is configured for channel {channel!r}") from None
 
+    def close(self) -> None:
+        for provider in self._providers.values():
+            close = getattr(provider, "close", None)
+            if close is not None:
+                close()
 
-def build_registry(settings: Settings) -> ProviderRegistry:
-    return ProviderRegistry(
-        {"push": SinkProvider(settings.resolved_outbox_path(), settings.sink_latency_ms)}
-    )
+
+def build_registry(settings: Settings, db: Database, box: Box | None = None) -> ProviderRegistry:
+    box = box or Box(load_key(settings))
+
+    def configured(project_id: str) -> set[str]:
+        key = f"providers:{project_id}"
+        cached = cache.projects.get(key)
+        if isinstance(cached, set):
+            return cached
+        with db.read() as session:
+            names = {r.provider for r in credentials_repo.list_for_project(session, project_id)}
+        cache.projects.put(key, names)
+        return names
+
+    def secrets(project_id: str) -> Mapping[str, Any] | None:
+        with db.read() as session:
+            return credentials.secret(session, box, project_id, "fcm")
+
+    sink = SinkProvider(settings.resolved_outbox_path(), settings.sink_latency_ms)
+    fcm = FcmProvider(settings.fcm_base_url, secrets)
+    return ProviderRegistry({"push": PushRouter(sink, fcm, configured)})

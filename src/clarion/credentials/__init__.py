@@ -1,0 +1,1 @@
+"""Provider credentials, per project: encrypted at rest, never logged or returned."""

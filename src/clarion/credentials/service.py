@@ -1,0 +1,86 @@
+"""Set, describe and read provider credentials. What is returned or logged is only the
+public part (the FCM project id, the service account's e-mail); the secret part is sealed
+before it is stored and opened only by the provider that sends."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from google.oauth2 import service_account
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from clarion import cache
+from clarion.credentials import repository
+from clarion.credentials.crypto import Box
+from clarion.errors import InvalidRequest, NotFound
+
+PROVIDERS = ("fcm",)
+FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+
+
+class ProviderOut(BaseModel):
+    provider: str
+    configured: bool
+    settings: dict[str, Any]
+    updated_at: datetime | None
+
+
+def set_fcm(session: Session, box: Box, project_id: str, account: Any) -> ProviderOut:
+    """``account``: the service-account JSON Firebase gives (an object, or its text)."""
+    if isinstance(account, str | bytes):
+        try:
+            account = orjson.loads(account)
+        except orjson.JSONDecodeError:
+            raise _bad("the service account file is not JSON") from None
+    if not isinstance(account, dict) or account.get("type") != "service_account":
+        raise _bad('a Firebase service-account JSON has "type": "service_account"')
+    for field in ("project_id", "private_key", "client_email"):
+        if not isinstance(account.get(field), str) or not account[field]:
+            raise _bad(f"the service account lacks {field!r}")
+    try:
+        service_account.Credentials.from_service_account_info(account, scopes=[FCM_SCOPE])  # type: ignore[no-untyped-call]
+    except (ValueError, KeyError) as exc:
+        raise _bad(f"the service account does not load: {type(exc).__name__}") from None
+    public = {"fcm_project_id": account["project_id"], "client_email": account["client_email"]}
+    row = repository.put(session, project_id, "fcm", box.seal(orjson.dumps(account)), public)
+    cache.projects.clear()
+    return _out(row.provider, row.settings, row.updated_at)
+
+
+def describe(session: Session, project_id: str) -> list[ProviderOut]:
+    rows = {r.provider: r for r in repository.list_for_project(session, project_id)}
+    return [
+        _out(name, rows[name].settings, rows[name].updated_at)
+        if name in rows
+        else ProviderOut(provider=name, configured=False, settings={}, updated_at=None)
+        for name in PROVIDERS
+    ]
+
+
+def remove(session: Session, project_id: str, provider: str) -> None:
+    if provider not in PROVIDERS:
+        raise NotFound(f"No provider {provider!r}; known: {', '.join(PROVIDERS)}.",
+                       code="provider_not_found")  # fmt: skip
+    repository.remove(session, project_id, provider)
+    cache.projects.clear()
+
+
+def secret(session: Session, box: Box, project_id: str, provider: str) -> dict[str, Any] | None:
+    """The opened credentials, for the provider that sends; None when not configured."""
+    row = repository.get(session, project_id, provider)
+    if row is None:
+        return None
+    opened: dict[str, Any] = orjson.loads(box.open(row.sealed))
+    return opened
+
+
+def _out(provider: str, settings: dict[str, Any], updated_at: datetime | None) -> ProviderOut:
+    return ProviderOut(provider=provider, configured=True, settings=settings,
+                       updated_at=updated_at)  # fmt: skip
+
+
+def _bad(message: str) -> InvalidRequest:
+    return InvalidRequest(message, code="invalid_provider_credentials")
