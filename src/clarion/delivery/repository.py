@@ -54,7 +54,7 @@ _COMPLETE = (
 _RETRY_JOB = (
     update(J)
     .where(
-        J.c.trigger_id == bindparam("tid"), J.c.kind == bindparam("kind"),
+        J.c.trigger_id == bindparam("tid"), J.c.kind == bindparam("job_kind"),
         J.c.chunk_no == bindparam("chunk"),
     )
     .values(status="queued", run_after=bindparam("at"), locked_until=None)
@@ -189,7 +189,7 @@ def retry_jobs(session: Session, kind: str, delays: Sequence[tuple[str, int, flo
         session.execute(
             _RETRY_JOB,
             [
-                {"tid": t, "kind": kind, "chunk": c, "at": now + timedelta(seconds=d)}
+                {"tid": t, "job_kind": kind, "chunk": c, "at": now + timedelta(seconds=d)}
                 for t, c, d in delays
             ],
         )

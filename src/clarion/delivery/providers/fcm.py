@@ -33,6 +33,7 @@ from clarion.delivery.providers.base import OutboundPush, SendResult
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 PAYLOAD_LIMIT = 4096
 QUOTA_WAIT = 60.0
+PERMANENT = ("SENDER_ID_MISMATCH", "THIRD_PARTY_AUTH_ERROR")  # configuration: retrying cannot help
 Secrets = Callable[[str], Mapping[str, Any] | None]  # project id -> service account
 
 
@@ -124,8 +125,6 @@ class FcmProvider:
             except httpx.HTTPError as exc:
                 return self._result(message, "retryable", reason=f"network: {type(exc).__name__}",
                                     retry_after=_jitter(5.0))  # fmt: skip
-        if response.status_code == 401:
-            self._forget(message.project_id)  # a fresh token at the next try
         return self._classify(message, response)
 
     def _classify(self, message: OutboundPush, response: httpx.Response) -> SendResult:
@@ -136,11 +135,15 @@ class FcmProvider:
                               provider=self.name, reason=None)  # fmt: skip
         code, detail, token_field = _error(response)
         reason = f"fcm {status} {code}: {detail}".strip()
+        if code in PERMANENT:
+            return self._result(message, "failed", reason=reason)
         if code == "UNREGISTERED" or (code == "INVALID_ARGUMENT" and token_field):
             return self._result(message, "invalid_recipient", reason=reason)
         if code == "QUOTA_EXCEEDED" or status == 429:
             wait = max(QUOTA_WAIT, _retry_after(response) or 0.0)
             return self._result(message, "retryable", reason=reason, retry_after=wait)
+        if status == 401:  # our access token was refused: a fresh one at the next try
+            self._forget(message.project_id)
         if status >= 500 or code in ("UNAVAILABLE", "INTERNAL") or status == 401:
             wait = max(_retry_after(response) or 0.0, _jitter(10.0))
             return self._result(message, "retryable", reason=reason, retry_after=wait)
