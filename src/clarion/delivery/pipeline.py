@@ -135,7 +135,7 @@ class Pipeline:
         with self.db.write() as session:
             repository.mark_sending(session, marks)
             repository.record_outcomes(session, given_up)
-        outcomes, retry_after = self._send(claimed)
+        outcomes, retry_after, dead_tokens = self._send(claimed)
         chunk_of = {row.id: (row.trigger_id, row.chunk_no) for row, _, _ in claimed}
         delays: dict[tuple[str, int], float] = {}
         for message_id, delay in retry_after.items():
@@ -143,15 +143,17 @@ class Pipeline:
             delays[key] = max(delays.get(key, 0.0), delay)
         with self.db.write() as session:
             repository.record_outcomes(session, outcomes)
+            repository.invalidate_tokens(session, dead_tokens)  # with the outcomes, atomically
             repository.finish_jobs(session, "deliver", [c for c in chunks if c not in delays])
             repository.retry_jobs(session, "deliver", [(t, c, d) for (t, c), d in delays.items()])
             repository.complete_if_done(session, [t for t, _ in chunks])
 
     def _send(
         self, claimed: list[tuple[Any, Version, TriggerMessages]]
-    ) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    ) -> tuple[list[dict[str, Any]], dict[str, float], list[tuple[str, str, str, str]]]:
         """Render and hand over, one provider call per channel; returns the outcome of each
-        message and, for retryable ones, the delay before the next try."""
+        message, for retryable ones the delay before the next try, and the tokens providers
+        called dead (project, device, token, reason)."""
         outcomes: list[dict[str, Any]] = []
         batches: dict[str, list[OutboundPush]] = {}
         rendered: dict[str, dict[str, str]] = {}
@@ -181,20 +183,17 @@ class Pipeline:
             push.data.update(clix_payload(push))
             batches.setdefault(version.channel, []).append(push)
         retry_after: dict[str, float] = {}
-        invalid: list[tuple[OutboundPush, str]] = []
+        dead: list[tuple[str, str, str, str]] = []
         for channel, batch in batches.items():
             provider = self.providers.for_channel(channel)
             results = provider.send(batch)
             outcomes += self._outcomes(provider.name, results, rendered, retry_after)
             by_id = {m.message_id: m for m in batch}
-            invalid += [(by_id[r.message_id], r.reason or "invalid token") for r in results
-                        if r.outcome == "invalid_recipient"]  # fmt: skip
-        if invalid:  # the provider says the token is dead: stop sending to it
-            with self.db.write() as session:
-                repository.invalidate_tokens(
-                    session, [(m.project_id, m.device_id, m.push_token, why) for m, why in invalid]
-                )
-        return outcomes, retry_after
+            for r in results:
+                if r.outcome == "invalid_recipient":  # stop sending to that token
+                    m = by_id[r.message_id]
+                    dead.append((m.project_id, m.device_id, m.push_token, r.reason or "invalid"))
+        return outcomes, retry_after, dead
 
     @staticmethod
     def _outcomes(
