@@ -31,6 +31,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/trigger.py
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/audience.py
 
 ## Re-pin every dependency (run after changing pyproject.toml).

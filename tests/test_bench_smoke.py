@@ -8,6 +8,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).parents[1] / "bench" / "trigger.py"
 RENDER = BENCH.with_name("render.py")
+DISPATCH = BENCH.with_name("dispatch.py")
 
 
 def test_trigger_bench_runs_and_prints_its_figures() -> None:
@@ -31,3 +32,13 @@ def test_render_bench_runs_and_prints_its_figures() -> None:
     for line in ("(a) trigger-only", "(b) user.* + default", "(c) (b) + if/else",
                  "whole messages", "personalised rendering:"):  # fmt: skip
         assert line in run.stdout
+
+
+def test_dispatch_bench_runs_and_loses_nothing() -> None:
+    run = subprocess.run(
+        [sys.executable, str(DISPATCH), "--messages", "300"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "clarion provider:" in run.stdout and "bare httpx loop:" in run.stdout
+    assert "nothing lost: 300 answered sent, the fake counted 300 of 300" in run.stdout

@@ -54,6 +54,8 @@ class FakeFcm:
     token_requests: int = 0
     messages: list[dict[str, Any]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # why requests were refused
+    keep_messages: bool = True  # a benchmark only counts them
+    sent: int = 0
 
     def service_account(self) -> dict[str, Any]:
         pem = self.key.private_bytes(
@@ -117,8 +119,10 @@ class FakeFcm:
             status, rpc, code, text = SCRIPTED[kind]
             headers = {"Retry-After": "120"} if kind == "quota120" else {}
             return *self._error(status, rpc, code, text, token=kind == "badtoken"), headers
-        self.messages.append(message)
-        name = f"projects/{self.project_id}/messages/{len(self.messages)}"
+        self.sent += 1
+        if self.keep_messages:
+            self.messages.append(message)
+        name = f"projects/{self.project_id}/messages/{self.sent}"
         return 200, {"name": name}, {}
 
     def _error(

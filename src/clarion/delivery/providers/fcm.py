@@ -48,12 +48,14 @@ class FcmProvider:
         concurrency: int = 64,
         timeout: float = 10.0,
         http2: bool = True,
+        h2c: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.secrets = secrets
         self.concurrency = concurrency
         self.timeout = timeout
         self.http2 = http2
+        self.h2c = h2c  # HTTP/2 without TLS (a local fake): no HTTP/1.1 to fall back to
         self._tokens: dict[str, tuple[str, service_account.Credentials]] = {}
         self._token_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -91,7 +93,8 @@ class FcmProvider:
     async def _send_all(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                http2=self.http2,
+                http1=not self.h2c,
+                http2=self.http2 or self.h2c,
                 timeout=httpx.Timeout(self.timeout, connect=3.0),
                 limits=httpx.Limits(max_connections=self.concurrency),
             )
