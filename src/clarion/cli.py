@@ -342,6 +342,24 @@ def providers_set_fcm(
     out.print(f"fcm configured ({shown})")
 
 
+@providers_app.command("set-apns")
+def providers_set_apns(
+    key_file: Annotated[Path, typer.Argument(help="The APNs auth key (.p8 file).")],
+    key_id: Annotated[str, typer.Option(help="The key's 10-character id.")],
+    team_id: Annotated[str, typer.Option(help="The Apple developer team id.")],
+    topic: Annotated[str, typer.Option(help="The app's bundle id.")],
+    project: ProjectOpt = None,
+) -> None:
+    """Store APNs credentials for the project (encrypted; never shown again)."""
+    db = _db()
+    project_id = _project(db, project)
+    with _reported(), db.write() as session:
+        key = key_file.read_text(encoding="utf-8")
+        saved = credentials.set_apns(session, _box(), project_id, key, key_id, team_id, topic)
+    shown = ", ".join(f"{k}={v}" for k, v in saved.settings.items())
+    out.print(f"apns configured ({shown})")
+
+
 @providers_app.command("list")
 def providers_list(project: ProjectOpt = None) -> None:
     db = _db()

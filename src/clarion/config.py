@@ -69,6 +69,14 @@ class Settings(BaseSettings):
         default="https://fcm.googleapis.com",
         description="FCM HTTP v1 base URL (tests point it at a local fake).",
     )
+    apns_base_url: str = Field(
+        default="https://api.push.apple.com",
+        description="APNs base URL (https://api.sandbox.push.apple.com for development builds).",
+    )
+    apns_ca_file: Path | None = Field(
+        default=None,
+        description="A CA bundle to trust for APNs besides the system's (a local fake, a proxy).",
+    )
     demo: bool = Field(default=True, description="Seed demo data on first start.")
     log_level: str = Field(default="info", description="uvicorn log level.")
 

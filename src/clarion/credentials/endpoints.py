@@ -21,6 +21,13 @@ class FcmIn(BaseModel):
     )
 
 
+class ApnsIn(BaseModel):
+    key: str = Field(description="The APNs auth key: the text of the .p8 file.")
+    key_id: str = Field(description="The key's 10-character id.")
+    team_id: str = Field(description="The Apple developer team id.")
+    topic: str = Field(description="The app's bundle id.")
+
+
 class ProviderList(BaseModel):
     providers: list[ProviderOut]
 
@@ -36,6 +43,14 @@ def put_fcm(body: FcmIn, principal: SecretKey, request: Request) -> ProviderOut:
     app = state(request)
     with app.db.write() as session:
         return service.set_fcm(session, app.box, principal.project_id, body.service_account)
+
+
+@router.put("/providers/apns", response_model=ProviderOut, summary="Set APNs credentials")
+def put_apns(body: ApnsIn, principal: SecretKey, request: Request) -> ProviderOut:
+    app = state(request)
+    with app.db.write() as session:
+        return service.set_apns(session, app.box, principal.project_id, body.key,
+                                body.key_id, body.team_id, body.topic)  # fmt: skip
 
 
 @router.delete("/providers/{provider}", status_code=204, summary="Remove a provider's credentials")

@@ -17,7 +17,7 @@ from clarion.credentials import repository
 from clarion.credentials.crypto import Box
 from clarion.errors import InvalidRequest, NotFound
 
-PROVIDERS = ("fcm",)
+PROVIDERS = ("fcm", "apns")
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 
 
@@ -46,6 +46,28 @@ def set_fcm(session: Session, box: Box, project_id: str, account: Any) -> Provid
         raise _bad(f"the service account does not load: {type(exc).__name__}") from None
     public = {"fcm_project_id": account["project_id"], "client_email": account["client_email"]}
     row = repository.put(session, project_id, "fcm", box.seal(orjson.dumps(account)), public)
+    cache.projects.clear()
+    return _out(row.provider, row.settings, row.updated_at)
+
+
+def set_apns(
+    session: Session, box: Box, project_id: str, key: str, key_id: str, team_id: str, topic: str
+) -> ProviderOut:
+    """An APNs auth key (the .p8 text), its key id, the team id and the app's bundle id."""
+    from clarion.delivery.providers.apns import provider_token
+
+    for name, value in (("key_id", key_id), ("team_id", team_id)):
+        if not (len(value) == 10 and value.isalnum() and value.isascii()):
+            raise _bad(f"{name} is the 10-character id Apple shows (e.g. ABC123DEFG)")
+    if not topic or " " in topic:
+        raise _bad("topic is the app's bundle id (e.g. com.example.shop)")
+    try:
+        provider_token(key, key_id, team_id)
+    except (ValueError, TypeError) as exc:
+        raise _bad(f"the key does not load: {str(exc).splitlines()[0][:120]}") from None
+    secret_part = orjson.dumps({"key": key, "key_id": key_id, "team_id": team_id, "topic": topic})
+    public = {"key_id": key_id, "team_id": team_id, "topic": topic}
+    row = repository.put(session, project_id, "apns", box.seal(secret_part), public)
     cache.projects.clear()
     return _out(row.provider, row.settings, row.updated_at)
 

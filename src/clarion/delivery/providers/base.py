@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 Outcome = Literal["sent", "retryable", "failed", "invalid_recipient"]
+
+# HTTP/2 header compression logs every header it encodes at DEBUG, bearer tokens included:
+# never below INFO, whatever the application's logging says.
+for _name in ("hpack", "hpack.hpack", "hpack.table"):
+    logging.getLogger(_name).setLevel(logging.INFO)
 
 
 @dataclass(frozen=True, slots=True)

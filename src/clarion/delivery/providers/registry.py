@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ssl
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from clarion import cache
@@ -10,6 +11,7 @@ from clarion.config import Settings
 from clarion.credentials import repository as credentials_repo
 from clarion.credentials import service as credentials
 from clarion.credentials.crypto import Box, load_key
+from clarion.delivery.providers.apns import ApnsProvider
 from clarion.delivery.providers.base import Provider
 from clarion.delivery.providers.fcm import FcmProvider
 from clarion.delivery.providers.router import PushRouter
@@ -47,10 +49,17 @@ def build_registry(settings: Settings, db: Database, box: Box | None = None) -> 
         cache.projects.put(key, names)
         return names
 
-    def secrets(project_id: str) -> Mapping[str, Any] | None:
-        with db.read() as session:
-            return credentials.secret(session, box, project_id, "fcm")
+    def secrets(provider: str) -> Callable[[str], Mapping[str, Any] | None]:
+        def read(project_id: str) -> Mapping[str, Any] | None:
+            with db.read() as session:
+                return credentials.secret(session, box, project_id, provider)
+
+        return read
 
     sink = SinkProvider(settings.resolved_outbox_path(), settings.sink_latency_ms)
-    fcm = FcmProvider(settings.fcm_base_url, secrets)
-    return ProviderRegistry({"push": PushRouter(sink, fcm, configured)})
+    fcm = FcmProvider(settings.fcm_base_url, secrets("fcm"))
+    verify: Any = True
+    if settings.apns_ca_file is not None:
+        verify = ssl.create_default_context(cafile=str(settings.apns_ca_file))
+    apns = ApnsProvider(settings.apns_base_url, secrets("apns"), verify=verify)
+    return ProviderRegistry({"push": PushRouter(sink, fcm, apns, configured)})

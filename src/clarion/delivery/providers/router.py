@@ -1,5 +1,6 @@
-"""The push channel: each message goes to the provider its project has credentials for
-(FCM for now), or to the development sink when it has none."""
+"""The push channel: each message goes to the provider its project has credentials for —
+APNs for an iOS device when the project has APNs credentials, otherwise FCM (which reaches
+iOS through Apple too) — or to the development sink when it has none."""
 
 from __future__ import annotations
 
@@ -11,25 +12,34 @@ from clarion.delivery.providers.base import OutboundPush, Provider, SendResult
 class PushRouter:
     name = "push"
 
-    def __init__(self, sink: Provider, fcm: Provider, configured: Callable[[str], set[str]]):
-        self.sink = sink
-        self.fcm = fcm
+    def __init__(
+        self,
+        sink: Provider,
+        fcm: Provider,
+        apns: Provider,
+        configured: Callable[[str], set[str]],
+    ) -> None:
+        self.providers = {"sink": sink, "fcm": fcm, "apns": apns}
         self.configured = configured  # project id -> the providers it has credentials for
 
     def send(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
         routes: dict[str, list[OutboundPush]] = {}
         for message in batch:
-            has = self.configured(message.project_id)
-            routes.setdefault("fcm" if "fcm" in has else "sink", []).append(message)
+            routes.setdefault(self.route(message), []).append(message)
         results: dict[str, SendResult] = {}
         for route, messages in routes.items():
-            provider = self.fcm if route == "fcm" else self.sink
-            for result in provider.send(messages):
+            for result in self.providers[route].send(messages):
                 results[result.message_id] = result
         return [results[m.message_id] for m in batch]
 
+    def route(self, message: OutboundPush) -> str:
+        has = self.configured(message.project_id)
+        if message.platform.upper() == "IOS" and "apns" in has:
+            return "apns"
+        return "fcm" if "fcm" in has else "sink"
+
     def close(self) -> None:
-        for provider in (self.sink, self.fcm):
+        for provider in self.providers.values():
             close = getattr(provider, "close", None)
             if close is not None:
                 close()

@@ -57,6 +57,7 @@ class SinkProvider:
                 outcome="sent",
                 provider_message_id=f"sink:{m.message_id}",
                 reason=self._reason,
+                provider=self.name,
             )
             for m in batch
         ]
