@@ -130,6 +130,24 @@ def test_a_trigger_reaches_fcm_and_dead_tokens_are_dropped(
     assert by_user["busy"]["status"] == "queued"  # retried later by the runner, not by sleeping
     (sent,) = fake.messages
     assert sent["token"] == "ok-ann" and sent["notification"]["title"] == "Order A-1"
+    # Every hand-over is in the attempt log, with the provider's own answer.
+    logs = {
+        user: ok(server.client.get(f"/api/v1/messages/{by_user[user]['message_id']}/attempts",
+                                   headers=project.headers))["attempts"]
+        for user in ("ann", "gone", "busy")
+    }  # fmt: skip
+    assert [(a["attempt"], a["provider"], a["outcome"], a["response_code"])
+            for a in logs["ann"]] == [(1, "fcm", "sent", "200")]  # fmt: skip
+    assert [(a["outcome"], a["response_code"]) for a in logs["gone"]] == [
+        ("invalid_recipient", "404 UNREGISTERED")
+    ]
+    assert [(a["outcome"], a["response_code"]) for a in logs["busy"]] == [
+        ("retryable", "429 QUOTA_EXCEEDED")
+    ]
+    other = make_project(db, "other")
+    r = server.client.get(f"/api/v1/messages/{by_user['ann']['message_id']}/attempts",
+                          headers=other.headers)  # fmt: skip
+    assert r.status_code == 404 and r.json()["error"]["code"] == "message_not_found"
     with db.read() as session:
         gone = session.get(Device, (project.id, "d-gone"))
         job = session.scalars(select(Job).where(Job.trigger_id == trigger_id)).first()

@@ -141,8 +141,10 @@ class Pipeline:
         for message_id, delay in retry_after.items():
             key = chunk_of[message_id]
             delays[key] = max(delays.get(key, 0.0), delay)
+        attempt_of = {m["mid"]: m["n"] for m in marks}
         with self.db.write() as session:
             repository.record_outcomes(session, outcomes)
+            repository.record_attempts(session, outcomes, attempt_of)
             repository.invalidate_tokens(session, dead_tokens)  # with the outcomes, atomically
             repository.finish_jobs(session, "deliver", [c for c in chunks if c not in delays])
             repository.retry_jobs(session, "deliver", [(t, c, d) for (t, c), d in delays.items()])
@@ -209,6 +211,9 @@ class Pipeline:
                 "provider": result.provider or provider,
                 "reason": result.reason,
                 **rendered[result.message_id],
+                # For the attempt log (record_outcomes reads only the message's fields):
+                "attempt_outcome": result.outcome,
+                "response_code": result.response_code,
             }
             if result.outcome == "sent":
                 outcome.update(

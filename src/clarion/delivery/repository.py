@@ -11,13 +11,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, exists, func, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from clarion.audience import compiler
 from clarion.audience.rules import Audience
 from clarion.storage.bulk import insert_ignore
-from clarion.storage.models import Device, Job, Message, Trigger, User, utcnow
+from clarion.storage.models import Device, Job, Message, MessageAttempt, Trigger, User, utcnow
 
 PENDING = ("queued", "sending")
 T = cast(Table, Trigger.__table__)
@@ -25,6 +25,7 @@ M = cast(Table, Message.__table__)
 J = cast(Table, Job.__table__)
 D = cast(Table, Device.__table__)
 U = cast(Table, User.__table__)
+A = cast(Table, MessageAttempt.__table__)
 
 _TRIGGERS = select(
     T.c.id, T.c.project_id, T.c.campaign_id, T.c.campaign_version, T.c.audience_mode,
@@ -264,3 +265,25 @@ def invalidate_tokens(session: Session, dead: Sequence[tuple[str, str, str, str]
     rows = [{"pid": p, "did": d, "token": t, "why": why[:255], "at": now} for p, d, t, why in dead]
     if rows:
         session.execute(_INVALIDATE, rows)
+
+
+def record_attempts(
+    session: Session, outcomes: Sequence[dict[str, Any]], attempt_of: dict[str, int]
+) -> None:
+    """One row per hand-over to a provider (outcomes without "attempt_outcome" never reached
+    one: a render failure, a message given up)."""
+    now = utcnow()
+    rows = [
+        {"message_id": o["mid"], "attempt": attempt_of.get(o["mid"], 1), "at": now,
+         "provider": o.get("provider") or "", "outcome": o["attempt_outcome"],
+         "response_code": o.get("response_code"), "reason": o.get("reason")}
+        for o in outcomes
+        if "attempt_outcome" in o
+    ]  # fmt: skip
+    if rows:
+        session.execute(insert(A), rows)
+
+
+def attempts(session: Session, message_id: str) -> Sequence[Any]:
+    stmt = select(A).where(A.c.message_id == message_id).order_by(A.c.attempt, A.c.id)
+    return session.execute(stmt).all()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from datetime import datetime
 
-from clarion.errors import InvalidRequest
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from clarion.delivery import repository as delivery
+from clarion.errors import InvalidRequest, NotFound
 from clarion.messages import send
 from clarion.messages.send_schemas import SendIn, SendOut
+from clarion.storage.models import Message
 from clarion.web import SecretKey, state
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])
@@ -14,6 +19,39 @@ router = APIRouter(prefix="/api/v1", tags=["messages"])
 
 class BatchTooLarge(InvalidRequest):
     code = "too_many_notifications"
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    at: datetime
+    provider: str
+    outcome: str
+    response_code: str | None
+    reason: str | None
+
+
+class AttemptList(BaseModel):
+    message_id: str
+    attempts: list[AttemptOut]
+
+
+@router.get(
+    "/messages/{message_id}/attempts",
+    response_model=AttemptList,
+    summary="Every hand-over of one message to a provider",
+)
+def message_attempts(message_id: str, principal: SecretKey, request: Request) -> AttemptList:
+    with state(request).db.read() as session:
+        message = session.get(Message, message_id)
+        if message is None or message.project_id != principal.project_id:
+            raise NotFound(f"No message {message_id!r} in this project.",
+                           code="message_not_found")  # fmt: skip
+        rows = delivery.attempts(session, message_id)
+    return AttemptList(
+        message_id=message_id,
+        attempts=[AttemptOut(attempt=r.attempt, at=r.at, provider=r.provider, outcome=r.outcome,
+                             response_code=r.response_code, reason=r.reason) for r in rows],
+    )  # fmt: skip
 
 
 @router.post("/messages:send", response_model=SendOut, summary="Send pushes directly")

@@ -121,6 +121,11 @@ def send(
             for m, r in outcomes.items() if r.outcome == "invalid_recipient"]  # fmt: skip
     with db.write() as session:
         delivery.invalidate_tokens(session, dead)
+        delivery.record_attempts(session, [
+            {"mid": mid, "provider": r.provider or provider.name, "attempt_outcome": r.outcome,
+             "response_code": r.response_code, "reason": r.reason}
+            for mid, r in outcomes.items()
+        ], {})  # fmt: skip
         delivery.record_outcomes(
             session,
             [

@@ -230,6 +230,21 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class MessageAttempt(Base):
+    """Every hand-over of a message to a provider: when, the outcome and the provider's code."""
+
+    __tablename__ = "message_attempts"
+    __table_args__ = (Index("ix_message_attempts_message", "message_id", "attempt"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    provider: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(20))  # sent|retryable|failed|invalid_recipient
+    response_code: Mapped[str | None] = mapped_column(String(80))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
 class Message(Base):
     """One recipient's outcome: the Message Log. Unique per (trigger, user, device, channel)."""
 

@@ -149,20 +149,23 @@ class ApnsProvider:
             return self._result(message, "retryable", reason=f"network: {type(exc).__name__}",
                                 retry_after=_jitter(5.0))  # fmt: skip
         if response.status_code == 200:
-            return SendResult(message.message_id, "sent", provider=self.name,
+            return SendResult(message.message_id, "sent", provider=self.name, response_code="200",
                               provider_message_id=response.headers.get("apns-id"))  # fmt: skip
         reason_code = _reason(response)
         reason = f"apns {response.status_code} {reason_code}".strip()
+        code = f"{response.status_code} {reason_code}".strip()
         if response.status_code == 410 or reason_code in INVALID_TOKEN:
-            return self._result(message, "invalid_recipient", reason=reason)
+            return self._result(message, "invalid_recipient", reason=reason, response_code=code)
         if reason_code in STALE_JWT:
             self._forget(message.project_id)
             if not retried:  # a fresh JWT at once, once
                 return await self._send_one(message, credentials, retried=True)
-            return self._result(message, "retryable", reason=reason, retry_after=60.0)
+            return self._result(message, "retryable", reason=reason, retry_after=60.0,
+                                response_code=code)  # fmt: skip
         if response.status_code == 429 or response.status_code >= 500:
-            return self._result(message, "retryable", reason=reason, retry_after=_jitter(10.0))
-        return self._result(message, "failed", reason=reason)
+            return self._result(message, "retryable", reason=reason, retry_after=_jitter(10.0),
+                                response_code=code)  # fmt: skip
+        return self._result(message, "failed", reason=reason, response_code=code)
 
     def _jwt(self, project_id: str, credentials: Mapping[str, Any]) -> str:
         key_id = str(credentials["key_id"])

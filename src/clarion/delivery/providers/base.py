@@ -39,6 +39,7 @@ class SendResult:
     reason: str | None = None
     retry_after: float | None = None
     provider: str | None = None  # which provider answered (a router sends through several)
+    response_code: str | None = None  # the provider's own answer: "404 UNREGISTERED", ...
 
 
 class Provider(Protocol):

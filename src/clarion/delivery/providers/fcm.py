@@ -135,22 +135,23 @@ class FcmProvider:
         if status == 200:
             name = str(response.json().get("name", ""))
             return SendResult(message.message_id, "sent", provider_message_id=name,
-                              provider=self.name, reason=None)  # fmt: skip
+                              provider=self.name, reason=None, response_code="200")  # fmt: skip
         code, detail, token_field = _error(response)
         reason = f"fcm {status} {code}: {detail}".strip()
+        kw = {"response_code": f"{status} {code}".strip()}
         if code in PERMANENT:
-            return self._result(message, "failed", reason=reason)
+            return self._result(message, "failed", reason=reason, **kw)
         if code == "UNREGISTERED" or (code == "INVALID_ARGUMENT" and token_field):
-            return self._result(message, "invalid_recipient", reason=reason)
+            return self._result(message, "invalid_recipient", reason=reason, **kw)
         if code == "QUOTA_EXCEEDED" or status == 429:
             wait = max(QUOTA_WAIT, _retry_after(response) or 0.0)
-            return self._result(message, "retryable", reason=reason, retry_after=wait)
+            return self._result(message, "retryable", reason=reason, retry_after=wait, **kw)
         if status == 401:  # our access token was refused: a fresh one at the next try
             self._forget(message.project_id)
         if status >= 500 or code in ("UNAVAILABLE", "INTERNAL") or status == 401:
             wait = max(_retry_after(response) or 0.0, _jitter(10.0))
-            return self._result(message, "retryable", reason=reason, retry_after=wait)
-        return self._result(message, "failed", reason=reason)
+            return self._result(message, "retryable", reason=reason, retry_after=wait, **kw)
+        return self._result(message, "failed", reason=reason, **kw)
 
     def _result(self, message: OutboundPush, outcome: Any, **kw: Any) -> SendResult:
         return SendResult(message.message_id, outcome, provider=self.name, **kw)
