@@ -179,3 +179,34 @@ def test_bad_credentials_are_refused(fcm_server: Server, db: Database) -> None:
     assert r.status_code == 403
     r = fcm_server.client.delete("/api/v1/providers/fcm", headers=project.headers)
     assert r.status_code == 204
+
+
+def test_a_failing_provider_opens_the_breaker_and_messages_wait(fake: fcm.FakeFcm) -> None:
+    from clarion.delivery.providers.breaker import WAITING, Breaker
+
+    now = [1000.0]
+    account = fake.service_account()
+    inner = FcmProvider(fake.url, lambda project_id: account)
+    breaker = Breaker(inner, threshold=3, cooldown=30, clock=lambda: now[0])
+    try:
+        breaker.send([push(f"unavailable-{i}") for i in range(3)])  # three outages: open
+        calls = fake.requests
+        (waiting,) = breaker.send([push("ok-1")])
+        assert fake.requests == calls  # nothing sent while open
+        assert waiting.outcome == "retryable" and waiting.reason == WAITING
+        assert waiting.retry_after == 30
+        breaker.send([push("quota-1")])  # still open: waits too
+        assert fake.requests == calls
+
+        now[0] += 31  # half-open: one batch goes through; an outage re-opens for longer
+        breaker.send([push("unavailable-9")])
+        (again,) = breaker.send([push("ok-2")])
+        assert again.reason == WAITING and again.retry_after == 60
+
+        now[0] += 61
+        (sent,) = breaker.send([push("ok-3")])  # recovered: closed
+        assert sent.outcome == "sent" and not breaker.is_open("p")
+        quota = breaker.send([push(f"quota-{i}") for i in range(5)])  # quotas never open it
+        assert all(r.reason != WAITING for r in quota) and not breaker.is_open("p")
+    finally:
+        breaker.close()

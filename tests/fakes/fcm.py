@@ -56,6 +56,7 @@ class FakeFcm:
     refused: list[str] = field(default_factory=list)  # why requests were refused
     keep_messages: bool = True  # a benchmark only counts them
     sent: int = 0
+    requests: int = 0  # messages:send calls, answered or refused
 
     def service_account(self) -> dict[str, Any]:
         pem = self.key.private_bytes(
@@ -104,6 +105,7 @@ class FakeFcm:
 
     # -- messages:send -----------------------------------------------------------------------
     def send(self, path: str, auth: str, body: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
+        self.requests += 1
         if path != f"/v1/projects/{self.project_id}/messages:send":
             return *self._error(404, "NOT_FOUND", None, f"no such path {path}"), {}
         if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:

@@ -13,6 +13,7 @@ from clarion.credentials import service as credentials
 from clarion.credentials.crypto import Box, load_key
 from clarion.delivery.providers.apns import ApnsProvider
 from clarion.delivery.providers.base import Provider
+from clarion.delivery.providers.breaker import Breaker
 from clarion.delivery.providers.fcm import FcmProvider
 from clarion.delivery.providers.router import PushRouter
 from clarion.delivery.providers.sink import SinkProvider
@@ -62,4 +63,5 @@ def build_registry(settings: Settings, db: Database, box: Box | None = None) -> 
     if settings.apns_ca_file is not None:
         verify = ssl.create_default_context(cafile=str(settings.apns_ca_file))
     apns = ApnsProvider(settings.apns_base_url, secrets("apns"), verify=verify)
-    return ProviderRegistry({"push": PushRouter(sink, fcm, apns, configured)})
+    router = PushRouter(sink, Breaker(fcm), Breaker(apns), configured)
+    return ProviderRegistry({"push": router})
