@@ -34,10 +34,20 @@ class CampaignSpec(BaseModel):
     )
     message: MessageTemplate
     audience: Audience = Field(default_factory=Audience)
+    send_rate: float | None = Field(
+        default=None,
+        gt=0,
+        le=100_000,
+        description="At most this many messages per second (a Clarion addition; omit: no limit).",
+    )
 
     def definition(self) -> dict[str, object]:
-        """The versioned part: everything but the lifecycle status."""
-        return self.model_dump(mode="json", exclude={"status"})
+        """The versioned part: everything but the lifecycle status (and no ``send_rate`` key
+        when it is not set, so that versions saved before it existed compare equal)."""
+        definition = self.model_dump(mode="json", exclude={"status"})
+        if definition.get("send_rate") is None:
+            definition.pop("send_rate", None)
+        return definition
 
 
 class CampaignOut(BaseModel):

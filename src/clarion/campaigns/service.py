@@ -47,6 +47,7 @@ class Version:
     channel: str
     message: MessageTemplate
     audience: Audience
+    send_rate: float | None = None  # messages per second
 
     @property
     def plan(self) -> MessagePlan:
@@ -71,6 +72,7 @@ def load_version(session: Session, campaign_id: str, number: int) -> Version:
         channel=str(definition.get("channel", "push")),
         message=MessageTemplate.model_validate(definition["message"]),
         audience=Audience.model_validate(definition["audience"]),
+        send_rate=definition.get("send_rate"),
     )
     _versions.put((campaign_id, number), parsed)  # never stale: a version never changes
     return parsed

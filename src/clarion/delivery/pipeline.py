@@ -4,7 +4,7 @@ point and a rerun of the same step yields the same messages, never a second one.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +16,7 @@ from clarion.delivery import repository
 from clarion.delivery.context import template_context
 from clarion.delivery.providers.base import OutboundPush, SendResult, clix_payload
 from clarion.delivery.providers.registry import ProviderRegistry
+from clarion.delivery.ratelimit import RETRY_IN, SendRates
 from clarion.ids import uuid7
 from clarion.storage.db import Database
 from clarion.storage.models import utcnow
@@ -37,6 +38,7 @@ class Pipeline:
     chunk_size: int
     lease_seconds: int = 60
     wake: Callable[[], None] = lambda: None
+    rates: SendRates = field(default_factory=SendRates)  # per-campaign send rates
 
     # -- resolve ---------------------------------------------------------------------------
     def resolve(self, trigger_ids: Sequence[str]) -> None:
@@ -109,6 +111,7 @@ class Pipeline:
         claimed: list[tuple[Any, Version, TriggerMessages]] = []
         marks: list[dict[str, Any]] = []
         given_up: list[dict[str, Any]] = []
+        waiting: set[tuple[str, int]] = set()  # chunks with messages held back by a send rate
         renderers: dict[str, TriggerMessages] = {}  # per trigger: shared fields render once
         with self.db.read() as session:
             triggers = repository.get_triggers(session, {t for t, _ in chunks})
@@ -116,6 +119,11 @@ class Pipeline:
                 trigger = triggers[row.trigger_id]
                 if row.status == "sending" and row.attempts >= 2:
                     given_up.append({"mid": row.id, "status": "failed", "reason": FAIL_TWICE})
+                    continue
+                version = load_version(session, trigger.campaign_id, trigger.campaign_version)
+                if version.send_rate and not self.rates.take(trigger.campaign_id,
+                                                             version.send_rate):  # fmt: skip
+                    waiting.add((row.trigger_id, row.chunk_no))  # stays queued; back soon
                     continue
                 crashed_mid_send = row.status == "sending"
                 marks.append(
@@ -125,7 +133,6 @@ class Pipeline:
                         "dup": row.possible_duplicate or crashed_mid_send,
                     }
                 )
-                version = load_version(session, trigger.campaign_id, trigger.campaign_version)
                 renderer = renderers.get(trigger.id)
                 if renderer is None:
                     schemes = auth.url_schemes(session, trigger.project_id)
@@ -137,7 +144,7 @@ class Pipeline:
             repository.record_outcomes(session, given_up)
         outcomes, retry_after, dead_tokens = self._send(claimed)
         chunk_of = {row.id: (row.trigger_id, row.chunk_no) for row, _, _ in claimed}
-        delays: dict[tuple[str, int], float] = {}
+        delays: dict[tuple[str, int], float] = dict.fromkeys(waiting, RETRY_IN)
         for message_id, delay in retry_after.items():
             key = chunk_of[message_id]
             delays[key] = max(delays.get(key, 0.0), delay)
@@ -159,6 +166,7 @@ class Pipeline:
         outcomes: list[dict[str, Any]] = []
         batches: dict[str, list[OutboundPush]] = {}
         rendered: dict[str, dict[str, str]] = {}
+        retry_after: dict[str, float] = {}
         for row, version, renderer in claimed:
             context = None
             if renderer.personalised:
@@ -184,7 +192,6 @@ class Pipeline:
             )
             push.data.update(clix_payload(push))
             batches.setdefault(version.channel, []).append(push)
-        retry_after: dict[str, float] = {}
         dead: list[tuple[str, str, str, str]] = []
         for channel, batch in batches.items():
             provider = self.providers.for_channel(channel)
