@@ -20,7 +20,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
 from typing import Any
 
 import httpx
@@ -30,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from clarion.delivery.providers.base import OutboundPush, SendResult
+from clarion.delivery.providers.http2 import Http2Provider
 
 TOKEN_LIFETIME = 40 * 60  # seconds a JWT is reused
 PAYLOAD_LIMIT = 4096
@@ -62,7 +62,7 @@ def apns_payload(message: OutboundPush) -> dict[str, Any]:
     return {"aps": aps, "clix": message.data}
 
 
-class ApnsProvider:
+class ApnsProvider(Http2Provider):
     name = "apns"
 
     def __init__(
@@ -74,6 +74,7 @@ class ApnsProvider:
         concurrency: int = 64,
         timeout: float = 10.0,
     ) -> None:
+        super().__init__()
         self.base_url = base_url.rstrip("/")
         self.secrets = secrets
         self.verify = verify
@@ -81,37 +82,15 @@ class ApnsProvider:
         self.timeout = timeout
         self._jwts: dict[str, tuple[str, float, str]] = {}  # project: (key id, made at, jwt)
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: httpx.AsyncClient | None = None
 
-    def send(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
-        with self._lock:
-            if self._loop is None:
-                self._loop = asyncio.new_event_loop()
-                threading.Thread(target=self._loop.run_forever, name="clarion-apns",
-                                 daemon=True).start()  # fmt: skip
-            loop = self._loop
-        future: Future[list[SendResult]] = asyncio.run_coroutine_threadsafe(
-            self._send_all(batch), loop
-        )
-        return future.result()
-
-    def close(self) -> None:
-        loop, client = self._loop, self._client
-        if loop is None:
-            return
-        if client is not None:
-            asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        self._loop = self._client = None
+    def make_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            http1=False, http2=True, verify=self.verify,
+            timeout=httpx.Timeout(self.timeout, connect=3.0),
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        )  # fmt: skip
 
     async def _send_all(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                http1=False, http2=True, verify=self.verify,
-                timeout=httpx.Timeout(self.timeout, connect=3.0),
-                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            )  # fmt: skip
         gate = asyncio.Semaphore(self.concurrency)
         credentials = {  # read once a batch, off the event loop (the store reads the database)
             project_id: await asyncio.to_thread(self.secrets, project_id)
@@ -140,9 +119,8 @@ class ApnsProvider:
             "apns-expiration": "0",
             "apns-collapse-id": message.message_id[:64],
         }
-        assert self._client is not None
         try:
-            response = await self._client.post(
+            response = await self.client().post(
                 f"{self.base_url}/3/device/{message.push_token}", content=body, headers=headers
             )
         except httpx.HTTPError as exc:

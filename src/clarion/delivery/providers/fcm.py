@@ -19,7 +19,6 @@ import asyncio
 import random
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
 from typing import Any
 
 import google.auth.exceptions
@@ -29,6 +28,7 @@ import orjson
 from google.oauth2 import service_account
 
 from clarion.delivery.providers.base import OutboundPush, SendResult
+from clarion.delivery.providers.http2 import Http2Provider
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 PAYLOAD_LIMIT = 4096
@@ -37,7 +37,7 @@ PERMANENT = ("SENDER_ID_MISMATCH", "THIRD_PARTY_AUTH_ERROR")  # configuration: r
 Secrets = Callable[[str], Mapping[str, Any] | None]  # project id -> service account
 
 
-class FcmProvider:
+class FcmProvider(Http2Provider):
     name = "fcm"
 
     def __init__(
@@ -50,6 +50,7 @@ class FcmProvider:
         http2: bool = True,
         h2c: bool = False,
     ) -> None:
+        super().__init__()
         self.base_url = base_url.rstrip("/")
         self.secrets = secrets
         self.concurrency = concurrency
@@ -58,46 +59,17 @@ class FcmProvider:
         self.h2c = h2c  # HTTP/2 without TLS (a local fake): no HTTP/1.1 to fall back to
         self._tokens: dict[str, tuple[str, service_account.Credentials]] = {}
         self._token_lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: httpx.AsyncClient | None = None
         self._limits: dict[str, asyncio.Semaphore] = {}
-        self._start_lock = threading.Lock()
 
-    # -- the interface -----------------------------------------------------------------------
-    def send(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
-        """One result per message, in order; never raises for a per-message problem."""
-        loop = self._running_loop()
-        future: Future[list[SendResult]] = asyncio.run_coroutine_threadsafe(
-            self._send_all(batch), loop
+    def make_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            http1=not self.h2c,
+            http2=self.http2 or self.h2c,
+            timeout=httpx.Timeout(self.timeout, connect=3.0),
+            limits=httpx.Limits(max_connections=self.concurrency),
         )
-        return future.result()
-
-    def close(self) -> None:
-        loop, client = self._loop, self._client
-        if loop is None:
-            return
-        if client is not None:
-            asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        self._loop = self._client = None
-
-    # -- sending -----------------------------------------------------------------------------
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        with self._start_lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="clarion-fcm", daemon=True).start()
-                self._loop = loop
-            return self._loop
 
     async def _send_all(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                http1=not self.h2c,
-                http2=self.http2 or self.h2c,
-                timeout=httpx.Timeout(self.timeout, connect=3.0),
-                limits=httpx.Limits(max_connections=self.concurrency),
-            )
         tokens: dict[str, tuple[str, str] | SendResult] = {}
         for project_id in {m.project_id for m in batch}:
             tokens[project_id] = await asyncio.to_thread(self._access, project_id)
@@ -114,10 +86,9 @@ class FcmProvider:
         if len(body) > PAYLOAD_LIMIT + 64:  # the envelope around the FCM payload
             return self._result(message, "failed", reason=f"payload_too_large: {len(body)} bytes")
         limit = self._limits.setdefault(message.project_id, asyncio.Semaphore(self.concurrency))
-        assert self._client is not None
         async with limit:
             try:
-                response = await self._client.post(
+                response = await self.client().post(
                     f"{self.base_url}/v1/projects/{fcm_project}/messages:send",
                     content=body,
                     headers={

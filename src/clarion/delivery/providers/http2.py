@@ -1,0 +1,60 @@
+"""What the HTTP/2 providers share: a provider-owned event loop on its own thread and one
+long-lived ``httpx.AsyncClient`` on it. Workers are threads; ``send`` hands a batch to the
+loop, where its requests run concurrently, and waits for the results."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from concurrent.futures import Future
+
+import httpx
+
+from clarion.delivery.providers.base import OutboundPush, SendResult
+
+
+class Http2Provider(ABC):
+    name = "http2"
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._loop_lock = threading.Lock()
+
+    def send(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
+        """One result per message, in order; never raises for a per-message problem."""
+        with self._loop_lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name=f"clarion-{self.name}",
+                                 daemon=True).start()  # fmt: skip
+            loop = self._loop
+        future: Future[list[SendResult]] = asyncio.run_coroutine_threadsafe(
+            self._send_all(batch), loop
+        )
+        return future.result()
+
+    def close(self) -> None:
+        loop, client = self._loop, self._client
+        if loop is None:
+            return
+        if client is not None:
+            asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        self._loop = self._client = None
+
+    def client(self) -> httpx.AsyncClient:
+        """The long-lived client (made on the loop, at first use)."""
+        if self._client is None:
+            self._client = self.make_client()
+        return self._client
+
+    @abstractmethod
+    def make_client(self) -> httpx.AsyncClient:
+        """How this provider connects (HTTP/2 options, TLS trust, pool size)."""
+
+    @abstractmethod
+    async def _send_all(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
+        """Send a batch on the loop, concurrently; one result per message, in order."""
