@@ -15,13 +15,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Step = (
-    tuple[int, dict[str, str], Any]
-    | Callable[["Fake", dict[str, Any]], tuple[int, dict[str, str], Any]]
-)
+from tests.fakes import http1
+
+Answer = tuple[int, dict[str, str], Any]  # status, headers, JSON body
+Step = Answer | Callable[["Fake", dict[str, Any]], Answer]
 
 
 @dataclass
@@ -59,45 +58,14 @@ def serve(steps: list[Step]) -> Iterator[Fake]:
     fake = Fake(list(steps))
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            request = {
-                "method": self.command,
-                "path": self.path,
-                "headers": {k.lower(): v for k, v in self.headers.items()},
-                "body": json.loads(raw) if raw else None,
-                "at": time.monotonic(),
-            }
-            with lock:
-                fake.requests.append(request)
-                step = fake.steps.pop(0) if len(fake.steps) > 1 else fake.steps[0]
-            status, headers, body = step(fake, request) if callable(step) else step
-            data = json.dumps(body).encode()
-            try:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (a timeout test)
+    def respond(method: str, path: str, headers: dict[str, str], raw: bytes) -> Answer:
+        request = {"method": method, "path": path, "headers": headers,
+                   "body": json.loads(raw) if raw else None, "at": time.monotonic()}  # fmt: skip
+        with lock:
+            fake.requests.append(request)
+            step = fake.steps.pop(0) if len(fake.steps) > 1 else fake.steps[0]
+        return step(fake, request) if callable(step) else step
 
-        do_GET = do_POST = do_PATCH = do_DELETE = _handle
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http1.serve_json(respond) as url:
+        fake.url = url
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()

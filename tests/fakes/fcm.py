@@ -19,12 +19,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tests.fakes import http1
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 GOOGLE_AUDIENCE = "https://oauth2.googleapis.com/token"  # what Google's token endpoint expects
@@ -180,42 +181,22 @@ def serve() -> Iterator[FakeFcm]:
     fake = FakeFcm()
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as clients pool connections
+    def respond(method: str, path: str, headers: dict[str, str], raw: bytes) -> Any:
+        with lock:
+            if path == "/token":
+                return _token(fake, raw)
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = None
+            status, body, extra = fake.send(path, headers.get("authorization", ""), parsed)
+            return status, extra, body
 
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            headers: dict[str, str] = {}
-            with lock:
-                if self.path == "/token":
-                    status, body = fake.issue(parse_qs(raw.decode()))
-                else:
-                    try:
-                        parsed = json.loads(raw)
-                    except ValueError:
-                        parsed = None
-                    status, body, headers = fake.send(
-                        self.path, self.headers.get("Authorization", ""), parsed
-                    )
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with http1.serve_json(respond, keep_alive=True) as url:
+        fake.url = url
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
+
+
+def _token(fake: FakeFcm, raw: bytes) -> tuple[int, dict[str, str], Any]:
+    status, body = fake.issue(parse_qs(raw.decode()))
+    return status, {}, body
