@@ -31,6 +31,8 @@ from clarion.triggers.endpoints import router as triggers_router
 from clarion.triggers.intake import TriggerIntake
 from clarion.users.endpoints import router as users_router
 from clarion.web import AppState, JSONResponse
+from clarion.webhooks.dispatcher import WebhookDispatcher
+from clarion.webhooks.endpoints import router as webhooks_router
 
 log = logging.getLogger("clarion")
 
@@ -185,16 +187,25 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     notify = runner.notify if run_worker else (lambda: None)
     intake = TriggerIntake(db, notify)
     runner.pacer = Pacer(intake.idle_for, share=settings.worker_share_under_load)
+    webhooks = WebhookDispatcher(
+        db,
+        box,
+        allowed=settings.allowed_networks(),
+        retry_hours=settings.webhook_retry_hours,
+        poll_interval=settings.poll_interval_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if run_worker:
             runner.start()
+            webhooks.start()
         try:
             yield
         finally:
             if run_worker:
                 runner.stop()
+            webhooks.stop()
             providers.close()
             db.dispose()
 
@@ -209,6 +220,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
         settings=settings, db=db, notify=notify, intake=intake, providers=providers, box=box
     )
     app.state.runner = runner
+    app.state.webhooks = webhooks
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)  # added last, so outermost: ids on every answer
     _install_error_handlers(app)
@@ -224,4 +236,5 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     app.include_router(messages_router)
     app.include_router(live_activities_router)
     app.include_router(providers_router)
+    app.include_router(webhooks_router)
     return app

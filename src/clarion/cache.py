@@ -38,6 +38,9 @@ class TTLCache(Generic[K, V]):
             self._items.clear()  # crude, but bounded and rare: the working set is small
         self._items[key] = (time.monotonic() + self.ttl, value)
 
+    def pop(self, key: K) -> None:
+        self._items.pop(key, None)
+
     def clear(self) -> None:
         self._items.clear()
 

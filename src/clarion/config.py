@@ -5,9 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
+
+from clarion.webhooks import netguard
 
 
 class Settings(BaseSettings):
@@ -77,8 +79,25 @@ class Settings(BaseSettings):
         default=None,
         description="A CA bundle to trust for APNs besides the system's (a local fake, a proxy).",
     )
+    webhook_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated networks (CIDR) webhooks may reach although they are not "
+        "public: loopback, private and link-local addresses are refused otherwise (SSRF guard).",
+    )
+    webhook_retry_hours: float = Field(
+        default=24, gt=0, le=168, description="How long a failing webhook delivery is retried."
+    )
     demo: bool = Field(default=True, description="Seed demo data on first start.")
     log_level: str = Field(default="info", description="uvicorn log level.")
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        netguard.parse_networks(value)  # raises, naming the bad entry
+        return value
+
+    def allowed_networks(self) -> list[netguard.Network]:
+        return netguard.parse_networks(self.webhook_allowed_networks)
 
     def resolved_database_url(self) -> str:
         """The URL to connect with. It may hold a password: print ``display_database_url``."""

@@ -21,6 +21,8 @@ from clarion.ids import uuid7
 from clarion.storage.db import Database
 from clarion.storage.models import utcnow
 from clarion.templating.message import MessageRejected, TriggerMessages
+from clarion.webhooks import service as webhooks
+from clarion.webhooks.repository import subscribed
 
 SKIP_NO_DEVICE = "no_device: the user has no registered device"
 SKIP_NO_TOKEN = "no_push_token: the device has no push token"
@@ -69,7 +71,7 @@ class Pipeline:
             repository.add_deliver_jobs(session, inline, lease_until=lease)
             repository.finalize_resolve(session, finals)
             repository.finish_jobs(session, "resolve", [(t, 0) for t in trigger_ids])
-            repository.complete_if_done(session, [t for t, _, _ in finals])
+            _completed(session, repository.complete_if_done(session, [t for t, _, _ in finals]))
         if inline:
             self.deliver(inline)
 
@@ -155,7 +157,8 @@ class Pipeline:
             repository.invalidate_tokens(session, dead_tokens)  # with the outcomes, atomically
             repository.finish_jobs(session, "deliver", [c for c in chunks if c not in delays])
             repository.retry_jobs(session, "deliver", [(t, c, d) for (t, c), d in delays.items()])
-            repository.complete_if_done(session, [t for t, _ in chunks])
+            _completed(session, repository.complete_if_done(session, [t for t, _ in chunks]))
+            _message_events(session, claimed, outcomes, triggers)
 
     def _send(
         self, claimed: list[tuple[Any, Version, TriggerMessages]]
@@ -233,6 +236,44 @@ class Pipeline:
                 outcome["status"] = "failed"
             outcomes.append(outcome)
         return outcomes
+
+
+def _completed(session: Session, done: Sequence[Any]) -> None:
+    """trigger.completed, with the final counts, for projects with webhooks that want it."""
+    for trigger in done:
+        if subscribed(session, trigger.project_id):
+            counts = repository.counts(session, trigger.id)
+            event = webhooks.trigger_event("trigger.completed", trigger._mapping,
+                                           status="completed", matched=trigger.matched,
+                                           counts=counts)  # fmt: skip
+            webhooks.emit(session, trigger.project_id, [event])
+
+
+def _message_events(
+    session: Session,
+    claimed: Sequence[tuple[Any, Version, TriggerMessages]],
+    outcomes: Sequence[dict[str, Any]],
+    triggers: dict[str, Any],
+) -> None:
+    """PUSH_SENT / PUSH_FAILED (MESSAGE_* on other channels) for the final outcomes, in the
+    commit that records them; nothing for retries, nor for projects without webhooks."""
+    rows = {row.id: (row, version.channel) for row, version, _ in claimed}
+    by_project: dict[str, list[dict[str, Any]]] = {}
+    for outcome in outcomes:
+        if outcome["status"] not in ("sent", "failed"):
+            continue
+        row, channel = rows[outcome["mid"]]
+        if not subscribed(session, row.project_id):
+            continue
+        message = {
+            "project_id": row.project_id, "message_id": row.id, "device_id": row.device_id,
+            "platform": row.platform, "channel": channel, "trigger_id": row.trigger_id,
+            "campaign_id": triggers[row.trigger_id].campaign_id,
+            "project_user_id": row.project_user_id,
+        }  # fmt: skip
+        by_project.setdefault(row.project_id, []).append(webhooks.message_event(message, outcome))
+    for project_id, events in by_project.items():
+        webhooks.emit(session, project_id, events)
 
 
 def skip_reason(device_id: str | None, token: str | None, permission: bool | None) -> str | None:

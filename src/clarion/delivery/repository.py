@@ -51,6 +51,7 @@ _COMPLETE = (
         ~exists().where(M.c.trigger_id == T.c.id, M.c.status.in_(PENDING)),
     )
     .values(status="completed", completed_at=bindparam("now"))
+    .returning(T.c.id, T.c.project_id, T.c.campaign_id, T.c.matched)
 )
 _RETRY_JOB = (
     update(J)
@@ -208,13 +209,15 @@ def finalize_resolve(session: Session, finals: Sequence[tuple[str, int, list[Any
         )
 
 
-def complete_if_done(session: Session, trigger_ids: Sequence[str]) -> None:
-    """Mark triggers completed once past resolving with nothing pending. Locking the rows
-    first makes concurrent last chunks on PostgreSQL see each other's commits."""
-    if trigger_ids:
-        ids = sorted(set(trigger_ids))
-        session.execute(_LOCK_TRIGGERS, {"tids": ids}).all()
-        session.execute(_COMPLETE, {"tids": ids, "now": utcnow()})
+def complete_if_done(session: Session, trigger_ids: Sequence[str]) -> list[Any]:
+    """Mark triggers completed once past resolving with nothing pending; returns those that
+    this call completed (id, project_id, campaign_id, matched). Locking the rows first makes
+    concurrent last chunks on PostgreSQL see each other's commits."""
+    if not trigger_ids:
+        return []
+    ids = sorted(set(trigger_ids))
+    session.execute(_LOCK_TRIGGERS, {"tids": ids}).all()
+    return list(session.execute(_COMPLETE, {"tids": ids, "now": utcnow()}).all())
 
 
 def chunk_messages(session: Session, chunks: Sequence[tuple[str, int]]) -> list[Any]:

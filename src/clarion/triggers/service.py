@@ -17,6 +17,8 @@ from clarion.ids import uuid7
 from clarion.runner import jobs
 from clarion.storage.models import Trigger, utcnow
 from clarion.triggers.body import TriggerRequest
+from clarion.webhooks import service as webhooks
+from clarion.webhooks.repository import subscribed
 
 _INSERT = insert(cast(Table, Trigger.__table__)).values(status="accepted", excluded_targets=[])
 
@@ -97,6 +99,12 @@ def write(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     trigger and its job durable together."""
     session.execute(_INSERT, list(rows))
     jobs.enqueue_resolve(session, [r["id"] for r in rows])
+    for project_id in {r["project_id"] for r in rows}:
+        if subscribed(session, project_id):
+            webhooks.emit(session, project_id, [
+                webhooks.trigger_event("trigger.accepted", r, audience_mode=r["audience_mode"])
+                for r in rows if r["project_id"] == project_id
+            ])  # fmt: skip
 
 
 def get(session: Session, principal: Principal, trigger_id: str) -> Trigger:
