@@ -22,6 +22,7 @@ from clarion.delivery.pipeline import Pipeline
 from clarion.delivery.providers.registry import build_registry
 from clarion.errors import ClarionError, PayloadTooLarge
 from clarion.events.endpoints import router as events_router
+from clarion.inbox.endpoints import router as inbox_router
 from clarion.live_activities.endpoints import router as live_activities_router
 from clarion.messages.endpoints import router as messages_router
 from clarion.runner.embedded import EmbeddedRunner
@@ -237,4 +238,5 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     app.include_router(live_activities_router)
     app.include_router(providers_router)
     app.include_router(webhooks_router)
+    app.include_router(inbox_router)
     return app

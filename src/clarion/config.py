@@ -79,6 +79,10 @@ class Settings(BaseSettings):
         default=None,
         description="A CA bundle to trust for APNs besides the system's (a local fake, a proxy).",
     )
+    smtp_ca_file: Path | None = Field(
+        default=None,
+        description="A CA bundle to trust for SMTP relays besides the system's (a local relay).",
+    )
     webhook_allowed_networks: str = Field(
         default="",
         description="Comma-separated networks (CIDR) webhooks may reach although they are not "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 import uuid
@@ -168,6 +169,18 @@ def _check_message(body: Any) -> str | None:
         return "notification fields are strings"
     if set(note) - {"title", "body", "image"}:
         return f"unknown notification fields {sorted(set(note) - {'title', 'body', 'image'})}"
+    android = message.get("android", {})
+    if set(android) - {"priority", "ttl", "collapse_key", "notification"}:
+        return f"unknown android fields {sorted(android)}"
+    if "priority" in android and android["priority"] not in ("NORMAL", "HIGH"):
+        return "android.priority is NORMAL or HIGH"
+    if "ttl" in android and not re.fullmatch(r"\d+(\.\d{1,9})?s", str(android["ttl"])):
+        return "android.ttl is a duration like 3600s"
+    apns = message.get("apns", {})
+    if set(apns) - {"headers", "payload"}:
+        return f"unknown apns fields {sorted(apns)}"
+    if any(not isinstance(v, str) for v in apns.get("headers", {}).values()):
+        return "apns header values are strings"
     data = message.get("data", {})
     if not isinstance(data, dict) or any(not isinstance(v, str) for v in data.values()):
         return "data values are strings"

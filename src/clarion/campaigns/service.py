@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -11,14 +12,23 @@ from clarion import cache
 from clarion.audience.rules import Audience
 from clarion.auth import service as auth
 from clarion.campaigns import repository
-from clarion.campaigns.schemas import CampaignOut, CampaignSpec, MessageTemplate, Status
+from clarion.campaigns.schemas import (
+    CampaignOut,
+    CampaignSpec,
+    EmailTemplate,
+    MessageTemplate,
+    PushOverrides,
+    Status,
+    WebhookTemplate,
+)
 from clarion.errors import ClarionError, InvalidRequest
 from clarion.ids import uuid7
 from clarion.storage.models import Campaign, CampaignVersion, utcnow
+from clarion.templating import jsonbody, urls
 from clarion.templating import message as message_plan
-from clarion.templating import urls
 from clarion.templating.analysis import TemplateProblem
-from clarion.templating.message import MessagePlan
+from clarion.templating.message import Field, MessagePlan
+from clarion.webhooks import netguard
 
 NOT_FOUND = (
     "No campaign {id!r} in this project. Check the campaign id in the console or with "
@@ -45,15 +55,45 @@ class Version:
     campaign_id: str
     number: int
     channel: str
-    message: MessageTemplate
+    message: MessageTemplate | None
     audience: Audience
     send_rate: float | None = None  # messages per second
+    email: EmailTemplate | None = None
+    webhook: WebhookTemplate | None = None
+    push: PushOverrides | None = None
 
     @property
     def plan(self) -> MessagePlan:
         """The message's templates, parsed once (a stored version that no longer passes
         today's checks fails its messages with the reason rather than failing to load)."""
-        return message_plan.plan(self.message, strict=False)
+        return plan_for(self, strict=False)
+
+    @property
+    def per_user(self) -> bool:
+        """One message per user (in-app, e-mail, webhook), not one per device (push)."""
+        return self.channel != "push"
+
+
+def plan_for(spec: Version | CampaignSpec, *, strict: bool = True) -> MessagePlan:
+    """The template fields of a campaign's channel."""
+    if spec.channel == "email":
+        assert spec.email is not None
+        e = spec.email
+        return message_plan.plan_fields((
+            Field("subject", e.subject, "email.subject", required=True),
+            Field("text", e.text, "email.text"),
+            Field("html", e.html, "email.html", html=True),
+        ), strict=strict, push=False)  # fmt: skip
+    if spec.channel == "webhook":
+        assert spec.webhook is not None
+        fields = tuple(
+            Field(pointer, source, f"webhook.body{pointer}")
+            for pointer, source in jsonbody.leaves(spec.webhook.body)
+        )
+        return message_plan.plan_fields(fields, strict=strict, push=False)
+    assert spec.message is not None
+    return message_plan.plan_fields(message_plan.push_fields(spec.message), strict=strict,
+                                    push=spec.channel == "push")  # fmt: skip
 
 
 _versions: cache.TTLCache[tuple[str, int], Version] = cache.TTLCache(ttl=float("inf"))
@@ -70,12 +110,19 @@ def load_version(session: Session, campaign_id: str, number: int) -> Version:
         campaign_id=campaign_id,
         number=number,
         channel=str(definition.get("channel", "push")),
-        message=MessageTemplate.model_validate(definition["message"]),
+        message=_optional(MessageTemplate, definition.get("message")),
         audience=Audience.model_validate(definition["audience"]),
         send_rate=definition.get("send_rate"),
+        email=_optional(EmailTemplate, definition.get("email")),
+        webhook=_optional(WebhookTemplate, definition.get("webhook")),
+        push=_optional(PushOverrides, definition.get("push")),
     )
     _versions.put((campaign_id, number), parsed)  # never stale: a version never changes
     return parsed
+
+
+def _optional(model: Any, value: Any) -> Any:
+    return None if value is None else model.model_validate(value)
 
 
 def to_out(session: Session, campaign: Campaign) -> CampaignOut:
@@ -88,6 +135,9 @@ def to_out(session: Session, campaign: Campaign) -> CampaignOut:
         status=campaign.status,
         version=campaign.version,
         message=loaded.message,
+        email=loaded.email,
+        webhook=loaded.webhook,
+        push=loaded.push,
         audience=loaded.audience,
         trigger_keys=loaded.audience.trigger_keys(),
         template_keys=loaded.plan.trigger_keys,
@@ -101,12 +151,22 @@ def list_campaigns(session: Session, project_id: str) -> Sequence[Campaign]:
     return repository.list_for_project(session, project_id)
 
 
-def check_message(session: Session, project_id: str, message: MessageTemplate) -> MessagePlan:
-    """Save-time checks of the templates: syntax, filters, namespaces, and a URL field whose
-    scheme is fixed in the template must be allowed for the project. Raises InvalidRequest
-    naming the field, line and column."""
+def check_spec(session: Session, project_id: str, spec: CampaignSpec) -> MessagePlan:
+    """Save-time checks of a campaign's channel section; raises InvalidRequest."""
+    if spec.message is not None:
+        return check_message(session, project_id, spec.message)
+    if spec.webhook is not None:
+        try:
+            netguard.check_url(spec.webhook.url)
+        except netguard.UnsafeDestination as exc:
+            raise InvalidRequest(f"webhook.url: {exc}", code="invalid_url",
+                                 path="webhook.url") from None  # fmt: skip
+    return _checked(lambda: plan_for(spec))
+
+
+def _checked(make: Callable[[], MessagePlan]) -> MessagePlan:
     try:
-        checked = message_plan.plan(message)
+        return make()
     except TemplateProblem as exc:
         raise InvalidRequest(
             f"{exc}",
@@ -115,6 +175,13 @@ def check_message(session: Session, project_id: str, message: MessageTemplate) -
             line=exc.line,
             column=exc.column,
         ) from None
+
+
+def check_message(session: Session, project_id: str, message: MessageTemplate) -> MessagePlan:
+    """Save-time checks of the templates: syntax, filters, namespaces, and a URL field whose
+    scheme is fixed in the template must be allowed for the project. Raises InvalidRequest
+    naming the field, line and column."""
+    checked = _checked(lambda: message_plan.plan(message))
     schemes = auth.url_schemes(session, project_id)
     for name in message_plan.URL_FIELDS:
         problem = urls.static_problem(getattr(message, name), schemes)
@@ -131,7 +198,7 @@ _SCHEME_HINT = " (the app's own deep-link schemes are set with `clarion projects
 
 
 def create(session: Session, project_id: str, spec: CampaignSpec) -> Campaign:
-    check_message(session, project_id, spec.message)
+    check_spec(session, project_id, spec)
     if repository.by_name(session, project_id, spec.name) is not None:
         raise InvalidRequest(
             f"A campaign named {spec.name!r} already exists; update it, or apply the file to "
@@ -156,7 +223,7 @@ def create(session: Session, project_id: str, spec: CampaignSpec) -> Campaign:
 
 def update(session: Session, campaign: Campaign, spec: CampaignSpec) -> Campaign:
     """Record a new version when the definition changed; triggers keep the one they used."""
-    check_message(session, campaign.project_id, spec.message)
+    check_spec(session, campaign.project_id, spec)
     if spec.name != campaign.name:
         other = repository.by_name(session, campaign.project_id, spec.name)
         if other is not None and other.id != campaign.id:

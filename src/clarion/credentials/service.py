@@ -4,6 +4,8 @@ before it is stored and opened only by the provider that sends."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +19,8 @@ from clarion.credentials import repository
 from clarion.credentials.crypto import Box
 from clarion.errors import InvalidRequest, NotFound
 
-PROVIDERS = ("fcm", "apns")
+PROVIDERS = ("fcm", "apns", "smtp", "webhook")
+SMTP_SECURITY = ("starttls", "tls", "none")
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 
 
@@ -72,6 +75,54 @@ def set_apns(
     return _out(row.provider, row.settings, row.updated_at)
 
 
+def set_smtp(session: Session, box: Box, project_id: str, smtp: Mapping[str, Any]) -> ProviderOut:
+    """An SMTP relay: host, port, security (starttls | tls | none), username and password
+    (optional), from_address and from_name. The password is sealed; the rest is shown."""
+    host, port, security = smtp.get("host"), smtp.get("port"), smtp.get("security", "starttls")
+    if not isinstance(host, str) or not host or " " in host:
+        raise _bad("host is the SMTP server's name or address")
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise _bad("port is a number from 1 to 65535 (587 for STARTTLS, 465 for TLS)")
+    if security not in SMTP_SECURITY:
+        raise _bad(f"security is one of {', '.join(SMTP_SECURITY)}")
+    sender = smtp.get("from_address")
+    if not isinstance(sender, str) or not EMAIL.fullmatch(sender):
+        raise _bad("from_address is the sender's e-mail address")
+    public = {
+        "host": host, "port": port, "security": security,
+        "username": smtp.get("username") or "", "from_address": sender,
+        "from_name": smtp.get("from_name") or "",
+    }  # fmt: skip
+    secret_part = orjson.dumps({**public, "password": smtp.get("password") or ""})
+    row = repository.put(session, project_id, "smtp", box.seal(secret_part), public)
+    cache.projects.clear()
+    return _out(row.provider, row.settings, row.updated_at)
+
+
+def set_webhook_secret(
+    session: Session, box: Box, project_id: str, secret: str | None = None
+) -> tuple[ProviderOut, str]:
+    """The secret that signs the webhook channel's requests: the one given (whsec_...), or a
+    new one. Returned to the caller this once."""
+    from clarion.webhooks import signing
+
+    if secret is None:
+        secret = signing.new_secret()
+    elif not signing.valid_secret(secret):
+        raise _bad("secret is whsec_ followed by base64 of 24 to 64 random bytes")
+    row = repository.put(session, project_id, "webhook", box.seal(secret.encode()), {})
+    cache.projects.clear()
+    return _out(row.provider, row.settings, row.updated_at), secret
+
+
+def webhook_secret(session: Session, box: Box, project_id: str) -> str:
+    """The webhook channel's signing secret, made on first use."""
+    row = repository.get(session, project_id, "webhook")
+    if row is None:
+        return set_webhook_secret(session, box, project_id)[1]
+    return box.open(row.sealed).decode()
+
+
 def describe(session: Session, project_id: str) -> list[ProviderOut]:
     rows = {r.provider: r for r in repository.list_for_project(session, project_id)}
     return [
@@ -97,6 +148,9 @@ def secret(session: Session, box: Box, project_id: str, provider: str) -> dict[s
         return None
     opened: dict[str, Any] = orjson.loads(box.open(row.sealed))
     return opened
+
+
+EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;.]+")
 
 
 def _out(provider: str, settings: dict[str, Any], updated_at: datetime | None) -> ProviderOut:

@@ -8,24 +8,33 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy.orm import Session
 
 from clarion.auth import service as auth
 from clarion.campaigns.service import Version, load_version
+from clarion.credentials.service import EMAIL
 from clarion.delivery import repository
 from clarion.delivery.context import template_context
-from clarion.delivery.providers.base import OutboundPush, SendResult, clix_payload
+from clarion.delivery.providers.base import (
+    OutboundMessage,
+    OutboundPush,
+    SendResult,
+    clix_payload,
+)
 from clarion.delivery.providers.registry import ProviderRegistry
 from clarion.delivery.ratelimit import RETRY_IN, SendRates
 from clarion.ids import uuid7
 from clarion.storage.db import Database
 from clarion.storage.models import utcnow
+from clarion.templating import jsonbody
 from clarion.templating.message import MessageRejected, TriggerMessages
 from clarion.webhooks import service as webhooks
 from clarion.webhooks.repository import subscribed
 
 SKIP_NO_DEVICE = "no_device: the user has no registered device"
 SKIP_NO_TOKEN = "no_push_token: the device has no push token"
+SKIP_NO_EMAIL = "no_email_address: the user property {prop!r} holds no e-mail address"
 SKIP_PERMISSION = "push_permission_off: the device has not granted push permission"
 FAIL_TWICE = "interrupted twice while sending; not retried again to avoid a third duplicate"
 
@@ -83,19 +92,22 @@ class Pipeline:
         total = 0
         seen_users: set[str] = set()
         seen_devices: set[str] = set()
-        parts = repository.stream_recipients(reader, trigger, version.audience, self.chunk_size)
+        parts = repository.stream_recipients(
+            reader, trigger, version.audience, self.chunk_size, per_user=version.per_user
+        )
         # Resuming after a crash: recipients come in no fixed order (and the data may have
         # changed), so new rows go to new chunk numbers, never into a chunk whose job may
         # already be done; rows written before the crash are skipped by their identity.
         first = 0 if trigger.status == "accepted" else repository.next_chunk(reader, trigger.id)
         for chunk_no, part, last in _numbered_with_last(parts, first):
-            rows = [_message_row(trigger, version.channel, chunk_no, r) for r in part]
+            rows = [_message_row(trigger, version, chunk_no, r) for r in part]
             total += len(rows)
             if trigger.audience_mode == "targets":  # bounded by max_targets
                 seen_users.update(r["project_user_id"] for r in rows)
                 seen_devices.update(r["device_id"] for r in rows)
             if last:
-                return rows, chunk_no, total, _excluded(reader, trigger, seen_users, seen_devices)
+                devices = None if version.per_user else seen_devices  # per user: no devices
+                return rows, chunk_no, total, _excluded(reader, trigger, seen_users, devices)
             with self.db.write() as session:
                 repository.add_messages(session, rows)
                 if any(r["status"] == "queued" for r in rows):
@@ -167,21 +179,38 @@ class Pipeline:
         message, for retryable ones the delay before the next try, and the tokens providers
         called dead (project, device, token, reason)."""
         outcomes: list[dict[str, Any]] = []
-        batches: dict[str, list[OutboundPush]] = {}
+        pushes: list[OutboundPush] = []
+        others: dict[str, list[OutboundMessage]] = {}
         rendered: dict[str, dict[str, str]] = {}
         retry_after: dict[str, float] = {}
         for row, version, renderer in claimed:
+            address = ""
+            if version.email is not None:
+                address = email_address(row.user_properties, version.email.to_property)
+                if not address:
+                    reason = SKIP_NO_EMAIL.format(prop=version.email.to_property)
+                    outcomes.append({"mid": row.id, "status": "skipped", "reason": reason})
+                    continue
             context = None
             if renderer.personalised:
+                device = row if row.device_id is not None else None
                 context = template_context(
-                    renderer.properties, row.project_user_id, row.user_properties, row
+                    renderer.properties, row.project_user_id, row.user_properties, device
                 )
             try:
                 fields = renderer.render(context)
             except MessageRejected as exc:
                 outcomes.append({"mid": row.id, "status": "failed", "reason": exc.reason})
                 continue
-            rendered[row.id] = fields
+            rendered[row.id] = log_fields(version, fields)
+            if version.channel != "push":
+                section = version.email if version.email is not None else version.webhook
+                others.setdefault(version.channel, []).append(OutboundMessage(
+                    message_id=row.id, project_id=row.project_id, user_id=row.user_id,
+                    project_user_id=row.project_user_id, fields=fields, to=address,
+                    section=section,
+                ))  # fmt: skip
+                continue
             push = OutboundPush(
                 project_id=row.project_id,
                 message_id=row.id,
@@ -192,19 +221,22 @@ class Pipeline:
                 body=fields["body"],
                 image_url=fields["image_url"],
                 landing_url=fields["landing_url"],
+                overrides=version.push,
             )
             push.data.update(clix_payload(push))
-            batches.setdefault(version.channel, []).append(push)
+            pushes.append(push)
         dead: list[tuple[str, str, str, str]] = []
-        for channel, batch in batches.items():
-            provider = self.providers.for_channel(channel)
-            results = provider.send(batch)
-            outcomes += self._outcomes(provider.name, results, rendered, retry_after)
-            by_id = {m.message_id: m for m in batch}
+        if pushes:
+            results = self.providers.push.send(pushes)
+            outcomes += self._outcomes(self.providers.push.name, results, rendered, retry_after)
+            by_id = {m.message_id: m for m in pushes}
             for r in results:
                 if r.outcome == "invalid_recipient":  # stop sending to that token
                     m = by_id[r.message_id]
                     dead.append((m.project_id, m.device_id, m.push_token, r.reason or "invalid"))
+        for channel, batch in others.items():
+            provider = self.providers.for_channel(channel)
+            outcomes += self._outcomes(provider.name, provider.send(batch), rendered, retry_after)
         return outcomes, retry_after, dead
 
     @staticmethod
@@ -276,6 +308,27 @@ def _message_events(
         webhooks.emit(session, project_id, events)
 
 
+def email_address(properties: dict[str, Any] | None, name: str) -> str:
+    """The user's address from the property the campaign names ("" when none is usable)."""
+    value = (properties or {}).get(name)
+    if isinstance(value, str) and EMAIL.fullmatch(value.strip()):
+        return value.strip()
+    return ""
+
+
+def log_fields(version: Version, fields: dict[str, str]) -> dict[str, str]:
+    """What the message log shows of a rendered message (title, body, image and landing
+    URL): an e-mail's subject and text (or HTML), a webhook's request and JSON body."""
+    if version.email is not None:
+        body = fields.get("text") or fields.get("html", "")
+        return {"title": fields["subject"], "body": body, "image_url": "", "landing_url": ""}
+    if version.webhook is not None:
+        body = jsonbody.assemble(version.webhook.body, fields)
+        return {"title": f"POST {version.webhook.url}", "body": orjson.dumps(body).decode(),
+                "image_url": "", "landing_url": ""}  # fmt: skip
+    return fields
+
+
 def skip_reason(device_id: str | None, token: str | None, permission: bool | None) -> str | None:
     """Why a recipient cannot be reached (None: it can). The pipeline, the dry run and
     messages:send all ask this."""
@@ -288,9 +341,10 @@ def skip_reason(device_id: str | None, token: str | None, permission: bool | Non
     return None
 
 
-def _message_row(trigger: Any, channel: str, chunk_no: int, r: Any) -> dict[str, Any]:
+def _message_row(trigger: Any, version: Version, chunk_no: int, r: Any) -> dict[str, Any]:
     user_id, project_user_id, device_id, token, permission = r
-    reason = skip_reason(device_id, token, permission)
+    # Per-user channels (in-app, e-mail, webhook) reach the user, not a device.
+    reason = None if version.per_user else skip_reason(device_id, token, permission)
     return {
         "id": uuid7(),
         "project_id": trigger.project_id,
@@ -299,7 +353,7 @@ def _message_row(trigger: Any, channel: str, chunk_no: int, r: Any) -> dict[str,
         "user_id": user_id,
         "project_user_id": project_user_id,
         "device_id": device_id or "",
-        "channel": channel,
+        "channel": version.channel,
         "status": "skipped" if reason else "queued",
         "reason": reason,
         "attempts": 0,
@@ -309,10 +363,11 @@ def _message_row(trigger: Any, channel: str, chunk_no: int, r: Any) -> dict[str,
 
 
 def _excluded(
-    session: Session, trigger: Any, seen_users: set[str], seen_devices: set[str]
+    session: Session, trigger: Any, seen_users: set[str], seen_devices: set[str] | None
 ) -> list[dict[str, str]]:
     """Why each explicit target that got no message was left out. Only targets that the
-    resolved recipients do not already cover cost a lookup."""
+    resolved recipients do not already cover cost a lookup. ``seen_devices`` None: the
+    channel reaches users, so device targets are not judged by device."""
     if trigger.audience_mode != "targets":
         return []
     targets = trigger.targets
@@ -322,7 +377,9 @@ def _excluded(
         if "project_user_id" in t and t["project_user_id"] not in seen_users
     ]
     missing_devices = [
-        t["device_id"] for t in targets if "device_id" in t and t["device_id"] not in seen_devices
+        t["device_id"]
+        for t in targets
+        if "device_id" in t and seen_devices is not None and t["device_id"] not in seen_devices
     ]
     if not missing_users and not missing_devices:
         return []

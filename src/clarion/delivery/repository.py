@@ -11,7 +11,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, exists, func, insert, select, tuple_, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    null,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from clarion.audience import compiler
@@ -75,6 +87,7 @@ _CHUNK = (
         M.c.attempts,
         M.c.possible_duplicate,
         M.c.project_user_id,
+        M.c.user_id,
         D.c.id.label("device_id"),
         D.c.platform,
         D.c.push_token,
@@ -84,7 +97,8 @@ _CHUNK = (
         U.c.properties.label("user_properties"),
     )
     .join(U, U.c.id == M.c.user_id)
-    .join(D, and_(D.c.project_id == M.c.project_id, D.c.id == M.c.device_id))
+    # Outer: a per-user channel's message has no device (device_id "").
+    .outerjoin(D, and_(D.c.project_id == M.c.project_id, D.c.id == M.c.device_id))
     .where(
         tuple_(M.c.trigger_id, M.c.chunk_no).in_(bindparam("chunks", expanding=True)),
         M.c.status.in_(PENDING),
@@ -116,14 +130,19 @@ def get_triggers(session: Session, trigger_ids: Iterable[str]) -> dict[str, Any]
 
 
 def stream_recipients(
-    session: Session, trigger: Any, audience: Audience, batch: int
+    session: Session, trigger: Any, audience: Audience, batch: int, *, per_user: bool = False
 ) -> Iterator[list[Any]]:
     """Yield (user_id, project_user_id, device_id, push_token, permission), ``batch`` rows
-    at a time, without loading the audience into memory (in no fixed order)."""
+    at a time, without loading the audience into memory (in no fixed order). ``per_user``:
+    one row per user (device columns null), for channels that reach users, not devices."""
     targets = trigger.targets if trigger.audience_mode == "targets" else None
     bound = audience.bind(trigger.properties)
     params = compiler.params(trigger.project_id, audience, bound, time.time(), targets)
     stmt = compiler.recipients(audience, targets is not None)
+    if per_user:
+        sub = stmt.subquery()
+        user_id, project_user_id = list(sub.c)[:2]
+        stmt = select(user_id, project_user_id, null(), null(), null()).distinct()
     result = session.execute(stmt, params, execution_options={"yield_per": batch})
     for part in result.partitions(batch):
         yield list(part)

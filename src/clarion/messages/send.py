@@ -114,7 +114,7 @@ def send(
             batch.append(push)
     with db.write() as session:
         delivery.add_messages(session, rows)
-    provider = providers.for_channel("push")
+    provider = providers.push
     outcomes = {r.message_id: r for r in provider.send(batch)} if batch else {}
     pushes = {p.message_id: p for p in batch}
     dead = [(project_id, pushes[m].device_id, pushes[m].push_token, r.reason or "invalid token")

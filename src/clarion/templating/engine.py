@@ -158,6 +158,7 @@ class ClarionEnvironment(Environment):
 
 
 ENV = ClarionEnvironment()
+HTML_ENV = ClarionEnvironment(autoescape=True)  # e-mail HTML: every value is escaped
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,15 +177,17 @@ class Compiled:
 
 
 @lru_cache(maxsize=4096)
-def parse(source: str) -> Compiled:
-    """Parse once; raises LiquidError on a template that does not parse."""
+def parse(source: str, html: bool = False) -> Compiled:
+    """Parse once; raises LiquidError on a template that does not parse. ``html``: every
+    value it outputs is HTML-escaped (the text of the template itself is kept as written)."""
     if "{" not in source:
         return Compiled(source, None, None, frozenset())
     from clarion.templating import fast  # fast.py builds on this module's environment
 
-    template = ENV.from_string(source)
+    template = (HTML_ENV if html else ENV).from_string(source)
     roots = frozenset(str(v) for v in template.global_variables())
-    return Compiled(source, template, fast.compile_template(template), roots)
+    compiled = None if html else fast.compile_template(template)  # the fast path never escapes
+    return Compiled(source, template, compiled, roots)
 
 
 def render(source: str | Compiled, context: Mapping[str, Any], *, fast: bool = True) -> str:

@@ -18,7 +18,7 @@ import orjson
 from clarion.templating import engine, urls
 from clarion.templating.analysis import FieldAnalysis, TemplateProblem, analyze
 
-FIELDS = ("title", "body", "image_url", "landing_url")
+FIELDS = ("title", "body", "image_url", "landing_url")  # a push's (and an in-app message's)
 URL_FIELDS = ("image_url", "landing_url")
 PAYLOAD_LIMIT = 4096  # bytes: FCM's cap on a whole push (APNs allows 4 KB too)
 
@@ -43,9 +43,27 @@ class MessageRejected(engine.RenderError):
 
 
 @dataclass(frozen=True)
+class Field:
+    """One template field of a channel's message."""
+
+    name: str  # the key it renders to
+    source: str
+    label: str  # where it lives in the campaign, for error messages: message.title, ...
+    required: bool = False  # must not render empty
+    url: bool = False  # a URL: well formed, with an allowed scheme
+    html: bool = False  # HTML: values are escaped
+
+
+@dataclass(frozen=True)
 class MessagePlan:
     compiled: tuple[tuple[str, engine.Compiled | str], ...]  # (field, template or error)
     analyses: tuple[FieldAnalysis, ...]
+    url_fields: tuple[str, ...] = URL_FIELDS
+    push: bool = True  # a push: the rendered payload must fit PAYLOAD_LIMIT
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.compiled)
 
     @property
     def trigger_keys(self) -> list[str]:
@@ -62,26 +80,37 @@ class MessagePlan:
         return TriggerMessages(self, properties, schemes)
 
 
+def push_fields(message: Message, prefix: str = "message") -> tuple[Field, ...]:
+    return tuple(
+        Field(f, getattr(message, f), f"{prefix}.{f}", required=f == "title", url=f in URL_FIELDS)
+        for f in FIELDS
+    )
+
+
 def plan(message: Message, *, strict: bool = True) -> MessagePlan:
-    """Parse and analyse every field. ``strict`` (saving): raises analysis.TemplateProblem.
-    Otherwise (sending a stored version) a field that does not pass fails every message
-    that uses it, with the reason."""
-    return _plan(tuple((f, getattr(message, f)) for f in FIELDS), strict)
+    """A push's (or an in-app message's) plan; see ``plan_fields``."""
+    return plan_fields(push_fields(message), strict=strict)
 
 
 @lru_cache(maxsize=1024)
-def _plan(sources: tuple[tuple[str, str], ...], strict: bool) -> MessagePlan:
+def plan_fields(
+    fields: tuple[Field, ...], *, strict: bool = True, push: bool = True
+) -> MessagePlan:
+    """Parse and analyse every field. ``strict`` (saving): raises analysis.TemplateProblem.
+    Otherwise (sending a stored version) a field that does not pass fails every message
+    that uses it, with the reason."""
     analyses = []
     compiled: list[tuple[str, engine.Compiled | str]] = []
-    for name, source in sources:
+    for field in fields:
         try:
-            analyses.append(analyze(f"message.{name}", source, must_not_be_empty=name == "title"))
-            compiled.append((name, engine.parse(source)))
+            analyses.append(analyze(field.label, field.source, must_not_be_empty=field.required))
+            compiled.append((field.name, engine.parse(field.source, field.html)))
         except TemplateProblem as exc:
             if strict:
                 raise
-            compiled.append((name, str(exc)))
-    return MessagePlan(tuple(compiled), tuple(analyses))
+            compiled.append((field.name, str(exc)))
+    urls_ = tuple(f.name for f in fields if f.url)
+    return MessagePlan(tuple(compiled), tuple(analyses), urls_, push)
 
 
 class TriggerMessages:
@@ -91,6 +120,9 @@ class TriggerMessages:
     def __init__(
         self, plan: MessagePlan, properties: Mapping[str, Any], schemes: Collection[str]
     ) -> None:
+        self.names = plan.names
+        self.url_fields = plan.url_fields
+        self.push = plan.push
         self.properties = properties
         self.schemes = frozenset(schemes)
         self.shared: dict[str, str] = {}
@@ -112,7 +144,7 @@ class TriggerMessages:
                 )
         self.renders = 0  # per-recipient field renders, for tests and the benchmark
         self._whole: dict[str, str] | MessageRejected | None = None
-        for name in URL_FIELDS:  # shared URLs: checked once here
+        for name in self.url_fields:  # shared URLs: checked once here
             problem = urls.problem(self.shared.get(name, ""), self.schemes)
             if problem is not None and self.shared_error is None:
                 self.shared_error = MessageRejected("invalid_url", f"{name}: {problem}")
@@ -148,17 +180,19 @@ class TriggerMessages:
                     fields[name] = engine.render(compiled, context)
                 except engine.RenderError as exc:
                     raise MessageRejected("render_error", f"{name}: {exc}") from None
-        return {name: fields.get(name, "") for name in FIELDS}
+        return {name: fields.get(name, "") for name in self.names}
 
     def check(self, fields: Mapping[str, str], *, personal_only: bool = False) -> None:
         """URLs well formed with an allowed scheme, and a push that fits. ``personal_only``:
         URL fields rendered once per trigger were checked already."""
-        for name in URL_FIELDS:
+        for name in self.url_fields:
             if personal_only and name in self.shared:
                 continue
             problem = urls.problem(fields.get(name, ""), self.schemes)
             if problem is not None:
                 raise MessageRejected("invalid_url", f"{name}: {problem}")
+        if not self.push:
+            return
         # Exact size only when it could matter: JSON escaping (twice: the clix entry is a
         # string) costs at most 7 bytes a character, and each field appears at most twice.
         if 14 * sum(len(v) for v in fields.values()) + 512 <= PAYLOAD_LIMIT:

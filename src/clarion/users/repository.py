@@ -9,7 +9,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from clarion.audience.values import canonical_number, canonical_text
-from clarion.storage.models import Device, Event, Message, User, UserProperty
+from clarion.storage.models import Device, Event, InboxMessage, Message, User, UserProperty
 
 
 def by_project_user_id(session: Session, project_id: str, project_user_id: str) -> User | None:
@@ -67,6 +67,6 @@ def delete_user(session: Session, user: User) -> None:
 
 
 def move_history(session: Session, from_user: str, to_user: str) -> None:
-    """Give an anonymous user's devices, events and messages to the identified user."""
-    for model in (Device, Event, Message):
+    """Give an anonymous user's devices, events, messages and inbox to the identified user."""
+    for model in (Device, Event, Message, InboxMessage):
         session.execute(update(model).where(model.user_id == from_user).values(user_id=to_user))

@@ -16,6 +16,14 @@ def new_secret() -> str:
     return PREFIX + base64.b64encode(os.urandom(24)).decode()
 
 
+def valid_secret(secret: str) -> bool:
+    try:
+        key = base64.b64decode(secret.removeprefix(PREFIX), validate=True)
+    except ValueError:
+        return False
+    return secret.startswith(PREFIX) and 24 <= len(key) <= 64
+
+
 def signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     key = base64.b64decode(secret.removeprefix(PREFIX))
     signed = f"{msg_id}.{timestamp}.".encode() + body

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from clarion.delivery.providers import overrides
 from clarion.delivery.providers.base import OutboundPush, SendResult
 from clarion.delivery.providers.http2 import Http2Provider
 
@@ -59,6 +60,8 @@ def _b64(data: bytes) -> str:
 def apns_payload(message: OutboundPush) -> dict[str, Any]:
     alert: dict[str, str] = {"title": message.title, "body": message.body}
     aps: dict[str, Any] = {"alert": alert, "mutable-content": 1}
+    o = message.overrides.apns if message.overrides is not None else None
+    aps.update(overrides.aps_extra(o))
     return {"aps": aps, "clix": message.data}
 
 
@@ -119,6 +122,8 @@ class ApnsProvider(Http2Provider):
             "apns-expiration": "0",
             "apns-collapse-id": message.message_id[:64],
         }
+        if message.overrides is not None:
+            headers.update(overrides.apns_headers(message.overrides.apns))
         try:
             response = await self.client().post(
                 f"{self.base_url}/3/device/{message.push_token}", content=body, headers=headers

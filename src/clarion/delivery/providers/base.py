@@ -29,6 +29,7 @@ class OutboundPush:
     landing_url: str
     data: dict[str, Any] = field(default_factory=dict)
     project_id: str = ""
+    overrides: Any = None  # the campaign's PushOverrides (android, apns), if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +43,33 @@ class SendResult:
     response_code: str | None = None  # the provider's own answer: "404 UNREGISTERED", ...
 
 
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """A rendered message for a per-user channel (in-app, e-mail, webhook)."""
+
+    message_id: str
+    project_id: str
+    user_id: str  # Clarion's own user id
+    project_user_id: str | None
+    fields: dict[str, str]  # the channel's rendered fields
+    to: str = ""  # the e-mail address
+    section: Any = None  # the campaign's channel section (EmailTemplate, WebhookTemplate)
+
+
 class Provider(Protocol):
-    """A delivery channel. ``send`` never raises for a per-message problem: it says so."""
+    """A push provider. ``send`` never raises for a per-message problem: it says so."""
 
     name: str
 
     def send(self, batch: Sequence[OutboundPush]) -> list[SendResult]: ...
+
+
+class MessageProvider(Protocol):
+    """A per-user channel's provider; the same contract over OutboundMessage."""
+
+    name: str
+
+    def send(self, batch: Sequence[OutboundMessage]) -> list[SendResult]: ...
 
 
 def clix_payload(message: OutboundPush | dict[str, Any]) -> dict[str, Any]:

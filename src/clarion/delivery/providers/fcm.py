@@ -27,6 +27,7 @@ import httpx
 import orjson
 from google.oauth2 import service_account
 
+from clarion.delivery.providers import overrides
 from clarion.delivery.providers.base import OutboundPush, SendResult
 from clarion.delivery.providers.http2 import Http2Provider
 
@@ -168,6 +169,7 @@ def fcm_message(message: OutboundPush) -> dict[str, Any]:
         "token": message.push_token,
         "notification": notification,
         "data": {"clix": orjson.dumps(message.data).decode()},
+        **overrides.fcm_blocks(message.overrides),
     }
 
 

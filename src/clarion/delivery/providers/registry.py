@@ -12,26 +12,32 @@ from clarion.credentials import repository as credentials_repo
 from clarion.credentials import service as credentials
 from clarion.credentials.crypto import Box, load_key
 from clarion.delivery.providers.apns import ApnsProvider
-from clarion.delivery.providers.base import Provider
+from clarion.delivery.providers.base import MessageProvider, Provider
 from clarion.delivery.providers.breaker import Breaker
+from clarion.delivery.providers.email import EmailProvider
 from clarion.delivery.providers.fcm import FcmProvider
+from clarion.delivery.providers.inapp import InAppProvider
 from clarion.delivery.providers.router import PushRouter
 from clarion.delivery.providers.sink import SinkProvider
+from clarion.delivery.providers.webhook import WebhookChannelProvider
 from clarion.storage.db import Database
 
 
 class ProviderRegistry:
-    def __init__(self, providers: dict[str, Provider]) -> None:
-        self._providers = providers
+    """The push provider, and one provider per per-user channel (in_app, email, webhook)."""
 
-    def for_channel(self, channel: str) -> Provider:
+    def __init__(self, push: Provider, channels: dict[str, MessageProvider] | None = None) -> None:
+        self.push = push
+        self._channels = channels or {}
+
+    def for_channel(self, channel: str) -> MessageProvider:
         try:
-            return self._providers[channel]
+            return self._channels[channel]
         except KeyError:
             raise LookupError(f"no provider is configured for channel {channel!r}") from None
 
     def close(self) -> None:
-        for provider in self._providers.values():
+        for provider in [self.push, *self._channels.values()]:
             close = getattr(provider, "close", None)
             if close is not None:
                 close()
@@ -64,4 +70,14 @@ def build_registry(settings: Settings, db: Database, box: Box | None = None) -> 
         verify = ssl.create_default_context(cafile=str(settings.apns_ca_file))
     apns = ApnsProvider(settings.apns_base_url, secrets("apns"), verify=verify)
     router = PushRouter(sink, Breaker(fcm), Breaker(apns), configured)
-    return ProviderRegistry({"push": router})
+
+    def webhook_secret(project_id: str) -> str:
+        with db.write() as session:
+            return credentials.webhook_secret(session, box, project_id)
+
+    channels: dict[str, MessageProvider] = {
+        "in_app": InAppProvider(db),
+        "email": EmailProvider(secrets("smtp"), settings.smtp_ca_file),
+        "webhook": WebhookChannelProvider(webhook_secret, settings.allowed_networks()),
+    }
+    return ProviderRegistry(router, channels)
