@@ -28,6 +28,26 @@ class ApnsIn(BaseModel):
     topic: str = Field(description="The app's bundle id.")
 
 
+class SmtpIn(BaseModel):
+    host: str = Field(description="The relay's name or address.")
+    port: Any = Field(description="587 for STARTTLS, 465 for TLS, 25 for none.")
+    security: str = Field(default="starttls", description="starttls | tls | none")
+    username: str = Field(default="", description="Empty: no login.")
+    password: str = Field(default="", description="Write-only: never shown again.")
+    from_address: str = Field(description="The sender's address.")
+    from_name: str = Field(default="", description="The sender's display name.")
+
+
+class WebhookSecretIn(BaseModel):
+    secret: str | None = Field(
+        default=None, description="whsec_<base64>; omit to have a new one made."
+    )
+
+
+class WebhookSecretOut(ProviderOut):
+    secret: str = Field(description="The webhook channel's signing secret; shown this once.")
+
+
 class ProviderList(BaseModel):
     providers: list[ProviderOut]
 
@@ -51,6 +71,23 @@ def put_apns(body: ApnsIn, principal: SecretKey, request: Request) -> ProviderOu
     with app.db.write() as session:
         return service.set_apns(session, app.box, principal.project_id, body.key,
                                 body.key_id, body.team_id, body.topic)  # fmt: skip
+
+
+@router.put("/providers/smtp", response_model=ProviderOut, summary="Set the SMTP relay")
+def put_smtp(body: SmtpIn, principal: SecretKey, request: Request) -> ProviderOut:
+    app = state(request)
+    with app.db.write() as session:
+        return service.set_smtp(session, app.box, principal.project_id, body.model_dump())
+
+
+@router.put("/providers/webhook", response_model=WebhookSecretOut,
+            summary="Set or rotate the webhook channel's signing secret")  # fmt: skip
+def put_webhook(body: WebhookSecretIn, principal: SecretKey, request: Request) -> WebhookSecretOut:
+    app = state(request)
+    with app.db.write() as session:
+        out, secret = service.set_webhook_secret(session, app.box, principal.project_id,
+                                                 body.secret)  # fmt: skip
+    return WebhookSecretOut(**out.model_dump(), secret=secret)
 
 
 @router.delete("/providers/{provider}", status_code=204, summary="Remove a provider's credentials")

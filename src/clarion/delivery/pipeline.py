@@ -321,7 +321,8 @@ def log_fields(version: Version, fields: dict[str, str]) -> dict[str, str]:
     URL): an e-mail's subject and text (or HTML), a webhook's request and JSON body."""
     if version.email is not None:
         body = fields.get("text") or fields.get("html", "")
-        return {"title": fields["subject"], "body": body, "image_url": "", "landing_url": ""}
+        subject = " ".join(fields["subject"].split())  # as sent: a header is one line
+        return {"title": subject, "body": body, "image_url": "", "landing_url": ""}
     if version.webhook is not None:
         body = jsonbody.assemble(version.webhook.body, fields)
         return {"title": f"POST {version.webhook.url}", "body": orjson.dumps(body).decode(),
