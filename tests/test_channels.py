@@ -376,3 +376,45 @@ def test_overrides_reach_fcm_and_apns() -> None:
     aps = pushed["payload"]["aps"]
     assert aps["sound"] == "default" and aps["badge"] == 1
     assert aps["interruption-level"] == "time-sensitive" and aps["alert"]["title"] == "Hi"
+
+
+# -- the CLI --------------------------------------------------------------------------------
+def test_providers_and_webhooks_from_the_cli(
+    cli_env: Any, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clarion.cli import app as cli
+
+    project = make_project(db)
+    monkeypatch.setenv("SMTP_PASSWORD", "s3cret-relay-pw")
+    run = cli_env.invoke(cli, ["providers", "set-smtp", "--host", "smtp.example.com",
+                               "--from-address", "orders@shop.example", "--username", "shop",
+                               "-p", project.id])  # fmt: skip
+    assert run.exit_code == 0, run.output
+    assert "smtp configured" in run.output and "s3cret-relay-pw" not in run.output
+    run = cli_env.invoke(cli, ["providers", "set-smtp", "--host", "smtp.example.com",
+                               "--from-address", "nobody", "-p", project.id])  # fmt: skip
+    assert run.exit_code == 1 and "from_address" in run.output
+    run = cli_env.invoke(cli, ["providers", "set-webhook-secret", "-p", project.id])
+    assert run.exit_code == 0 and "whsec_" in run.output
+    run = cli_env.invoke(cli, ["providers", "list", "-p", project.id])
+    assert "smtp: configured" in run.output and "webhook: configured" in run.output
+    assert "s3cret-relay-pw" not in run.output and "whsec_" not in run.output
+
+    monkeypatch.setenv("CLARION_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
+    from clarion.config import get_settings
+
+    get_settings.cache_clear()
+    add = ["webhooks", "add", "http://127.0.0.1:9/hooks", "--event", "PUSH_SENT", "--header",
+           "X-Team=ops", "-p", project.id]  # fmt: skip
+    run = cli_env.invoke(cli, add)
+    assert run.exit_code == 0, run.output
+    endpoint_id = run.output.split()[1]
+    assert "signing secret (shown once): whsec_" in run.output
+    run = cli_env.invoke(cli, ["webhooks", "list", "-p", project.id])
+    assert endpoint_id in run.output and "PUSH_SENT" in run.output
+    run = cli_env.invoke(cli, ["webhooks", "add", "http://10.0.0.1/x", "-p", project.id])
+    assert run.exit_code == 1 and "private" in run.output
+    run = cli_env.invoke(cli, ["webhooks", "remove", endpoint_id, "-p", project.id])
+    assert run.exit_code == 0
+    run = cli_env.invoke(cli, ["webhooks", "list", "-p", project.id])
+    assert endpoint_id not in run.output

@@ -28,6 +28,7 @@ from clarion.storage.db import Database
 from clarion.storage.migrate import upgrade
 from clarion.templating import lint as lint_templates
 from clarion.users import importer
+from clarion.webhooks import service as webhooks
 
 app = typer.Typer(no_args_is_help=True, help="Clarion: API-triggered campaigns, self-hosted.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -44,6 +45,8 @@ app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(users_app, name="users")
 app.add_typer(template_app, name="template")
 app.add_typer(providers_app, name="providers")
+webhooks_app = typer.Typer(no_args_is_help=True, help="Delivery-event webhook endpoints.")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 @app.command(
@@ -360,6 +363,44 @@ def providers_set_apns(
     out.print(f"apns configured ({shown})")
 
 
+@providers_app.command("set-smtp")
+def providers_set_smtp(
+    host: Annotated[str, typer.Option(help="The relay's name or address.")],
+    from_address: Annotated[str, typer.Option(help="The sender's address.")],
+    port: Annotated[int, typer.Option(help="587 for STARTTLS, 465 for TLS.")] = 587,
+    security: Annotated[str, typer.Option(help="starttls | tls | none")] = "starttls",
+    username: Annotated[str, typer.Option(help="Empty: no login.")] = "",
+    from_name: Annotated[str, typer.Option(help="The sender's display name.")] = "",
+    project: ProjectOpt = None,
+) -> None:
+    """Store the project's SMTP relay; the password is read from SMTP_PASSWORD (never from
+    the command line, where other users and the shell history could see it)."""
+    import os
+
+    settings = {"host": host, "port": port, "security": security, "username": username,
+                "password": os.environ.get("SMTP_PASSWORD", ""), "from_address": from_address,
+                "from_name": from_name}  # fmt: skip
+    db = _db()
+    project_id = _project(db, project)
+    with _reported(), db.write() as session:
+        saved = credentials.set_smtp(session, _box(), project_id, settings)
+    shown = ", ".join(f"{k}={v}" for k, v in saved.settings.items())
+    out.print(f"smtp configured ({shown})")
+
+
+@providers_app.command("set-webhook-secret")
+def providers_set_webhook_secret(
+    secret: Annotated[str | None, typer.Option(help="whsec_...; omit for a new one.")] = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Set (or make) the secret that signs the webhook channel's requests; printed once."""
+    db = _db()
+    project_id = _project(db, project)
+    with _reported(), db.write() as session:
+        _, made = credentials.set_webhook_secret(session, _box(), project_id, secret)
+    out.print(f"webhook channel signing secret (shown once): {made}")
+
+
 @providers_app.command("list")
 def providers_list(project: ProjectOpt = None) -> None:
     db = _db()
@@ -379,6 +420,49 @@ def providers_remove(provider: str, project: ProjectOpt = None) -> None:
     with _reported(), db.write() as session:
         credentials.remove(session, project_id, provider)
     out.print(f"{provider} credentials removed")
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    url: str,
+    event: Annotated[
+        list[str] | None, typer.Option(help="An event type to send (repeat); none: all.")
+    ] = None,
+    header: Annotated[
+        list[str] | None, typer.Option(help="A static header, Name=value (repeat).")
+    ] = None,
+    description: str = "",
+    project: ProjectOpt = None,
+) -> None:
+    """Add an endpoint; prints its signing secret, once."""
+    headers = dict(h.split("=", 1) for h in header or [] if "=" in h)
+    db = _db()
+    project_id = _project(db, project)
+    with _reported(), db.write() as session:
+        made = webhooks.create(
+            session, _box(), project_id, url=url, event_types=event or [], headers=headers,
+            description=description, allowed=get_settings().allowed_networks(),
+        )  # fmt: skip
+    out.print(f"webhook {made.id} -> {made.url}")
+    out.print(f"signing secret (shown once): {made.secret}")
+
+
+@webhooks_app.command("list")
+def webhooks_list(project: ProjectOpt = None) -> None:
+    db = _db()
+    project_id = _project(db, project)
+    with db.read() as session:
+        for e in webhooks.list_endpoints(session, project_id):
+            out.print(f"{e.id}  {e.url}  {', '.join(e.event_types) or 'all events'}")
+
+
+@webhooks_app.command("remove")
+def webhooks_remove(endpoint_id: str, project: ProjectOpt = None) -> None:
+    db = _db()
+    project_id = _project(db, project)
+    with _reported(), db.write() as session:
+        webhooks.remove(session, project_id, endpoint_id)
+    out.print(f"webhook {endpoint_id} removed")
 
 
 @template_app.command("lint")
