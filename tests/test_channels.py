@@ -418,3 +418,23 @@ def test_providers_and_webhooks_from_the_cli(
     assert run.exit_code == 0
     run = cli_env.invoke(cli, ["webhooks", "list", "-p", project.id])
     assert endpoint_id not in run.output
+
+
+def test_dry_run_of_an_email_campaign_counts_users_and_explains_addresses(
+    server: Server, db: Database
+) -> None:
+    project = make_project(db)
+    campaign_id = create_campaign(server.client, project, EMAIL_CAMPAIGN)
+    add_user(server.client, project, "ann", {"name": "Ann", "email": "ann@example.com"},
+             [{"id": "a1"}, {"id": "a2"}])  # fmt: skip
+    add_user(server.client, project, "bo", {"name": "Bo"}, [])
+    dry = ok(server.client.post(f"/api/v1/campaigns/{campaign_id}:dry-run",
+                                headers=project.headers,
+                                json={"properties": {"order_id": "D-1"}}))  # fmt: skip
+    assert dry["reach"]["messages"] == 2 and dry["reach"]["users"] == 2
+    assert dry["reach"]["no_device"] == 0 and dry["reach"]["no_push_token"] == 0
+    sample = {s["project_user_id"]: s for s in dry["sample"]}
+    assert sample["ann"]["status"] == "would_send"
+    assert sample["ann"]["message"]["title"] == "Order D-1 confirmed"
+    assert sample["bo"]["status"] == "skipped"
+    assert sample["bo"]["reason"].startswith("no_email_address")

@@ -9,9 +9,10 @@ or no token / no permission.
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import null, select
 from sqlalchemy.orm import Session
 
 from clarion.audience import compiler, reference
@@ -20,7 +21,7 @@ from clarion.auth import service as auth
 from clarion.auth.service import Principal
 from clarion.campaigns.service import Version
 from clarion.delivery.context import DeviceView, template_context
-from clarion.delivery.pipeline import skip_reason
+from clarion.delivery.pipeline import SKIP_NO_EMAIL, email_address, log_fields, skip_reason
 from clarion.storage.models import Device, User
 from clarion.templating.message import MessageRejected, TriggerMessages
 from clarion.triggers import service
@@ -53,7 +54,10 @@ def dry_run(
     targets = request.targets if request.mode == "targets" else None
     targeted = targets is not None
     params = compiler.params(principal.project_id, audience, bound, now, targets)
-    tally = session.execute(compiler.tally(audience, targeted), params).one()
+    tally: Any = session.execute(compiler.tally(audience, targeted), params).one()._asdict()
+    if version.per_user:  # in-app, e-mail, webhook: one message per user, no device needed
+        tally.update(rows=tally["users"], no_device=0, no_token=0, permission_off=0)
+    tally = SimpleNamespace(**tally)
     reach = Reach(
         users=tally.users,
         devices=tally.devices,
@@ -77,11 +81,15 @@ def dry_run(
                 devices=devices,
             )
         )
-    rows = session.execute(compiler.recipients(audience, targeted).limit(sample_size), params)
+    recipients = compiler.recipients(audience, targeted)
+    if version.per_user:  # one message per user: sample users, not devices
+        sub = recipients.subquery()
+        recipients = select(*list(sub.c)[:2], null()).distinct()
+    rows = session.execute(recipients.limit(sample_size), params)
     renderer = version.plan.for_trigger(
         request.properties, auth.url_schemes(session, principal.project_id)
     )
-    sample = [_sample(session, renderer, row) for row in rows]
+    sample = [_sample(session, renderer, row, version) for row in rows]
     excluded = _explain_targets(session, principal.project_id, version, bound, now, targets or [])
     warnings = list(version.plan.warnings)
     absent = [k for k in version.plan.trigger_keys if k not in request.properties]
@@ -113,11 +121,17 @@ def _skip_reason(device: Device | None) -> str | None:
     return skip_reason(device.id, device.push_token, device.is_push_permission_granted)
 
 
-def _sample(session: Session, renderer: TriggerMessages, row: Any) -> SampleRecipient:
+def _sample(
+    session: Session, renderer: TriggerMessages, row: Any, version: Version
+) -> SampleRecipient:
     user_id, project_user_id, device_id = row[0], row[1], row[2]
     user = session.get(User, user_id)
     device = session.get(Device, (user.project_id, device_id)) if user and device_id else None
-    reason = _skip_reason(device)
+    reason = None if version.per_user else _skip_reason(device)
+    if version.email is not None:
+        prop = version.email.to_property
+        if not email_address(user.properties if user else None, prop):
+            reason = SKIP_NO_EMAIL.format(prop=prop)
     if reason is not None:
         return SampleRecipient(
             project_user_id=project_user_id, device_id=device_id, status="skipped", reason=reason
@@ -139,7 +153,7 @@ def _sample(session: Session, renderer: TriggerMessages, row: Any) -> SampleReci
         project_user_id=project_user_id,
         device_id=device_id,
         status="would_send",
-        message=RenderedMessage(**fields),
+        message=RenderedMessage(**log_fields(version, fields)),
     )
 
 
