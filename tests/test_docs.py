@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from clarion.audience.rules import Audience
-from clarion.campaigns.schemas import CampaignSpec
+from clarion.campaigns.schemas import CampaignSpec, EmailTemplate, WebhookTemplate
 from clarion.config import Settings
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
@@ -37,12 +38,16 @@ def test_the_api_document_describes_every_route(server: Any) -> None:
 
 
 def test_every_yaml_example_in_the_readme_is_a_valid_campaign_or_audience() -> None:
-    """The campaign file and the audience rules examples load as documented."""
+    """The campaign file, channel section and audience rules examples load as documented."""
     blocks = re.findall(r"```yaml\n(.*?)```", README, re.S)
-    assert len(blocks) >= 2
+    assert len(blocks) >= 4
     for block in blocks:
-        data = yaml.safe_load(block)
+        data = yaml.safe_load(textwrap.dedent(block))
         if "name" in data:
             CampaignSpec.model_validate(data)
+        elif "email" in data:
+            EmailTemplate.model_validate(data["email"])
+        elif "webhook" in data:
+            WebhookTemplate.model_validate(data["webhook"])
         else:
             Audience.model_validate(data["audience"])
