@@ -38,7 +38,7 @@ def push(token: str, n: int = 1) -> OutboundPush:
 
 def test_every_error_class_maps_to_its_outcome(fake: fcm.FakeFcm) -> None:
     account = fake.service_account()
-    provider = FcmProvider(fake.url, lambda project_id: account, http2=True)
+    provider = FcmProvider(fake.url, lambda project_id: account)
     tokens = ["ok-1", "unregistered-1", "badtoken-1", "quota-1", "quota120-1", "unavailable-1",
               "internal-1", "mismatch-1", "thirdparty-1"]  # fmt: skip
     try:

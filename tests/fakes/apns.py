@@ -10,11 +10,9 @@ apns-push-type). Scripted tokens answer Apple's errors:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -124,24 +122,8 @@ def _unb64(part: str) -> bytes:
 @contextmanager
 def serve() -> Iterator[FakeApns]:
     fake = FakeApns()
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
     with tempfile.TemporaryDirectory() as tmp:
         context, fake.ca_file = tlscert.server_context(Path(tmp), alpn=["h2"])
-
-        async def start() -> Any:
-            server = await h2server.serve(fake.handle, tls=context)
-            fake.url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-            ready.set()
-            return server
-
-        thread = threading.Thread(target=loop.run_forever, daemon=True)
-        thread.start()
-        server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
-        ready.wait(10)
-        try:
+        with h2server.running(fake.handle, tls=context) as url:
+            fake.url = url
             yield fake
-        finally:
-            loop.call_soon_threadsafe(server.close)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(5)

@@ -1,7 +1,8 @@
-"""A local FCM HTTP v1 server, speaking the real protocol: an OAuth2 token endpoint that
-checks the service account's signed JWT assertion (RS256) and issues bearer tokens, and
-``POST /v1/projects/{id}/messages:send`` that checks the bearer token and the v1 message
-JSON, answers with a message name, and returns FCM's errors for scripted tokens:
+"""A local FCM HTTP v1 server, speaking the real protocol: an OAuth2 token endpoint (HTTP/1.1,
+as Google's) that checks the service account's signed JWT assertion (RS256) and issues bearer
+tokens, and ``POST /v1/projects/{id}/messages:send`` over HTTP/2 (cleartext, prior knowledge)
+that checks the bearer token and the v1 message JSON, answers with a message name, and
+returns FCM's errors for scripted tokens:
 
     unregistered-*  404 UNREGISTERED          badtoken-*     400 INVALID_ARGUMENT (message.token)
     quota-*         429 QUOTA_EXCEEDED        quota120-*     the same with Retry-After: 120
@@ -26,7 +27,7 @@ from urllib.parse import parse_qs
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.fakes import http1
+from tests.fakes import h2server, http1
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 GOOGLE_AUDIENCE = "https://oauth2.googleapis.com/token"  # what Google's token endpoint expects
@@ -47,7 +48,9 @@ SCRIPTED = {
 
 @dataclass
 class FakeFcm:
-    url: str = ""
+    url: str = ""  # messages:send, HTTP/2
+    token_url: str = ""  # the OAuth2 endpoint's server, HTTP/1.1
+    fixed_token: str = ""  # issue this token every time (a benchmark's faster fake checks it)
     project_id: str = "fake-project"
     key: rsa.RSAPrivateKey = field(
         default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -73,7 +76,7 @@ class FakeFcm:
             "private_key": pem,
             "client_email": f"clarion@{self.project_id}.iam.gserviceaccount.com",
             "client_id": "1",
-            "token_uri": f"{self.url}/token",
+            "token_uri": f"{self.token_url}/token",
         }
 
     # -- the OAuth2 token endpoint -----------------------------------------------------------
@@ -95,12 +98,12 @@ class FakeFcm:
             return self._refuse(400, f"assertion: {type(exc).__name__}")
         if header.get("alg") != "RS256" or body.get("aud") not in (
             GOOGLE_AUDIENCE,
-            f"{self.url}/token",
+            f"{self.token_url}/token",
         ):
             return self._refuse(400, "assertion header or audience")
         if SCOPE not in str(body.get("scope", "")).split() or body.get("exp", 0) < time.time():
             return self._refuse(400, "assertion scope or expiry")
-        token = f"ya29.fake-{uuid.uuid4().hex}"
+        token = self.fixed_token or f"ya29.fake-{uuid.uuid4().hex}"
         self.tokens.add(token)
         self.token_requests += 1
         return 200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}
@@ -194,22 +197,28 @@ def serve() -> Iterator[FakeFcm]:
     fake = FakeFcm()
     lock = threading.Lock()
 
-    def respond(method: str, path: str, headers: dict[str, str], raw: bytes) -> Any:
+    def token(method: str, path: str, headers: dict[str, str], raw: bytes) -> Any:
+        if path != "/token":
+            return 404, {}, {"error": "messages:send is served over HTTP/2"}
         with lock:
-            if path == "/token":
-                return _token(fake, raw)
-            try:
-                parsed = json.loads(raw)
-            except ValueError:
-                parsed = None
+            status, body = fake.issue(parse_qs(raw.decode()))
+        return status, {}, body
+
+    def send(method: str, path: str, headers: dict[str, str], raw: bytes) -> Any:
+        if path == "/stats":
+            return (
+                200,
+                {},
+                json.dumps({"messages": fake.sent, "refused": fake.refused[:5]}).encode(),
+            )
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        with lock:
             status, body, extra = fake.send(path, headers.get("authorization", ""), parsed)
-            return status, extra, body
+        return status, extra, json.dumps(body).encode()
 
-    with http1.serve_json(respond, keep_alive=True) as url:
-        fake.url = url
+    with http1.serve_json(token, keep_alive=True) as token_url, h2server.running(send) as url:
+        fake.token_url, fake.url = token_url, url
         yield fake
-
-
-def _token(fake: FakeFcm, raw: bytes) -> tuple[int, dict[str, str], Any]:
-    status, body = fake.issue(parse_qs(raw.decode()))
-    return status, {}, body

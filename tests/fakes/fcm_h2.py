@@ -1,47 +1,48 @@
-"""The fake FCM over HTTP/2 (h2c), in its own process, for ``bench/dispatch.py``: the token
-endpoint on HTTP/1.1 (google-auth's transport), messages:send on HTTP/2, one shared state.
+"""The fake FCM in its own process, for ``bench/dispatch.py``: the OAuth2 token endpoint
+(HTTP/1.1) and messages:send over HTTP/2, served by the Python fake (``tests/fakes/fcm.py``)
+or, with ``--node``, by Node's native HTTP/2 server (``fcm_h2.mjs``, same checks) so that the
+fake is not what limits the measurement.
 
-    python -m tests.fakes.fcm_h2     # prints: <token url> <h2 url> <service-account path>
+    python -m tests.fakes.fcm_h2 [--node]   # prints: <token url> <h2 url> <service-account path>
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import signal
+import subprocess
 import sys
 import tempfile
-from typing import Any
+import threading
+import uuid
+from pathlib import Path
 
-from tests.fakes import fcm, h2server
+from tests.fakes import fcm
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # run the finally: stop the child
+    node = "--node" in sys.argv
     with fcm.serve() as fake:
         fake.keep_messages = False
-
-        def handle(method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
-            if path == "/stats":
-                return 200, {}, json.dumps({"messages": fake.sent,
-                                            "refused": fake.refused[:5]}).encode()  # fmt: skip
-            try:
-                parsed = json.loads(body)
-            except ValueError:
-                parsed = None
-            status, answer, extra = fake.send(path, headers.get("authorization", ""), parsed)
-            return status, extra, json.dumps(answer).encode()
-
-        async def run() -> None:
-            server = await h2server.serve(handle)
-            port = server.sockets[0].getsockname()[1]
-            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
-                json.dump(fake.service_account(), fh)
-            print(fake.url, f"http://127.0.0.1:{port}", fh.name, flush=True)
-            await asyncio.Event().wait()
-
+        url, child = fake.url, None
+        if node:
+            fake.fixed_token = f"ya29.fake-{uuid.uuid4().hex}"
+            script = Path(__file__).with_suffix(".mjs")
+            child = subprocess.Popen(["node", str(script), fake.project_id, fake.fixed_token],
+                                     stdout=subprocess.PIPE, text=True)  # fmt: skip
+            assert child.stdout is not None
+            url = f"http://127.0.0.1:{child.stdout.readline().strip()}"
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+            json.dump(fake.service_account(), fh)
+        print(fake.token_url, url, fh.name, flush=True)
         try:
-            asyncio.run(run())
-        except KeyboardInterrupt:
-            sys.exit(0)
+            threading.Event().wait()
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            if child is not None:
+                child.terminate()
 
 
 if __name__ == "__main__":

@@ -1,24 +1,39 @@
 """A small HTTP/2 server on asyncio and h2, for protocol fakes (cleartext h2c with prior
 knowledge, or TLS with ALPN "h2"). ``handler(method, path, headers, body)`` returns
-(status, headers, body bytes)."""
+(status, headers, body bytes), or None to leave the request unanswered; it may raise
+``GoAway`` (the connection ends, the request unprocessed) or ``Drop`` (the TCP connection
+is closed) to script failures."""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 
-Handler = Callable[[str, str, dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
+Answer = tuple[int, dict[str, str], bytes] | None
+Handler = Callable[[str, str, dict[str, str], bytes], Answer]
+
+
+class GoAway(Exception):
+    """Send GOAWAY: this request (and any later) was not processed."""
+
+
+class Drop(Exception):
+    """Close the TCP connection without a word."""
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, max_streams: int | None = None) -> None:
         self.handler = handler
+        self.max_streams = max_streams
         self.conn = h2.connection.H2Connection(
             config=h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
         )
@@ -27,6 +42,11 @@ class _Protocol(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        if self.max_streams is not None:  # in the first SETTINGS frame
+            self.conn.local_settings = h2.settings.Settings(
+                client=False,
+                initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.max_streams},
+            )
         self.conn.initiate_connection()
         self.conn.increment_flow_control_window(1 << 24)
         transport.write(self.conn.data_to_send())
@@ -44,14 +64,28 @@ class _Protocol(asyncio.Protocol):
                 self.streams[event.stream_id][1].extend(event.data)
                 self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             elif isinstance(event, h2.events.StreamEnded):
-                self._respond(event.stream_id)
+                try:
+                    self._respond(event.stream_id)
+                except GoAway:
+                    self.conn.close_connection(last_stream_id=event.stream_id - 2)
+                    self.transport.write(self.conn.data_to_send())
+                    self.transport.close()
+                    return
+                except Drop:
+                    self.transport.close()
+                    return
+            elif isinstance(event, h2.events.StreamReset):
+                self.streams.pop(event.stream_id, None)
         self.transport.write(self.conn.data_to_send())
 
     def _respond(self, stream_id: int) -> None:
         headers, body = self.streams.pop(stream_id)
-        status, extra, payload = self.handler(
+        answer = self.handler(
             headers.get(":method", ""), headers.get(":path", ""), headers, bytes(body)
         )
+        if answer is None:
+            return
+        status, extra, payload = answer
         self.conn.send_headers(
             stream_id,
             [
@@ -65,7 +99,30 @@ class _Protocol(asyncio.Protocol):
 
 
 async def serve(
-    handler: Handler, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+    handler: Handler,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    tls: ssl.SSLContext | None = None,
+    max_streams: int | None = None,
 ) -> asyncio.base_events.Server:
     loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: _Protocol(handler), host, port, ssl=tls)
+    return await loop.create_server(lambda: _Protocol(handler, max_streams), host, port, ssl=tls)
+
+
+@contextmanager
+def running(
+    handler: Handler, tls: ssl.SSLContext | None = None, max_streams: int | None = None
+) -> Iterator[str]:
+    """Serve on a loop of its own, on a background thread; yields the base URL."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    started = serve(handler, tls=tls, max_streams=max_streams)
+    server = asyncio.run_coroutine_threadsafe(started, loop).result(10)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(server.close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)

@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import httpx
 import orjson
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -30,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from clarion.delivery.providers import overrides
 from clarion.delivery.providers.base import OutboundPush, SendResult
+from clarion.delivery.providers.h2client import H2Client, H2Error, Response
 from clarion.delivery.providers.http2 import Http2Provider
 
 TOKEN_LIFETIME = 40 * 60  # seconds a JWT is reused
@@ -86,12 +86,8 @@ class ApnsProvider(Http2Provider):
         self._jwts: dict[str, tuple[str, float, str]] = {}  # project: (key id, made at, jwt)
         self._lock = threading.Lock()
 
-    def make_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            http1=False, http2=True, verify=self.verify,
-            timeout=httpx.Timeout(self.timeout, connect=3.0),
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-        )  # fmt: skip
+    def make_client(self) -> H2Client:
+        return H2Client(self.base_url, verify=self.verify, timeout=self.timeout)
 
     async def _send_all(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
         gate = asyncio.Semaphore(self.concurrency)
@@ -126,10 +122,10 @@ class ApnsProvider(Http2Provider):
             headers.update(overrides.apns_headers(message.overrides.apns))
         try:
             response = await self.client().post(
-                f"{self.base_url}/3/device/{message.push_token}", content=body, headers=headers
+                f"/3/device/{message.push_token}", content=body, headers=headers
             )
-        except httpx.HTTPError as exc:
-            return self._result(message, "retryable", reason=f"network: {type(exc).__name__}",
+        except H2Error as exc:
+            return self._result(message, "retryable", reason=f"network: {exc}",
                                 retry_after=_jitter(5.0))  # fmt: skip
         if response.status_code == 200:
             return SendResult(message.message_id, "sent", provider=self.name, response_code="200",
@@ -168,7 +164,7 @@ class ApnsProvider(Http2Provider):
         return SendResult(message.message_id, outcome, provider=self.name, **kw)
 
 
-def _reason(response: httpx.Response) -> str:
+def _reason(response: Response) -> str:
     try:
         return str(response.json().get("reason", ""))
     except ValueError:

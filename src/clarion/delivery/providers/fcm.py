@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -29,6 +30,7 @@ from google.oauth2 import service_account
 
 from clarion.delivery.providers import overrides
 from clarion.delivery.providers.base import OutboundPush, SendResult
+from clarion.delivery.providers.h2client import H2Client, H2Error, Response
 from clarion.delivery.providers.http2 import Http2Provider
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -48,61 +50,62 @@ class FcmProvider(Http2Provider):
         *,
         concurrency: int = 64,
         timeout: float = 10.0,
-        http2: bool = True,
-        h2c: bool = False,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         super().__init__()
         self.base_url = base_url.rstrip("/")
         self.secrets = secrets
         self.concurrency = concurrency
         self.timeout = timeout
-        self.http2 = http2
-        self.h2c = h2c  # HTTP/2 without TLS (a local fake): no HTTP/1.1 to fall back to
+        self.verify = verify  # https: TLS trust; an http:// base is cleartext HTTP/2 (a fake)
         self._tokens: dict[str, tuple[str, service_account.Credentials]] = {}
         self._token_lock = threading.Lock()
         self._limits: dict[str, asyncio.Semaphore] = {}
 
-    def make_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            http1=not self.h2c,
-            http2=self.http2 or self.h2c,
-            timeout=httpx.Timeout(self.timeout, connect=3.0),
-            limits=httpx.Limits(max_connections=self.concurrency),
-        )
+    def make_client(self) -> H2Client:
+        return H2Client(self.base_url, verify=self.verify, timeout=self.timeout)
 
     async def _send_all(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
-        tokens: dict[str, tuple[str, str] | SendResult] = {}
+        routes: dict[str, tuple[bytes, list[tuple[bytes, bytes]]] | SendResult] = {}
         for project_id in {m.project_id for m in batch}:
-            tokens[project_id] = await asyncio.to_thread(self._access, project_id)
-        return list(await asyncio.gather(*(self._send_one(m, tokens[m.project_id]) for m in batch)))
+            auth = await asyncio.to_thread(self._access, project_id)
+            if isinstance(auth, SendResult):  # no usable credentials: the same for all
+                routes[project_id] = auth
+                continue
+            fcm_project, token = auth  # the path and headers, encoded once per batch
+            routes[project_id] = (
+                f"/v1/projects/{fcm_project}/messages:send".encode(),
+                [(b"authorization", f"Bearer {token}".encode()),
+                 (b"content-type", b"application/json")],
+            )  # fmt: skip
+            if project_id not in self._limits:
+                self._limits[project_id] = asyncio.Semaphore(self.concurrency)
+        client = self.client()
+        return list(
+            await asyncio.gather(*(self._send_one(client, m, routes[m.project_id]) for m in batch))
+        )
 
     async def _send_one(
-        self, message: OutboundPush, auth: tuple[str, str] | SendResult
+        self,
+        client: H2Client,
+        message: OutboundPush,
+        route: tuple[bytes, list[tuple[bytes, bytes]]] | SendResult,
     ) -> SendResult:
-        if isinstance(auth, SendResult):  # no usable credentials: the same answer for all
-            return SendResult(message.message_id, auth.outcome, reason=auth.reason,
-                              retry_after=auth.retry_after, provider=self.name)  # fmt: skip
-        fcm_project, token = auth
+        if isinstance(route, SendResult):
+            return SendResult(message.message_id, route.outcome, reason=route.reason,
+                              retry_after=route.retry_after, provider=self.name)  # fmt: skip
         body = orjson.dumps({"message": fcm_message(message)})
         if len(body) > PAYLOAD_LIMIT + 64:  # the envelope around the FCM payload
             return self._result(message, "failed", reason=f"payload_too_large: {len(body)} bytes")
-        limit = self._limits.setdefault(message.project_id, asyncio.Semaphore(self.concurrency))
-        async with limit:
+        async with self._limits[message.project_id]:
             try:
-                response = await self.client().post(
-                    f"{self.base_url}/v1/projects/{fcm_project}/messages:send",
-                    content=body,
-                    headers={
-                        "Authorization": f"Bearer {token}",
-                        "Content-Type": "application/json",
-                    },
-                )
-            except httpx.HTTPError as exc:
-                return self._result(message, "retryable", reason=f"network: {type(exc).__name__}",
+                response = await client.post_encoded(route[0], body, route[1])
+            except H2Error as exc:
+                return self._result(message, "retryable", reason=f"network: {exc}",
                                     retry_after=_jitter(5.0))  # fmt: skip
         return self._classify(message, response)
 
-    def _classify(self, message: OutboundPush, response: httpx.Response) -> SendResult:
+    def _classify(self, message: OutboundPush, response: Response) -> SendResult:
         status = response.status_code
         if status == 200:
             name = str(response.json().get("name", ""))
@@ -173,7 +176,7 @@ def fcm_message(message: OutboundPush) -> dict[str, Any]:
     }
 
 
-def _error(response: httpx.Response) -> tuple[str, str, bool]:
+def _error(response: Response) -> tuple[str, str, bool]:
     """(error code, message, whether the token is the problem)."""
     try:
         error = response.json().get("error", {})
@@ -190,7 +193,7 @@ def _error(response: httpx.Response) -> tuple[str, str, bool]:
     return code, message, token_field or "registration token" in message.lower()
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: Response) -> float | None:
     try:
         return float(response.headers.get("Retry-After", ""))
     except ValueError:

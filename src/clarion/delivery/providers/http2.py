@@ -1,6 +1,6 @@
 """What the HTTP/2 providers share: a provider-owned event loop on its own thread and one
-long-lived ``httpx.AsyncClient`` on it. Workers are threads; ``send`` hands a batch to the
-loop, where its requests run concurrently, and waits for the results."""
+long-lived HTTP/2 client (``h2client.H2Client``) on it. Workers are threads; ``send`` hands a
+batch to the loop, where its requests run concurrently, and waits for the results."""
 
 from __future__ import annotations
 
@@ -10,9 +10,18 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import Future
 
-import httpx
-
 from clarion.delivery.providers.base import OutboundPush, SendResult
+from clarion.delivery.providers.h2client import H2Client
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (with uvicorn[standard]; its transports cost less per
+    request), else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows, or a trimmed install
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 class Http2Provider(ABC):
@@ -20,14 +29,14 @@ class Http2Provider(ABC):
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: H2Client | None = None
         self._loop_lock = threading.Lock()
 
     def send(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
         """One result per message, in order; never raises for a per-message problem."""
         with self._loop_lock:
             if self._loop is None:
-                self._loop = asyncio.new_event_loop()
+                self._loop = new_loop()
                 threading.Thread(target=self._loop.run_forever, name=f"clarion-{self.name}",
                                  daemon=True).start()  # fmt: skip
             loop = self._loop
@@ -45,15 +54,15 @@ class Http2Provider(ABC):
         loop.call_soon_threadsafe(loop.stop)
         self._loop = self._client = None
 
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> H2Client:
         """The long-lived client (made on the loop, at first use)."""
         if self._client is None:
             self._client = self.make_client()
         return self._client
 
     @abstractmethod
-    def make_client(self) -> httpx.AsyncClient:
-        """How this provider connects (HTTP/2 options, TLS trust, pool size)."""
+    def make_client(self) -> H2Client:
+        """How this provider connects (its origin, TLS trust, timeouts)."""
 
     @abstractmethod
     async def _send_all(self, batch: Sequence[OutboundPush]) -> list[SendResult]:

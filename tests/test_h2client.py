@@ -1,0 +1,137 @@
+"""The providers' HTTP/2 client against local HTTP/2 servers (h2c and TLS): many requests on
+one connection within the server's stream limit, flow control on a large body, and each way
+an answer can fail to come (timeout, dropped connection, GOAWAY, no ALPN h2) ending in
+H2Error, with the next request on a fresh connection."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clarion.delivery.providers.h2client import H2Client, H2Error
+from tests.fakes import h2server, tlscert
+
+
+class Script:
+    """A handler that counts concurrency and connections and follows a script by path."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most = 0
+        self.paths: list[str] = []
+
+    def __call__(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
+        with self.lock:
+            self.paths.append(path)
+        if path == "/hang":
+            return None
+        if path == "/drop":
+            raise h2server.Drop
+        if path == "/goaway":
+            raise h2server.GoAway
+        return 200, {"x-seen": str(len(body))}, b'{"ok": true, "method": "%s"}' % method.encode()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_many_requests_share_one_connection_within_the_stream_limit() -> None:
+    script = Script()
+    with h2server.running(script, max_streams=8) as url:
+
+        async def go() -> list[Any]:
+            client = H2Client(url)
+            try:
+                return await asyncio.gather(
+                    *(client.post(f"/n/{i}", b"{}", {"Content-Type": "x"}) for i in range(300))
+                )
+            finally:
+                await client.aclose()
+
+        answers = run(go())
+    assert [a.status_code for a in answers] == [200] * 300
+    assert answers[0].json() == {"ok": True, "method": "POST"}
+    assert answers[0].headers.get("X-Seen") == "2"  # any case
+    assert sorted(script.paths) == sorted(f"/n/{i}" for i in range(300))
+
+
+def test_a_body_larger_than_the_flow_control_window() -> None:
+    with h2server.running(Script()) as url:
+
+        async def go() -> Any:
+            client = H2Client(url)
+            try:
+                return await client.post("/big", b"x" * 300_000, {})
+            finally:
+                await client.aclose()
+
+        answer = run(go())
+    assert answer.status_code == 200 and answer.headers.get("x-seen") == "300000"
+
+
+def test_failures_raise_h2error_and_the_next_request_reconnects() -> None:
+    with h2server.running(Script()) as url:
+
+        async def go() -> list[str]:
+            client = H2Client(url, timeout=0.3)
+            seen: list[str] = []
+            try:
+                for path in ("/hang", "/ok", "/drop", "/ok", "/goaway", "/ok"):
+                    try:
+                        answer = await client.post(path, b"{}", {})
+                        seen.append(f"{path} {answer.status_code}")
+                    except H2Error as exc:
+                        seen.append(f"{path} H2Error: {exc}")
+            finally:
+                await client.aclose()
+            return seen
+
+        seen = run(go())
+    assert seen[0] == "/hang H2Error: no answer within 0.3 s"
+    assert seen[1] == "/ok 200"  # the same connection: the hung stream was reset
+    assert seen[2].startswith("/drop H2Error: connection lost")
+    assert seen[3] == "/ok 200"  # a new connection
+    assert seen[4].startswith("/goaway H2Error: GOAWAY")
+    assert seen[5] == "/ok 200"
+
+
+def test_tls_with_alpn_h2_and_certificates_checked() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        context, ca_file = tlscert.server_context(Path(tmp), alpn=["h2"])
+        plain, _ = tlscert.server_context(Path(tmp) / "..", alpn=None)
+        with (
+            h2server.running(Script(), tls=context) as url,
+            h2server.running(Script(), tls=plain) as no_h2,
+        ):
+
+            async def go(base: str, verify: Any) -> Any:
+                client = H2Client(base, verify=verify)
+                try:
+                    return await client.post("/ok", b"{}", {})
+                finally:
+                    await client.aclose()
+
+            trusted = ssl.create_default_context(cafile=ca_file)
+            assert run(go(url, trusted)).status_code == 200
+            with pytest.raises(H2Error, match="CERTIFICATE_VERIFY_FAILED"):
+                run(go(url, True))  # the system's trust store does not know the fake
+            with pytest.raises(H2Error, match="does not offer HTTP/2"):
+                run(
+                    go(no_h2, ssl.create_default_context(cafile=str(Path(tmp) / ".." / "cert.pem")))
+                )
+
+
+def test_a_refused_connection_is_an_h2error() -> None:
+    async def go() -> Any:
+        return await H2Client("http://127.0.0.1:9", connect_timeout=1).post("/", b"", {})
+
+    with pytest.raises(H2Error, match=r"cannot connect to 127\.0\.0\.1:9"):
+        run(go())
