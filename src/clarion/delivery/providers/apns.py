@@ -77,11 +77,10 @@ class ApnsProvider(Http2Provider):
         concurrency: int = 64,
         timeout: float = 10.0,
     ) -> None:
-        super().__init__()
+        super().__init__(concurrency)
         self.base_url = base_url.rstrip("/")
         self.secrets = secrets
         self.verify = verify
-        self.concurrency = concurrency
         self.timeout = timeout
         self._jwts: dict[str, tuple[str, float, str]] = {}  # project: (key id, made at, jwt)
         self._lock = threading.Lock()
@@ -90,14 +89,13 @@ class ApnsProvider(Http2Provider):
         return H2Client(self.base_url, verify=self.verify, timeout=self.timeout)
 
     async def _send_all(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
-        gate = asyncio.Semaphore(self.concurrency)
         credentials = {  # read once a batch, off the event loop (the store reads the database)
             project_id: await asyncio.to_thread(self.secrets, project_id)
             for project_id in {m.project_id for m in batch}
         }
 
         async def one(message: OutboundPush) -> SendResult:
-            async with gate:
+            async with self.gate(message.project_id):
                 return await self._send_one(message, credentials[message.project_id])
 
         return list(await asyncio.gather(*(one(m) for m in batch)))

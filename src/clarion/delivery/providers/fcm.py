@@ -52,15 +52,13 @@ class FcmProvider(Http2Provider):
         timeout: float = 10.0,
         verify: ssl.SSLContext | bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(concurrency)
         self.base_url = base_url.rstrip("/")
         self.secrets = secrets
-        self.concurrency = concurrency
         self.timeout = timeout
         self.verify = verify  # https: TLS trust; an http:// base is cleartext HTTP/2 (a fake)
         self._tokens: dict[str, tuple[str, service_account.Credentials]] = {}
         self._token_lock = threading.Lock()
-        self._limits: dict[str, asyncio.Semaphore] = {}
 
     def make_client(self) -> H2Client:
         return H2Client(self.base_url, verify=self.verify, timeout=self.timeout)
@@ -78,8 +76,6 @@ class FcmProvider(Http2Provider):
                 [(b"authorization", f"Bearer {token}".encode()),
                  (b"content-type", b"application/json")],
             )  # fmt: skip
-            if project_id not in self._limits:
-                self._limits[project_id] = asyncio.Semaphore(self.concurrency)
         client = self.client()
         return list(
             await asyncio.gather(*(self._send_one(client, m, routes[m.project_id]) for m in batch))
@@ -97,7 +93,7 @@ class FcmProvider(Http2Provider):
         body = orjson.dumps({"message": fcm_message(message)})
         if len(body) > PAYLOAD_LIMIT + 64:  # the envelope around the FCM payload
             return self._result(message, "failed", reason=f"payload_too_large: {len(body)} bytes")
-        async with self._limits[message.project_id]:
+        async with self.gate(message.project_id):
             try:
                 response = await client.post_encoded(route[0], body, route[1])
             except H2Error as exc:

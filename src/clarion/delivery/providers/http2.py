@@ -27,10 +27,19 @@ def new_loop() -> asyncio.AbstractEventLoop:
 class Http2Provider(ABC):
     name = "http2"
 
-    def __init__(self) -> None:
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency  # requests in flight per project, across batches
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: H2Client | None = None
         self._loop_lock = threading.Lock()
+        self._gates: dict[str, asyncio.Semaphore] = {}
+
+    def gate(self, project_id: str) -> asyncio.Semaphore:
+        """The project's concurrency limit for this provider (used on the loop only)."""
+        gate = self._gates.get(project_id)
+        if gate is None:
+            gate = self._gates[project_id] = asyncio.Semaphore(self.concurrency)
+        return gate
 
     def send(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
         """One result per message, in order; never raises for a per-message problem."""
