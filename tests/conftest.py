@@ -103,6 +103,7 @@ class Server:
     url: str
     settings: Settings
     client: httpx.Client
+    app: Any = None
 
     def wait_done(self, project: Project, trigger_id: str, timeout: float = 15) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -152,9 +153,8 @@ def server_factory(db_url: str, tmp_path: Path) -> Iterator[Any]:
     def start(**overrides: Any) -> Server:
         settings = settings_for(db_url, tmp_path / "var", **overrides)
         port = free_port()
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_level="warning"
-        )
+        application = create_app(settings)
+        config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -165,7 +165,8 @@ def server_factory(db_url: str, tmp_path: Path) -> Iterator[Any]:
             time.sleep(0.01)
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
         started.append((server, thread, client))
-        return Server(url=f"http://127.0.0.1:{port}", settings=settings, client=client)
+        return Server(url=f"http://127.0.0.1:{port}", settings=settings, client=client,
+                      app=application)  # fmt: skip
 
     yield start
     for server, thread, client in started:

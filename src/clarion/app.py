@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clarion import __version__, cache
 from clarion.campaigns.endpoints import router as campaigns_router
 from clarion.config import Settings, get_settings
+from clarion.console import pages as console
+from clarion.console.accounts import any_admin
 from clarion.credentials.crypto import Box, load_key
 from clarion.credentials.endpoints import router as providers_router
 from clarion.delivery.pipeline import Pipeline
@@ -222,6 +225,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     )
     app.state.runner = runner
     app.state.webhooks = webhooks
+    with db.read() as session:  # while there is no admin, `clarion serve` prints a set-up link
+        app.state.console_setup_token = "" if any_admin(session) else secrets.token_urlsafe(24)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)  # added last, so outermost: ids on every answer
     _install_error_handlers(app)
@@ -239,4 +244,5 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     app.include_router(providers_router)
     app.include_router(webhooks_router)
     app.include_router(inbox_router)
+    console.install(app)
     return app

@@ -46,6 +46,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(template_app, name="template")
 app.add_typer(providers_app, name="providers")
 webhooks_app = typer.Typer(no_args_is_help=True, help="Delivery-event webhook endpoints.")
+admin_app = typer.Typer(no_args_is_help=True, help="Console accounts.")
+app.add_typer(admin_app, name="admin")
 app.add_typer(webhooks_app, name="webhooks")
 
 
@@ -157,6 +159,8 @@ def serve(
             "\nThen read the message log: GET /api/v1/triggers/<trigger_id>/messages "
             "with the same two headers.\n"
         )
+    if token := application.state.console_setup_token:
+        out.print(f"No console admin yet. Create one: {base}/console/setup?token={token}\n")
     # Everything built so far (the app, SQLAlchemy's metadata, compiled statements) lives for
     # the whole process: move it out of the collector's sight so that full collections under
     # load stay short (they were the 2% of trigger requests near 100 ms in bench/trigger.py),
@@ -420,6 +424,27 @@ def providers_remove(provider: str, project: ProjectOpt = None) -> None:
     with _reported(), db.write() as session:
         credentials.remove(session, project_id, provider)
     out.print(f"{provider} credentials removed")
+
+
+@admin_app.command("create")
+def admin_create(
+    email: Annotated[str, typer.Option(help="The admin's e-mail address (the sign-in name).")],
+) -> None:
+    """Create a console admin. The password is read from CLARION_ADMIN_PASSWORD, or asked
+    for (hidden, twice); it is stored as an argon2id hash."""
+    import os
+
+    from clarion.console import accounts
+
+    password = os.environ.get("CLARION_ADMIN_PASSWORD") or typer.prompt(
+        "Password (at least 12 characters)", hide_input=True, confirmation_prompt=True
+    )
+    settings = get_settings()
+    upgrade(settings.resolved_database_url())
+    db = _db()
+    with _reported(), db.write() as session:
+        made = accounts.create_admin(session, email, password)
+    out.print(f"admin {made.email} created; sign in at /console")
 
 
 @webhooks_app.command("add")

@@ -1,0 +1,1 @@
+"""The console: server-rendered pages at /console on the same services as the API."""

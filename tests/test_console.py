@@ -1,0 +1,225 @@
+"""The console in a real browser (Debian's chromium through Playwright) against a real server:
+sign-in, projects, keys shown once, revocation, provider and webhook forms, layouts at 1280
+and 390 px; and over plain HTTP: CSRF refusals, session expiry, the failed sign-in limit,
+cookie flags, the first-run set-up link and `clarion admin create`. Screenshots of the main
+pages go to var/screenshots/."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from clarion.console import accounts
+from clarion.storage.db import Database
+from clarion.storage.models import ConsoleSession, Project, utcnow
+from tests.conftest import Server
+
+EMAIL, PASSWORD = "ops@shop.example", "correct horse battery"
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "var" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def make_admin(db: Database) -> None:
+    with db.write() as session:
+        accounts.create_admin(session, EMAIL, PASSWORD)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is needed for the console's browser tests in CI")
+        pytest.skip(f"{CHROMIUM} is not installed here (apt install chromium; CI requires it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def fits(page: Any) -> bool:
+    """No horizontal scrolling."""
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def test_sign_in_create_a_project_and_manage_keys_in_a_browser(
+    server_factory: Any, db: Database, browser: Any
+) -> None:
+    server: Server = server_factory(webhook_allowed_networks="127.0.0.0/8")
+    make_admin(db)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.on("dialog", lambda dialog: dialog.accept())
+
+    page.goto(server.url + "/console/projects")  # not signed in: to the sign-in page
+    assert page.url.startswith(server.url + "/console/login?next=")
+    page.get_by_label("E-mail").fill(EMAIL)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    assert "do not match an admin" in page.get_by_role("alert").inner_text()
+    assert page.get_by_label("E-mail").input_value() == EMAIL  # what was typed is kept
+    page.screenshot(path=str(SCREENSHOTS / "console-sign-in.png"))
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    assert page.url == server.url + "/console/projects"
+
+    page.get_by_label("Name").fill("Shop")
+    page.get_by_role("button", name="Create project").click()
+    assert re.search(r"/console/projects/[0-9a-f-]{36}$", page.url)
+    project_id = page.locator("#project-id").inner_text()
+    assert page.get_by_role("heading", name="Shop").is_visible()
+
+    page.get_by_label("Name", exact=True).fill("backend")
+    page.get_by_role("button", name="Create key").click()
+    key = page.locator("#new-key").inner_text()
+    assert "shown this once" in page.locator(".reveal").inner_text()
+    assert page.locator("button.copy[data-copy=new-key]").is_visible()
+    page.screenshot(path=str(SCREENSHOTS / "console-project.png"), full_page=True)
+    headers = {"X-Clix-Project-ID": project_id, "X-Clix-API-Key": key}
+    assert httpx.get(server.url + "/api/v1/campaigns", headers=headers).status_code == 200
+
+    page.goto(f"{server.url}/console/projects/{project_id}")  # shown once: not any more
+    assert page.locator("#new-key").count() == 0 and key not in page.content()
+    page.get_by_role("button", name="Revoke").click()
+    assert "The key is revoked" in page.get_by_role("status").first.inner_text()
+    assert httpx.get(server.url + "/api/v1/campaigns", headers=headers).status_code == 401
+
+    # A refused provider form shows the error at the form and keeps what was typed.
+    page.locator("#provider-smtp summary").click()
+    page.get_by_label("Host").fill("smtp.example.com")
+    page.get_by_label("Port").fill("not-a-port")
+    page.get_by_label("From address").fill("orders@shop.example")
+    page.get_by_role("button", name="Save SMTP").click()
+    alert = page.locator("#provider-smtp .error").inner_text()
+    assert "port" in alert and page.get_by_label("Host").input_value() == "smtp.example.com"
+    page.get_by_label("Port").fill("587")
+    page.get_by_label("Password").fill("relay-secret-1")
+    page.get_by_role("button", name="Save SMTP").click()
+    assert "configured" in page.locator("#provider-smtp summary").inner_text()
+    assert "relay-secret-1" not in page.content()
+
+    page.get_by_label("URL").fill("http://127.0.0.1:9/hooks")
+    page.get_by_label("PUSH_FAILED").check()
+    page.get_by_role("button", name="Add endpoint").click()
+    assert page.locator("#new-secret").inner_text().startswith("whsec_")
+    assert "PUSH_FAILED" in page.locator("#webhooks table").inner_text()
+    assert fits(page)
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(server.url + f"/console/projects/{project_id}")
+    assert fits(page)
+    page.screenshot(path=str(SCREENSHOTS / "console-project-390.png"), full_page=True)
+    page.get_by_role("button", name="Sign out").click()
+    assert "/console/login" in page.url
+
+
+def sign_in(server: Server) -> httpx.Client:
+    client = httpx.Client(base_url=server.url)
+    form = client.get("/console/login").text
+    token = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert token is not None
+    r = client.post("/console/login", data={"csrf": token.group(1), "email": EMAIL,
+                                            "password": PASSWORD})  # fmt: skip
+    assert r.status_code == 303 and r.headers["location"] == "/console/projects"
+    return client
+
+
+def csrf_of(client: httpx.Client) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get("/console/projects").text)
+    assert found is not None
+    return found.group(1)
+
+
+def test_forms_without_the_sessions_csrf_token_are_refused(server: Server, db: Database) -> None:
+    make_admin(db)
+    client = sign_in(server)
+    for data in ({"name": "Sneaky"}, {"name": "Sneaky", "csrf": "forged"}):
+        r = client.post("/console/projects", data=data)
+        assert r.status_code == 403 and "reload the page" in r.text
+    with db.read() as session:
+        assert session.scalars(select(Project).where(Project.name == "Sneaky")).all() == []
+    r = client.post("/console/projects", data={"name": "Real", "csrf": csrf_of(client)})
+    assert r.status_code == 303
+    # The sign-in form's token is bound to its cookie: a token alone is refused.
+    r = httpx.post(server.url + "/console/login",
+                   data={"csrf": "x", "email": EMAIL, "password": PASSWORD})  # fmt: skip
+    assert r.status_code == 403
+
+
+def test_cookie_flags_and_session_expiry(server: Server, db: Database) -> None:
+    make_admin(db)
+    client = sign_in(server)
+    assert client.get("/console/projects").status_code == 200
+    with db.write() as session:
+        session.execute(update(ConsoleSession).values(expires_at=utcnow()))
+    r = client.get("/console/projects")
+    assert r.status_code == 303 and r.headers["location"].endswith("&expired=1")
+    assert "Your session expired; sign in again." in client.get(r.headers["location"]).text
+
+    login = httpx.get(server.url + "/console/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', login.text)
+    assert token is not None
+    r = httpx.post(server.url + "/console/login", cookies=login.cookies,
+                   data={"csrf": token.group(1), "email": EMAIL, "password": PASSWORD})  # fmt: skip
+    cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("clarion_session="))
+    flags = cookie.lower()
+    assert "httponly" in flags and "samesite=lax" in flags and "path=/console" in flags
+    assert "secure" not in flags  # plain HTTP here; set over HTTPS
+
+
+def test_failed_sign_ins_are_limited_per_address(server: Server, db: Database) -> None:
+    make_admin(db)
+    client = httpx.Client(base_url=server.url)
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/console/login").text)
+    assert token is not None
+    for _ in range(accounts.MAX_FAILURES):
+        r = client.post("/console/login", data={"csrf": token.group(1), "email": EMAIL,
+                                                "password": "wrong password"})  # fmt: skip
+        assert r.status_code == 401
+    r = client.post("/console/login", data={"csrf": token.group(1), "email": EMAIL,
+                                            "password": PASSWORD})  # fmt: skip
+    assert r.status_code == 429 and "Too many failed sign-ins" in r.text
+    assert "clarion_session" not in r.cookies
+
+
+def test_the_first_run_set_up_link(server: Server, db: Database) -> None:
+    token = server.app.state.console_setup_token
+    assert token  # no admin yet
+    assert "no admin yet" in server.client.get("/console/login").text
+    assert server.client.get("/console/setup?token=wrong").status_code == 403
+    setup = f"/console/setup?token={token}"
+    r = server.client.post(setup, data={"email": EMAIL, "password": PASSWORD, "confirm": "x"})
+    assert r.status_code == 400 and "passwords differ" in r.text and EMAIL in r.text
+    r = server.client.post(setup, data={"email": EMAIL, "password": "short", "confirm": "short"})
+    assert r.status_code == 400 and "at least 12 characters" in r.text
+    r = server.client.post(setup, data={"email": EMAIL, "password": PASSWORD, "confirm": PASSWORD})
+    assert r.status_code == 303
+    assert server.client.get(f"/console/setup?token={token}").status_code == 404
+    sign_in(server)
+
+
+def test_admin_create_from_the_cli(cli_env: Any, db: Database, monkeypatch: Any) -> None:
+    from clarion.cli import app as cli
+
+    monkeypatch.setenv("CLARION_ADMIN_PASSWORD", "short")
+    run = cli_env.invoke(cli, ["admin", "create", "--email", EMAIL])
+    assert run.exit_code == 1 and "at least 12 characters" in run.output
+    monkeypatch.setenv("CLARION_ADMIN_PASSWORD", PASSWORD)
+    run = cli_env.invoke(cli, ["admin", "create", "--email", EMAIL])
+    assert run.exit_code == 0 and "admin ops@shop.example created" in run.output
+    with db.read() as session:
+        admin = accounts.check_password(session, EMAIL, PASSWORD)
+    assert admin is not None and admin.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in admin.password_hash
+    run = cli_env.invoke(cli, ["admin", "create", "--email", EMAIL])
+    assert run.exit_code == 1 and "exists already" in run.output
