@@ -223,3 +223,64 @@ def test_admin_create_from_the_cli(cli_env: Any, db: Database, monkeypatch: Any)
     assert PASSWORD not in admin.password_hash
     run = cli_env.invoke(cli, ["admin", "create", "--email", EMAIL])
     assert run.exit_code == 1 and "exists already" in run.output
+
+
+def sign_in_page(browser: Any, server: Server, width: int = 1280, height: int = 800) -> Any:
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(server.url + "/console/login")
+    page.get_by_label("E-mail").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    assert page.url == server.url + "/console/projects"
+    return page
+
+
+def test_activate_trigger_watch_and_ask_why_in_a_browser(
+    server: Server, db: Database, browser: Any
+) -> None:
+    from tests.conftest import make_project
+    from tests.helpers import PICKUP, PROPS, create_campaign, store_pickup
+
+    make_admin(db)
+    project = make_project(db, "Pickup shop")
+    store_pickup(server.client, project)  # the staff and customers of two cities
+    draft = create_campaign(server.client, project, {**PICKUP, "name": "Pickup (draft)",
+                                                     "status": "draft"})  # fmt: skip
+    page = sign_in_page(browser, server)
+    page.get_by_role("link", name="Pickup shop").click()
+    page.get_by_role("link", name="Pickup (draft)").click()
+    assert page.locator("#campaign-status").inner_text() == "draft"
+    assert "trigger.store_location" in page.locator("#summary").inner_text()
+    page.get_by_role("button", name="Activate").click()
+    assert page.locator("#campaign-status").inner_text() == "active"
+
+    r = server.client.post(f"/api/v1/campaigns/{draft}:trigger", headers=project.headers,
+                           json={"properties": PROPS})  # fmt: skip
+    trigger_id = r.json()["trigger_id"]
+    page.reload()
+    page.get_by_role("link", name=re.compile(r"\d{4}-\d\d-\d\d")).first.click()
+    assert trigger_id in page.url
+    page.wait_for_function("document.querySelector('#trigger-status').textContent"
+                           " === 'completed'", timeout=15_000)  # fmt: skip
+    assert page.locator("#progress-bar").get_attribute("value") == "2"
+    statuses = page.locator("#log tbody .status").all_inner_texts()
+    assert statuses == ["sent", "sent"]
+    assert "Order #ORD-12345 from Jamie Chen" in page.locator("#log table").inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "console-trigger.png"), full_page=True)
+
+    page.get_by_label("Project user id or device id").fill("ny-staff-1")
+    page.get_by_role("button", name="Explain").click()
+    steps = page.locator("ol.steps").inner_text()
+    assert "✔ Target" in steps
+    assert "✘ Condition" in steps and "store_location" in steps
+    assert "'New York'" in steps and "'San Francisco'" in steps  # the values compared
+    assert "No message for this user in this trigger." in steps
+    page.screenshot(path=str(SCREENSHOTS / "console-why.png"), full_page=True)
+
+    page.get_by_label("User", exact=True).fill("sf-staff-1")
+    page.get_by_role("button", name="Filter").click()
+    assert page.locator("#log tbody tr").count() == 1
+    page.get_by_label("Project user id or device id").fill("nobody-here")
+    page.get_by_role("button", name="Explain").click()
+    assert "No user or device 'nobody-here'" in page.locator("ol.steps").inner_text()
+    assert fits(page)

@@ -357,3 +357,87 @@ def remove_webhook(
     return _changed(request, admin, project_id, form, "webhooks",
                     lambda session: webhooks.remove(session, project_id, endpoint_id),
                     done="webhook-removed")  # fmt: skip
+
+
+# -- campaigns, triggers, the message log --------------------------------------------------
+PAGE = 50
+
+
+@router.get("/projects/{project_id}/campaigns/{campaign_id}")
+def campaign(request: Request, admin: Admin, project_id: str, campaign_id: str) -> HTMLResponse:
+    return campaign_page(request, admin, project_id, campaign_id)
+
+
+def campaign_page(
+    request: Request, admin: SignedIn, project_id: str, campaign_id: str, status: int = 200,
+    **context: Any,
+) -> HTMLResponse:  # fmt: skip
+    before = request.query_params.get("before")
+    with state(request).db.read() as session:
+        try:
+            found_campaign = campaigns.get(session, project_id, campaign_id)
+        except ClarionError as exc:
+            return page(request, "message.html", 404, admin=admin, title="No such campaign",
+                        message=exc.message)  # fmt: skip
+        out = campaigns.to_out(session, found_campaign)
+        found = console_repo.triggers(session, campaign_id, before, PAGE + 1)
+        counts = console_repo.trigger_counts(session, [t.id for t in found[:PAGE]])
+    more = len(found) > PAGE
+    return page(request, "campaign.html", status, admin=admin, project_id=project_id,
+                campaign=out, triggers=found[:PAGE], counts=counts,
+                next_before=found[PAGE - 1].created_at.isoformat() if more else None,
+                **context)  # fmt: skip
+
+
+@router.post("/projects/{project_id}/campaigns/{campaign_id}/status")
+def campaign_status(
+    request: Request, admin: Admin, project_id: str, campaign_id: str, form: Form
+) -> Response:
+    checked(admin, form)
+    wanted = form.get("status", "")
+    if wanted not in ("active", "paused", "archived"):
+        return campaign_page(request, admin, project_id, campaign_id, 400,
+                             error="Choose activate, pause or archive.")  # fmt: skip
+    try:
+        with state(request).db.write() as session:
+            found = campaigns.get(session, project_id, campaign_id)
+            campaigns.set_status(session, found, wanted)  # type: ignore[arg-type]
+    except ClarionError as exc:
+        return campaign_page(request, admin, project_id, campaign_id, 400, error=exc.message)
+    return RedirectResponse(f"/console/projects/{project_id}/campaigns/{campaign_id}", 303)
+
+
+@router.get("/projects/{project_id}/triggers/{trigger_id}")
+def trigger_page(request: Request, admin: Admin, project_id: str, trigger_id: str) -> Response:
+    import time
+
+    from clarion.campaigns.service import load_version
+    from clarion.console import why
+    from clarion.delivery import repository as delivery_repo
+    from clarion.messages import repository as messages_repo
+    from clarion.storage.models import Trigger
+
+    q = request.query_params
+    filters = {k: q.get(k) or None for k in ("status", "user", "device")}
+    who = (q.get("why") or "").strip()
+    with state(request).db.read() as session:
+        trigger = session.get(Trigger, trigger_id)
+        if trigger is None or trigger.project_id != project_id:
+            return page(request, "message.html", 404, admin=admin, title="No such trigger",
+                        message=f"No trigger {trigger_id!r} in this project.")  # fmt: skip
+        counts = delivery_repo.counts(session, trigger.id)
+        rows = messages_repo.page(session, trigger.id, filters["status"], q.get("after"),
+                                  PAGE + 1, filters["user"], filters["device"])  # fmt: skip
+        steps = []
+        if who:
+            version = load_version(session, trigger.campaign_id, trigger.campaign_version)
+            steps = why.explain(session, trigger, version, who, time.time())
+        parent = campaigns.get(session, project_id, trigger.campaign_id)
+    total = trigger.matched if trigger.matched is not None else sum(counts.values())
+    settled = sum(n for s, n in counts.items() if s in ("sent", "failed", "skipped"))
+    more = len(rows) > PAGE
+    return page(request, "trigger.html", admin=admin, project_id=project_id, trigger=trigger,
+                campaign=parent, counts=counts, total=total, settled=settled,
+                messages=rows[:PAGE], filters=filters, who=who, steps=steps,
+                next_after=rows[PAGE - 1].id if more else None,
+                live=trigger.status not in ("completed", "failed"))  # fmt: skip

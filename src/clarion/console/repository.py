@@ -51,3 +51,25 @@ def activity(session: Session, project_id: str) -> dict[str, CampaignActivity]:
         )
         for campaign_id, last, recent in triggers
     }
+
+
+def triggers(session: Session, campaign_id: str, before: str | None, limit: int) -> list[Trigger]:
+    """A campaign's triggers, newest first."""
+    query = select(Trigger).where(Trigger.campaign_id == campaign_id)
+    if before:
+        query = query.where(Trigger.created_at < datetime.fromisoformat(before))
+    return list(session.scalars(query.order_by(Trigger.created_at.desc()).limit(limit)))
+
+
+def trigger_counts(session: Session, trigger_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Message counts by status, per trigger."""
+    found: dict[str, dict[str, int]] = {t: {} for t in trigger_ids}
+    if trigger_ids:
+        rows = session.execute(
+            select(Message.trigger_id, Message.status, func.count())
+            .where(Message.trigger_id.in_(trigger_ids))
+            .group_by(Message.trigger_id, Message.status)
+        ).all()
+        for trigger_id, status, n in rows:
+            found.setdefault(str(trigger_id), {})[status] = int(n)
+    return found
