@@ -284,3 +284,67 @@ def test_activate_trigger_watch_and_ask_why_in_a_browser(
     page.get_by_role("button", name="Explain").click()
     assert "No user or device 'nobody-here'" in page.locator("ol.steps").inner_text()
     assert fits(page)
+
+
+def test_build_the_store_pickup_campaign_in_the_editor(
+    server: Server, db: Database, browser: Any
+) -> None:
+    from tests.conftest import make_project
+    from tests.helpers import store_pickup
+
+    make_admin(db)
+    project = make_project(db, "Editor shop")
+    store_pickup(server.client, project)
+    page = sign_in_page(browser, server)
+    page.goto(f"{server.url}/console/projects/{project.id}/campaigns/new")
+    page.get_by_label("Name", exact=True).fill("Staff pickup alert")
+    page.get_by_label("Title").fill("New pickup order")
+    page.get_by_label("Body").fill("Order #{{ trigger.order_id }} from {{ trigger.customer_name }}")
+    sample = page.get_by_label("Sample trigger properties (JSON)")
+    sample.fill('{"store_location": "San Francisco", "order_id": "A-1", "customer_name": "Jo"}')
+    page.fill("#c0_0_attribute", "user_role")
+    page.select_option("#c0_0_operator", "eq")
+    page.fill("#c0_0_value", "store_staff")
+    page.fill("#c0_1_attribute", "store_location")
+    page.select_option("#c0_1_operator", "eq")
+    page.fill("#c0_1_value", "{{ trigger.store_location }}")
+    count = page.locator("#preview-count")
+    page.wait_for_function("document.querySelector('#preview-count').textContent"
+                           ".startsWith('2 matching')")  # fmt: skip
+    assert page.locator("#preview-body").inner_text() == "Order #A-1 from Jo"
+    assert "bytes" in page.locator("#preview-bytes").inner_text()
+    sample.fill('{"store_location": "New York", "order_id": "A-1", "customer_name": "Jo"}')
+    page.wait_for_function("document.querySelector('#preview-count').textContent"
+                           ".startsWith('1 matching')")  # fmt: skip
+    assert "1 matching recipient" in count.inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "console-editor.png"), full_page=True)
+
+    # A template syntax error shows inline, with where it is; saving keeps what was typed.
+    page.get_by_label("Body").fill("Order #{{ trigger.order_id ")
+    page.wait_for_function("!document.querySelector('#preview-error').hidden")
+    assert "line 1" in page.locator("#preview-error").inner_text()
+    page.get_by_role("button", name="Save campaign").click()
+    assert "message.body" in page.locator("#save-error").inner_text()
+    assert page.get_by_label("Name", exact=True).input_value() == "Staff pickup alert"
+    assert page.locator("#c0_1_value").input_value() == "{{ trigger.store_location }}"
+
+    # A fourth attribute is refused, saying why.
+    page.get_by_label("Body").fill("Order #{{ trigger.order_id }}")
+    page.fill("#c1_0_attribute", "platform")
+    page.fill("#c1_0_value", "IOS")
+    page.fill("#c1_1_attribute", "locale_region")
+    page.fill("#c1_1_value", "US")
+    page.get_by_role("button", name="Save campaign").click()
+    assert "at most 3" in page.locator("#save-error").inner_text()
+    page.fill("#c1_0_attribute", "")
+    page.fill("#c1_1_attribute", "")
+    page.get_by_role("button", name="Save campaign").click()
+    assert "/campaigns/" in page.url and "Staff pickup alert" in page.locator("h1").inner_text()
+    page.get_by_role("button", name="Activate").click()
+    assert page.locator("#campaign-status").inner_text() == "active"
+    shown = server.client.get("/api/v1/campaigns", headers=project.headers).json()
+    saved = next(c for c in shown["campaigns"] if c["name"] == "Staff pickup alert")
+    assert saved["trigger_keys"] == ["store_location"] and saved["status"] == "active"
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{server.url}/console/projects/{project.id}/campaigns/{saved['id']}/edit")
+    assert fits(page) and page.locator("#c0_0_attribute").input_value() == "user_role"

@@ -19,15 +19,16 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from clarion.audience.rules import BUILTINS
 from clarion.auth import service as auth
 from clarion.auth.repository import get_project, list_projects
 from clarion.campaigns import service as campaigns
-from clarion.console import accounts
+from clarion.console import accounts, editor
 from clarion.console import repository as console_repo
 from clarion.console.accounts import SignedIn
 from clarion.credentials import service as credentials
 from clarion.errors import ClarionError
-from clarion.web import state
+from clarion.web import JSONResponse, state
 from clarion.webhooks import service as webhooks
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -361,6 +362,77 @@ def remove_webhook(
 
 # -- campaigns, triggers, the message log --------------------------------------------------
 PAGE = 50
+
+
+@router.get("/projects/{project_id}/campaigns/new")
+def new_campaign(request: Request, admin: Admin, project_id: str) -> HTMLResponse:
+    return _editor(request, admin, project_id, {"channel": "push", "match": "all"})
+
+
+@router.get("/projects/{project_id}/campaigns/{campaign_id}/edit")
+def edit_campaign(
+    request: Request, admin: Admin, project_id: str, campaign_id: str
+) -> HTMLResponse:
+    with state(request).db.read() as session:
+        try:
+            out = campaigns.to_out(session, campaigns.get(session, project_id, campaign_id))
+        except ClarionError as exc:
+            return page(request, "message.html", 404, admin=admin, title="No such campaign",
+                        message=exc.message)  # fmt: skip
+    form = editor.form_from_campaign(out)
+    form["campaign_id"] = campaign_id
+    return _editor(request, admin, project_id, form)
+
+
+def _editor(
+    request: Request, admin: SignedIn, project_id: str, form: dict[str, str],
+    status: int = 200, error: str | None = None,
+) -> HTMLResponse:  # fmt: skip
+    with state(request).db.read() as session:
+        found = get_project(session, project_id)
+        if found is None:
+            return page(request, "message.html", 404, admin=admin, title="No such project",
+                        message=f"No project {project_id!r}.")  # fmt: skip
+        properties = editor.property_names(session, project_id)
+    builtins = sorted(BUILTINS.items())
+    return page(request, "editor.html", status, admin=admin, project=found, form=form,
+                error=error, groups=range(editor.GROUPS), rows=range(editor.ROWS),
+                builtins=builtins, properties=properties,
+                operators=editor.OPERATOR_LABELS)  # fmt: skip
+
+
+@router.post("/projects/{project_id}/campaigns/save")
+def save_campaign(request: Request, admin: Admin, project_id: str, form: Form) -> Response:
+    checked(admin, form)
+    campaign_id = form.get("campaign_id", "")
+    try:
+        spec = editor.spec_from_form(form)
+        with state(request).db.write() as session:
+            if get_project(session, project_id) is None:
+                raise ClarionError(f"No project {project_id!r}.", code="project_not_found")
+            if campaign_id:
+                saved = campaigns.update(session, campaigns.get(session, project_id, campaign_id),
+                                         spec)  # fmt: skip
+            else:
+                saved = campaigns.create(session, project_id, spec)
+    except editor.FormProblem as exc:
+        return _editor(request, admin, project_id, form, 400, str(exc))
+    except ClarionError as exc:
+        where = exc.details.get("path")
+        return _editor(request, admin, project_id, form, 400,
+                       f"{where}: {exc.message}" if where and where not in exc.message
+                       else exc.message)  # fmt: skip
+    return RedirectResponse(f"/console/projects/{project_id}/campaigns/{saved.id}", 303)
+
+
+@router.post("/projects/{project_id}/campaigns/preview")
+def preview_campaign(request: Request, admin: Admin, project_id: str, form: Form) -> Response:
+    """The editor's live preview (JSON, for its script)."""
+    checked(admin, form)
+    with state(request).db.read() as session:
+        shown = editor.preview(session, project_id, form, form.get("sample", ""),
+                               form.get("sample_user", "").strip())  # fmt: skip
+    return JSONResponse(shown)
 
 
 @router.get("/projects/{project_id}/campaigns/{campaign_id}")
