@@ -348,3 +348,61 @@ def test_build_the_store_pickup_campaign_in_the_editor(
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{server.url}/console/projects/{project.id}/campaigns/{saved['id']}/edit")
     assert fits(page) and page.locator("#c0_0_attribute").input_value() == "user_role"
+
+
+def test_versions_diff_and_a_test_send(server: Server, db: Database, browser: Any) -> None:
+    from tests.conftest import make_project
+    from tests.helpers import PICKUP, add_user, create_campaign
+
+    make_admin(db)
+    project = make_project(db, "Versions shop")
+    campaign_id = create_campaign(server.client, project, PICKUP)
+    changed = {**PICKUP, "message": {**PICKUP["message"], "title": "Pickup ready"}}
+    r = server.client.put(f"/api/v1/campaigns/{campaign_id}", headers=project.headers,
+                          json=changed)  # fmt: skip
+    assert r.status_code == 200, r.text
+    add_user(server.client, project, "ny-cust-9", {"user_role": "customer"}, [{"id": "d-9"}])
+    page = sign_in_page(browser, server)
+    page.goto(f"{server.url}/console/projects/{project.id}/campaigns/{campaign_id}")
+    page.get_by_role("button", name="Compare").click()
+    diff = page.locator("#diff").inner_text()
+    assert "-  title: New pickup order" in diff and "+  title: Pickup ready" in diff
+
+    # The customer is outside the audience: a test send reaches the device anyway.
+    page.get_by_label("Device ids (comma-separated, at most 20)").fill("d-9, missing-device")
+    page.get_by_label("Sample trigger properties (JSON)").fill('{"order_id": "T-1"}')
+    page.get_by_role("button", name="Send test").click()
+    rows = page.locator("#test-results tbody tr").all_inner_texts()
+    assert rows[0].startswith("d-9\tsent") and "missing-device\tfailed" in rows[1]
+    assert "unknown_device" in rows[1]
+    page.screenshot(path=str(SCREENSHOTS / "console-campaign.png"), full_page=True)
+
+
+def test_users_and_devices_browser(server: Server, db: Database, browser: Any) -> None:
+    from tests.conftest import make_project
+    from tests.helpers import add_user
+
+    make_admin(db)
+    project = make_project(db, "People shop")
+    for n in range(3):
+        add_user(server.client, project, f"staff-{n}", {"user_role": "store_staff", "n": n},
+                 [{"id": f"dev-{n}", "platform": "ios"}])  # fmt: skip
+    add_user(server.client, project, "customer-1", {"user_role": "customer"}, [])
+    r = server.client.post("/api/v1/events", headers=project.sdk_headers, json={"events": [
+        {"device_id": "dev-1", "name": "SESSION_START", "source_type": "SDK", "properties": {}},
+    ]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    page = sign_in_page(browser, server)
+    page.goto(f"{server.url}/console/projects/{project.id}")
+    page.get_by_role("link", name="Users and devices").click()
+    assert page.locator("#users tbody tr").count() == 4
+    page.get_by_label("Project user id starts with").fill("staff-")
+    page.get_by_role("button", name="Search").click()
+    assert page.locator("#users tbody tr").count() == 3
+    page.get_by_role("link", name="staff-1").click()
+    assert '"store_staff"' in page.locator("#properties").inner_text()
+    devices = page.locator("#devices").inner_text()
+    assert "dev-1" in devices and "IOS" in devices and "token ✔" in devices
+    assert "SESSION_START" in page.locator("#events").inner_text()
+    page.goto(f"{server.url}/console/projects/{project.id}/users/nobody")
+    assert "No user 'nobody'" in page.locator(".error").inner_text()

@@ -22,12 +22,14 @@ from fastapi.templating import Jinja2Templates
 from clarion.audience.rules import BUILTINS
 from clarion.auth import service as auth
 from clarion.auth.repository import get_project, list_projects
+from clarion.campaigns import repository as campaign_repo
 from clarion.campaigns import service as campaigns
-from clarion.console import accounts, editor
+from clarion.console import accounts, editor, testing
 from clarion.console import repository as console_repo
 from clarion.console.accounts import SignedIn
 from clarion.credentials import service as credentials
 from clarion.errors import ClarionError
+from clarion.messages.send import send as send_messages
 from clarion.web import JSONResponse, state
 from clarion.webhooks import service as webhooks
 
@@ -454,11 +456,56 @@ def campaign_page(
         out = campaigns.to_out(session, found_campaign)
         found = console_repo.triggers(session, campaign_id, before, PAGE + 1)
         counts = console_repo.trigger_counts(session, [t.id for t in found[:PAGE]])
+        versions = list(campaign_repo.versions(session, campaign_id))
     more = len(found) > PAGE
+    diff = _diff(versions, request.query_params.get("from"), request.query_params.get("to"))
     return page(request, "campaign.html", status, admin=admin, project_id=project_id,
-                campaign=out, triggers=found[:PAGE], counts=counts,
-                next_before=found[PAGE - 1].created_at.isoformat() if more else None,
+                campaign=out, triggers=found[:PAGE], counts=counts, versions=versions,
+                diff=diff, next_before=found[PAGE - 1].created_at.isoformat() if more else None,
                 **context)  # fmt: skip
+
+
+def _diff(versions: list[Any], old: str | None, new: str | None) -> list[str] | None:
+    """A unified diff of two versions' definitions (as YAML), line by line."""
+    import difflib
+
+    import yaml
+
+    by_number = {str(v.version): v.definition for v in versions}
+    if not old or not new or old not in by_number or new not in by_number:
+        return None
+
+    def lines(number: str) -> list[str]:
+        return yaml.safe_dump(by_number[number], sort_keys=False, allow_unicode=True).splitlines()
+
+    return list(difflib.unified_diff(lines(old), lines(new), f"version {old}", f"version {new}",
+                                     lineterm=""))  # fmt: skip
+
+
+@router.post("/projects/{project_id}/campaigns/{campaign_id}/test")
+def send_test(
+    request: Request, admin: Admin, project_id: str, campaign_id: str, form: Form
+) -> Response:
+    """Send the campaign's message, rendered for each chosen device, to those devices only:
+    the audience is not applied (a test send through messages:send)."""
+    checked(admin, form)
+    app = state(request)
+    devices = [d.strip() for d in form.get("devices", "").split(",") if d.strip()][:20]
+    if not devices:
+        return campaign_page(request, admin, project_id, campaign_id, 400, typed=form,
+                             error="Give one or more device ids, separated by commas.")  # fmt: skip
+    try:
+        with app.db.read() as session:
+            notes = testing.render_for_devices(session, project_id, campaign_id, devices,
+                                               form.get("sample", ""))  # fmt: skip
+        results = send_messages(app.db, app.providers, project_id, notes)
+    except ClarionError as exc:
+        return campaign_page(request, admin, project_id, campaign_id, 400, typed=form,
+                             error=exc.message)  # fmt: skip
+    # One result per device target, in order (messages:send answers each target once).
+    tested = list(zip(devices, results, strict=False))
+    return campaign_page(request, admin, project_id, campaign_id, typed=form,
+                         test_results=tested)  # fmt: skip
 
 
 @router.post("/projects/{project_id}/campaigns/{campaign_id}/status")
@@ -513,3 +560,34 @@ def trigger_page(request: Request, admin: Admin, project_id: str, trigger_id: st
                 messages=rows[:PAGE], filters=filters, who=who, steps=steps,
                 next_after=rows[PAGE - 1].id if more else None,
                 live=trigger.status not in ("completed", "failed"))  # fmt: skip
+
+
+# -- users and devices ---------------------------------------------------------------------
+@router.get("/projects/{project_id}/users")
+def users_page(request: Request, admin: Admin, project_id: str) -> HTMLResponse:
+    search = (request.query_params.get("q") or "").strip()
+    after = request.query_params.get("after")
+    with state(request).db.read() as session:
+        found_project = get_project(session, project_id)
+        if found_project is None:
+            return page(request, "message.html", 404, admin=admin, title="No such project",
+                        message=f"No project {project_id!r}.")  # fmt: skip
+        found = console_repo.users(session, project_id, search, after, PAGE + 1)
+    last = found[PAGE - 1][0].project_user_id if len(found) > PAGE else None
+    return page(request, "users.html", admin=admin, project=found_project, users=found[:PAGE],
+                search=search, next_after=last)  # fmt: skip
+
+
+@router.get("/projects/{project_id}/users/{project_user_id}")
+def user_page(
+    request: Request, admin: Admin, project_id: str, project_user_id: str
+) -> HTMLResponse:
+    with state(request).db.read() as session:
+        found = console_repo.user_detail(session, project_id, project_user_id)
+    if found is None:
+        return page(request, "message.html", 404, admin=admin, title="No such user",
+                    message=f"No user {project_user_id!r} in this project; check the id the "
+                    "backend identifies it with.")  # fmt: skip
+    user, devices, events = found
+    return page(request, "user.html", admin=admin, project_id=project_id, user=user,
+                devices=devices, events=events)  # fmt: skip

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from clarion.storage.models import Message, Trigger, utcnow
+from clarion.storage.models import Device, Event, Message, Trigger, User, utcnow
 
 
 @dataclass(frozen=True)
@@ -73,3 +73,37 @@ def trigger_counts(session: Session, trigger_ids: list[str]) -> dict[str, dict[s
         for trigger_id, status, n in rows:
             found.setdefault(str(trigger_id), {})[status] = int(n)
     return found
+
+
+def users(
+    session: Session, project_id: str, search: str, after: str | None, limit: int
+) -> list[tuple[User, int]]:
+    """Identified users by project user id (prefix search), with their device counts; keyset
+    pages by project user id."""
+    devices = select(Device.user_id, func.count().label("n")).group_by(Device.user_id).subquery()
+    query = (
+        select(User, func.coalesce(devices.c.n, 0))
+        .outerjoin(devices, devices.c.user_id == User.id)
+        .where(User.project_id == project_id, User.project_user_id.is_not(None))
+    )
+    if search:
+        query = query.where(User.project_user_id.startswith(search, autoescape=True))
+    if after:
+        query = query.where(User.project_user_id > after)
+    query = query.order_by(User.project_user_id).limit(limit)
+    return [(user, int(n)) for user, n in session.execute(query).all()]
+
+
+def user_detail(
+    session: Session, project_id: str, project_user_id: str
+) -> tuple[User, list[Device], list[Event]] | None:
+    user = session.scalars(
+        select(User).where(User.project_id == project_id, User.project_user_id == project_user_id)
+    ).first()
+    if user is None:
+        return None
+    found = list(session.scalars(select(Device).where(Device.user_id == user.id)))
+    events = list(session.scalars(
+        select(Event).where(Event.user_id == user.id).order_by(Event.created_at.desc()).limit(20)
+    ))  # fmt: skip
+    return user, found, events
