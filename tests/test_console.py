@@ -299,7 +299,8 @@ def test_build_the_store_pickup_campaign_in_the_editor(
     page.goto(f"{server.url}/console/projects/{project.id}/campaigns/new")
     page.get_by_label("Name", exact=True).fill("Staff pickup alert")
     page.get_by_label("Title").fill("New pickup order")
-    page.get_by_label("Body").fill("Order #{{ trigger.order_id }} from {{ trigger.customer_name }}")
+    body = page.get_by_label("Body", exact=True)
+    body.fill("Order #{{ trigger.order_id }} from {{ trigger.customer_name }}")
     sample = page.get_by_label("Sample trigger properties (JSON)")
     sample.fill('{"store_location": "San Francisco", "order_id": "A-1", "customer_name": "Jo"}')
     page.fill("#c0_0_attribute", "user_role")
@@ -320,7 +321,7 @@ def test_build_the_store_pickup_campaign_in_the_editor(
     page.screenshot(path=str(SCREENSHOTS / "console-editor.png"), full_page=True)
 
     # A template syntax error shows inline, with where it is; saving keeps what was typed.
-    page.get_by_label("Body").fill("Order #{{ trigger.order_id ")
+    page.get_by_label("Body", exact=True).fill("Order #{{ trigger.order_id ")
     page.wait_for_function("!document.querySelector('#preview-error').hidden")
     assert "line 1" in page.locator("#preview-error").inner_text()
     page.get_by_role("button", name="Save campaign").click()
@@ -329,7 +330,7 @@ def test_build_the_store_pickup_campaign_in_the_editor(
     assert page.locator("#c0_1_value").input_value() == "{{ trigger.store_location }}"
 
     # A fourth attribute is refused, saying why.
-    page.get_by_label("Body").fill("Order #{{ trigger.order_id }}")
+    page.get_by_label("Body", exact=True).fill("Order #{{ trigger.order_id }}")
     page.fill("#c1_0_attribute", "platform")
     page.fill("#c1_0_value", "IOS")
     page.fill("#c1_1_attribute", "locale_region")
@@ -406,3 +407,46 @@ def test_users_and_devices_browser(server: Server, db: Database, browser: Any) -
     assert "SESSION_START" in page.locator("#events").inner_text()
     page.goto(f"{server.url}/console/projects/{project.id}/users/nobody")
     assert "No user 'nobody'" in page.locator(".error").inner_text()
+
+
+def test_email_and_webhook_campaigns_in_the_editor(
+    server: Server, db: Database, browser: Any
+) -> None:
+    from tests.conftest import make_project
+    from tests.helpers import add_user
+
+    make_admin(db)
+    project = make_project(db, "Mail shop")
+    add_user(server.client, project, "ann", {"email": "ann@example.com", "name": "<Ann>"}, [])
+    page = sign_in_page(browser, server)
+    page.goto(f"{server.url}/console/projects/{project.id}/campaigns/new")
+    page.get_by_label("Name", exact=True).fill("Receipt")
+    page.get_by_label("Channel").select_option("email")
+    assert page.locator("#message").is_hidden() and page.locator("#email").is_visible()
+    page.get_by_label("Subject").fill("Order {{ trigger.order_id }} confirmed")
+    page.get_by_label("Text").fill("Hi {{ user.name }}")
+    page.get_by_label("HTML (values are escaped)").fill("<p>Hi {{ user.name }}</p>")
+    page.get_by_label("Sample trigger properties (JSON)").fill('{"order_id": "R-1"}')
+    page.get_by_label("Preview as user (optional)").fill("ann")
+    page.wait_for_function("document.querySelector('#preview-title').textContent"
+                           " === 'Order R-1 confirmed'")  # fmt: skip
+    assert page.locator("#preview-body").inner_text() == "Hi <Ann>"
+    page.get_by_role("button", name="Save campaign").click()
+    shown = server.client.get("/api/v1/campaigns", headers=project.headers).json()["campaigns"]
+    (receipt,) = [c for c in shown if c["name"] == "Receipt"]
+    assert receipt["channel"] == "email" and receipt["email"]["html"] == "<p>Hi {{ user.name }}</p>"
+
+    page.goto(f"{server.url}/console/projects/{project.id}/campaigns/new")
+    page.get_by_label("Name", exact=True).fill("To chat")
+    page.get_by_label("Channel").select_option("webhook")
+    page.get_by_label("URL", exact=True).fill("https://hooks.example.com/orders")
+    page.get_by_label("Body (JSON; every string is a template)").fill('{"text": "Order {{ trigger')
+    page.get_by_role("button", name="Save campaign").click()
+    assert "webhook.body: not valid JSON" in page.locator("#save-error").inner_text()
+    page.get_by_label("Body (JSON; every string is a template)").fill(
+        '{"text": "Order {{ trigger.order_id }}", "n": 1}'
+    )
+    page.get_by_role("button", name="Save campaign").click()
+    assert "To chat" in page.locator("h1").inner_text()
+    page.get_by_role("link", name="Edit").click()
+    assert '"n": 1' in page.get_by_label("Body (JSON; every string is a template)").input_value()

@@ -25,6 +25,7 @@ from clarion.templating.message import PAYLOAD_LIMIT, MessageRejected, payload_s
 
 GROUPS, ROWS = 3, 3  # condition rows the form offers (the audience allows 3 attributes)
 FIELDS = ("title", "body", "image_url", "landing_url")
+EMAIL_FIELDS = ("to_property", "subject", "text", "html")
 NUMBER = re.compile(r"-?\d+(\.\d+)?")
 OPERATOR_LABELS = {
     "eq": "equals", "ne": "does not equal", "contains": "contains",
@@ -63,6 +64,18 @@ def _scalar(raw: str, type_: str) -> Any:
     return raw
 
 
+def _json_object(text: str, path: str) -> dict[str, Any]:
+    if not text.strip():
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise FormProblem(f"{path}: not valid JSON ({exc})", path) from None
+    if not isinstance(value, dict):
+        raise FormProblem(f"{path}: give a JSON object {{...}}", path)
+    return value
+
+
 def spec_from_form(form: dict[str, str]) -> CampaignSpec:
     """Raises FormProblem with the message to show."""
     groups = []
@@ -83,12 +96,22 @@ def spec_from_form(form: dict[str, str]) -> CampaignSpec:
             conditions.append(condition)
         if conditions:
             groups.append({"match": form.get(f"g{g}_match", "all"), "conditions": conditions})
+    channel = form.get("channel", "push")
     data: dict[str, Any] = {
         "name": form.get("name", "").strip(),
-        "channel": form.get("channel", "push"),
-        "message": {f: form.get(f, "") for f in FIELDS},
+        "channel": channel,
         "audience": {"match": form.get("match", "all"), "groups": groups},
     }
+    if channel == "email":
+        data["email"] = {f: form.get(f"email_{f}", "") for f in EMAIL_FIELDS}
+    elif channel == "webhook":
+        data["webhook"] = {
+            "url": form.get("webhook_url", "").strip(),
+            "headers": _json_object(form.get("webhook_headers", ""), "webhook.headers"),
+            "body": _json_object(form.get("webhook_body", ""), "webhook.body"),
+        }
+    else:
+        data["message"] = {f: form.get(f, "") for f in FIELDS}
     if form.get("status"):
         data["status"] = form["status"]
     try:
@@ -110,6 +133,14 @@ def form_from_campaign(campaign: CampaignOut) -> dict[str, str]:
                             "match": campaign.audience.match}  # fmt: skip
     if campaign.message is not None:
         form.update({f: getattr(campaign.message, f) for f in FIELDS})
+    if campaign.email is not None:
+        form.update({f"email_{f}": getattr(campaign.email, f) for f in EMAIL_FIELDS})
+    if campaign.webhook is not None:
+        form["webhook_url"] = campaign.webhook.url
+        form["webhook_headers"] = orjson.dumps(campaign.webhook.headers).decode()
+        form["webhook_body"] = orjson.dumps(
+            campaign.webhook.body, option=orjson.OPT_INDENT_2
+        ).decode()
     for g, group in enumerate(campaign.audience.groups[:GROUPS]):
         form[f"g{g}_match"] = group.match
         for r, condition in enumerate(group.conditions[:ROWS]):
@@ -177,7 +208,7 @@ def preview(
     context = template_context(properties, sample_user or "sample-user", user_props, None)
     try:
         fields = renderer.render_fields(context)
-        out["fields"] = fields
+        out["fields"] = _shown(spec, fields)
         if plan.push:
             out["payload_bytes"] = payload_size(fields)
         renderer.check(fields)
@@ -198,3 +229,17 @@ def _count(
         return None, str(exc)
     params = compiler.params(project_id, audience, bound, time.time(), None)
     return int(session.execute(compiler.count(audience, False), params).scalar() or 0), None
+
+
+def _shown(spec: CampaignSpec, fields: dict[str, str]) -> dict[str, str]:
+    """What the preview shows as a title and a body, whatever the channel."""
+    if spec.email is not None:
+        return {"title": " ".join(fields["subject"].split()),
+                "body": fields.get("text") or fields.get("html", "")}  # fmt: skip
+    if spec.webhook is not None:
+        from clarion.templating import jsonbody
+
+        body = jsonbody.assemble(spec.webhook.body, fields)
+        return {"title": f"POST {spec.webhook.url}",
+                "body": orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()}  # fmt: skip
+    return fields

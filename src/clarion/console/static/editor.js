@@ -32,6 +32,14 @@
       (shown.count_error ? `Count: ${shown.count_error}` : "") :
       `${shown.count.toLocaleString()} matching recipient${shown.count === 1 ? "" : "s"} for this sample`;
   }
+  function showChannel() {  // only the chosen channel's section (all of them without JS)
+    const channel = $("channel").value;
+    document.querySelectorAll(".channel-part").forEach((part) => {
+      part.hidden = !part.dataset.channels.split(" ").includes(channel);
+    });
+  }
+  $("channel").addEventListener("change", showChannel);
+  showChannel();
   form.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(refresh, 250); });
   form.addEventListener("change", () => { clearTimeout(timer); timer = setTimeout(refresh, 50); });
   refresh();
