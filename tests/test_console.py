@@ -450,3 +450,21 @@ def test_email_and_webhook_campaigns_in_the_editor(
     assert "To chat" in page.locator("h1").inner_text()
     page.get_by_role("link", name="Edit").click()
     assert '"n": 1' in page.get_by_label("Body (JSON; every string is a template)").input_value()
+
+
+def test_lists_are_paginated(server: Server, db: Database) -> None:
+    from clarion.auth import service as auth
+
+    make_admin(db)
+    with db.write() as session:
+        for n in range(30):
+            auth.create_project(session, f"Project {n:02d}")
+    client = sign_in(server)
+    first = client.get("/console/projects").text
+    assert len(re.findall(r">Project \d\d</a>", first)) == 25
+    assert "page 1 of 2" in first and "Next →" in first
+    second = client.get("/console/projects?page=2").text
+    names = re.findall(r">Project (\d\d)</a>", first + second)
+    assert sorted(names) == [f"{n:02d}" for n in range(30)]  # every project, once
+    assert "page 2 of 2" in second and "← Previous" in second
+    assert "page 2 of 2" in client.get("/console/projects?page=99").text  # clamped

@@ -10,6 +10,7 @@ sign-ins are limited per source address.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,6 +38,29 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 SESSION_COOKIE = "clarion_session"
 LOGIN_CSRF_COOKIE = "clarion_login_csrf"
+
+
+@dataclass
+class Paged:
+    """One page of a list (every list in the console is paginated), and the links around it."""
+
+    items: list[Any]
+    number: int
+    pages: int
+    param: str
+
+    @classmethod
+    def of(cls, items: list[Any], request: Request, param: str, size: int = 25) -> Paged:
+        raw = request.query_params.get(param, "1")
+        pages = max(1, -(-len(items) // size))
+        number = min(max(int(raw) if raw.isdigit() else 1, 1), pages)
+        return cls(items[(number - 1) * size : number * size], number, pages, param)
+
+    def __iter__(self) -> Any:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
 
 
 class LoginRequired(Exception):
@@ -214,7 +238,7 @@ def _projects_page(
     request: Request, admin: SignedIn, status: int = 200, **context: Any
 ) -> HTMLResponse:
     with state(request).db.read() as session:
-        found = list(list_projects(session))
+        found = Paged.of(list(list_projects(session)), request, "page")
     return page(request, "projects.html", status, admin=admin, projects=found, **context)
 
 
@@ -238,11 +262,14 @@ def _project_page(
         if project is None:
             return page(request, "message.html", 404, admin=admin, title="No such project",
                         message=f"No project {project_id!r}; pick one from the list.")  # fmt: skip
-        keys = list(auth.list_keys(session, project_id))
+        keys = Paged.of(list(auth.list_keys(session, project_id)), request, "keys_page")
         activity = console_repo.activity(session, project_id)
-        listed = [(c, activity.get(c.id)) for c in campaigns.list_campaigns(session, project_id)]
+        listed = Paged.of(
+            [(c, activity.get(c.id)) for c in campaigns.list_campaigns(session, project_id)],
+            request, "campaigns_page",
+        )  # fmt: skip
         providers = credentials.describe(session, project_id)
-        endpoints = webhooks.list_endpoints(session, project_id)
+        endpoints = Paged.of(webhooks.list_endpoints(session, project_id), request, "hooks_page")
     return page(request, "project.html", status, admin=admin, project=project, keys=keys,
                 campaigns=listed, providers=providers, endpoints=endpoints,
                 event_types=webhooks.EVENT_TYPES, typed=context.pop("typed", {}),
