@@ -309,6 +309,14 @@ def test_build_the_store_pickup_campaign_in_the_editor(
     page.fill("#c0_1_attribute", "store_location")
     page.select_option("#c0_1_operator", "eq")
     page.fill("#c0_1_value", "{{ trigger.store_location }}")
+    # Operators by type: a boolean attribute offers only the boolean and presence operators.
+    page.fill("#c2_0_attribute", "is_push_permission_granted")
+    enabled = page.eval_on_selector_all(
+        "#c2_0_operator option", "(os) => os.filter((o) => !o.disabled).map((o) => o.value)"
+    )
+    assert enabled == ["is_true", "is_false", "exists", "not_exists"]
+    assert page.locator("#c2_0_operator").input_value() == "is_true"
+    page.fill("#c2_0_attribute", "")
     count = page.locator("#preview-count")
     page.wait_for_function("document.querySelector('#preview-count').textContent"
                            ".startsWith('2 matching')")  # fmt: skip
@@ -468,3 +476,28 @@ def test_lists_are_paginated(server: Server, db: Database) -> None:
     assert sorted(names) == [f"{n:02d}" for n in range(30)]  # every project, once
     assert "page 2 of 2" in second and "← Previous" in second
     assert "page 2 of 2" in client.get("/console/projects?page=99").text  # clamped
+
+
+def test_the_integration_panel_and_the_trigger_plan(server: Server, db: Database) -> None:
+    from clarion_client import plan as plans
+
+    from tests.conftest import make_project
+    from tests.helpers import PICKUP, create_campaign
+
+    make_admin(db)
+    project = make_project(db, "Plan shop")
+    campaign_id = create_campaign(server.client, project, PICKUP)
+    client = sign_in(server)
+    shown = client.get(f"/console/projects/{project.id}/campaigns/{campaign_id}").text
+    assert f"{server.url}/api/v1/campaigns/{campaign_id}:trigger" in shown
+    assert "&#34;store_location&#34;: &#34;example&#34;" in shown  # pre-filled, escaped
+    assert "clix.trigger_campaign(" in shown and "process.env.CLIX_API_KEY" in shown
+    r = client.get(f"/console/projects/{project.id}/campaigns/{campaign_id}/plan.json")
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    data = r.json()
+    assert data["campaign_id"] == campaign_id
+    assert data["dynamic_filter_keys"] == ["store_location"]
+    assert set(data["properties"]) == {"store_location", "order_id", "customer_name",
+                                       "item_count", "pickup_time"}  # fmt: skip
+    verdict = plans.validate(data)
+    assert verdict.passed() and verdict.errors == [], verdict.errors

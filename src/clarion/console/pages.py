@@ -16,16 +16,17 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from clarion.audience.rules import BUILTINS
+from clarion.audience.rules import BUILTINS, OPERATORS, PRESENCE
 from clarion.auth import service as auth
 from clarion.auth.repository import get_project, list_projects
 from clarion.campaigns import repository as campaign_repo
 from clarion.campaigns import service as campaigns
-from clarion.console import accounts, editor, testing
+from clarion.console import accounts, editor, integration, testing
 from clarion.console import repository as console_repo
 from clarion.console.accounts import SignedIn
 from clarion.credentials import service as credentials
@@ -424,10 +425,13 @@ def _editor(
                         message=f"No project {project_id!r}.")  # fmt: skip
         properties = editor.property_names(session, project_id)
     builtins = sorted(BUILTINS.items())
+    types = {name: spec[1] for name, spec in builtins} | dict(properties)
+    operators = {kind: [*ops, *PRESENCE] for kind, ops in OPERATORS.items()}
     return page(request, "editor.html", status, admin=admin, project=found, form=form,
                 error=error, groups=range(editor.GROUPS), rows=range(editor.ROWS),
-                builtins=builtins, properties=properties,
-                operators=editor.OPERATOR_LABELS)  # fmt: skip
+                builtins=builtins, properties=properties, operators=editor.OPERATOR_LABELS,
+                picker={"types": types, "operators": operators,
+                        "builtins": [name for name, _ in builtins]})  # fmt: skip
 
 
 @router.post("/projects/{project_id}/campaigns/save")
@@ -486,7 +490,9 @@ def campaign_page(
         versions = list(campaign_repo.versions(session, campaign_id))
     more = len(found) > PAGE
     diff = _diff(versions, request.query_params.get("from"), request.query_params.get("to"))
+    base = str(request.base_url)
     return page(request, "campaign.html", status, admin=admin, project_id=project_id,
+                snippets=integration.snippets(out, base, project_id),
                 campaign=out, triggers=found[:PAGE], counts=counts, versions=versions,
                 diff=diff, next_before=found[PAGE - 1].created_at.isoformat() if more else None,
                 **context)  # fmt: skip
@@ -507,6 +513,20 @@ def _diff(versions: list[Any], old: str | None, new: str | None) -> list[str] | 
 
     return list(difflib.unified_diff(lines(old), lines(new), f"version {old}", f"version {new}",
                                      lineterm=""))  # fmt: skip
+
+
+@router.get("/projects/{project_id}/campaigns/{campaign_id}/plan.json")
+def trigger_plan(request: Request, admin: Admin, project_id: str, campaign_id: str) -> Response:
+    """The campaign's .clix/api-trigger-plan.json, as a download."""
+    with state(request).db.read() as session:
+        try:
+            out = campaigns.to_out(session, campaigns.get(session, project_id, campaign_id))
+        except ClarionError as exc:
+            return page(request, "message.html", 404, admin=admin, title="No such campaign",
+                        message=exc.message)  # fmt: skip
+    body = orjson.dumps(integration.plan(out), option=orjson.OPT_INDENT_2) + b"\n"
+    return Response(body, media_type="application/json", headers={
+        "Content-Disposition": 'attachment; filename="api-trigger-plan.json"'})  # fmt: skip
 
 
 @router.post("/projects/{project_id}/campaigns/{campaign_id}/test")

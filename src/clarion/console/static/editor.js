@@ -32,6 +32,26 @@
       (shown.count_error ? `Count: ${shown.count_error}` : "") :
       `${shown.count.toLocaleString()} matching recipient${shown.count === 1 ? "" : "s"} for this sample`;
   }
+  // Operators by type: only those that apply to the row's attribute stay selectable.
+  const picker = JSON.parse($("picker").textContent);
+  function rowType(prefix) {
+    const attribute = $(prefix + "attribute").value.trim();
+    if (picker.builtins.includes(attribute)) return picker.types[attribute];
+    return $(prefix + "type").value || picker.types[attribute] || "string";
+  }
+  function limitOperators(prefix) {
+    const allowed = picker.operators[rowType(prefix)] || [];
+    const select = $(prefix + "operator");
+    for (const option of select.options) option.disabled = !allowed.includes(option.value);
+    if (select.selectedOptions[0]?.disabled) select.value = allowed[0];
+    $(prefix + "type").disabled = picker.builtins.includes($(prefix + "attribute").value.trim());
+  }
+  document.querySelectorAll(".condition").forEach((row) => {
+    const prefix = row.querySelector("input").id.replace(/attribute$/, "");
+    limitOperators(prefix);
+    row.addEventListener("input", () => limitOperators(prefix));
+    row.addEventListener("change", () => limitOperators(prefix));
+  });
   function showChannel() {  // only the chosen channel's section (all of them without JS)
     const channel = $("channel").value;
     document.querySelectorAll(".channel-part").forEach((part) => {
