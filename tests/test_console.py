@@ -501,3 +501,20 @@ def test_the_integration_panel_and_the_trigger_plan(server: Server, db: Database
                                        "item_count", "pickup_time"}  # fmt: skip
     verdict = plans.validate(data)
     assert verdict.passed() and verdict.errors == [], verdict.errors
+
+
+def test_the_triggers_list_marks_idempotent_replays(server: Server, db: Database) -> None:
+    from tests.conftest import make_project
+    from tests.helpers import PROPS, store_pickup
+
+    make_admin(db)
+    project = make_project(db, "Replay shop")
+    campaign_id = store_pickup(server.client, project)
+    for _ in range(3):  # the first, then two retries of the same request
+        r = server.client.post(f"/api/v1/campaigns/{campaign_id}:trigger",
+                               json={"properties": PROPS},
+                               headers={**project.headers, "Idempotency-Key": "job-7"})  # fmt: skip
+        assert r.status_code == 200
+    client = sign_in(server)
+    shown = client.get(f"/console/projects/{project.id}/campaigns/{campaign_id}").text
+    assert "replayed 2\u00d7 (Idempotency-Key)" in shown

@@ -128,7 +128,10 @@ def _readable(message: str) -> str:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClarionError)
     async def clarion_error(_request: Request, exc: ClarionError) -> JSONResponse:
-        return JSONResponse(exc.to_body(), exc.status_code)
+        response = JSONResponse(exc.to_body(), exc.status_code)
+        if "retry_after" in exc.details:
+            response.headers["Retry-After"] = str(exc.details["retry_after"])
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     webhook_retry_hours: float = Field(
         default=24, gt=0, le=168, description="How long a failing webhook delivery is retried."
     )
+    idempotency_ttl_hours: float = Field(
+        default=24, gt=0, le=24 * 30, description="How long an Idempotency-Key is remembered."
+    )
     console_session_hours: float = Field(
         default=12, gt=0, le=24 * 30, description="How long a console sign-in lasts."
     )

@@ -31,6 +31,7 @@ from clarion.console import repository as console_repo
 from clarion.console.accounts import SignedIn
 from clarion.credentials import service as credentials
 from clarion.errors import ClarionError
+from clarion.idempotency import service as idempotency_service
 from clarion.messages.send import send as send_messages
 from clarion.web import JSONResponse, state
 from clarion.webhooks import service as webhooks
@@ -487,6 +488,7 @@ def campaign_page(
         out = campaigns.to_out(session, found_campaign)
         found = console_repo.triggers(session, campaign_id, before, PAGE + 1)
         counts = console_repo.trigger_counts(session, [t.id for t in found[:PAGE]])
+        replays = idempotency_service.replays_of(session, [t.id for t in found[:PAGE]])
         versions = list(campaign_repo.versions(session, campaign_id))
     more = len(found) > PAGE
     diff = _diff(versions, request.query_params.get("from"), request.query_params.get("to"))
@@ -494,6 +496,7 @@ def campaign_page(
     return page(request, "campaign.html", status, admin=admin, project_id=project_id,
                 snippets=integration.snippets(out, base, project_id),
                 campaign=out, triggers=found[:PAGE], counts=counts, versions=versions,
+                replays=replays,
                 diff=diff, next_before=found[PAGE - 1].created_at.isoformat() if more else None,
                 **context)  # fmt: skip
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from clarion import idempotency
 from clarion.delivery import repository as delivery_repo
 from clarion.messages import repository as messages_repo
 from clarion.messages.schemas import MessageList, MessageOut
@@ -34,10 +36,14 @@ TRIGGER_BODY_DOC = {
     summary="Trigger an API-triggered campaign (Clix-compatible)",
     openapi_extra=TRIGGER_BODY_DOC,
 )
-async def trigger_campaign(campaign_id: str, request: Request) -> JSONResponse:
+async def trigger_campaign(campaign_id: str, request: Request) -> Response:
     """Accept a trigger. The 200 comes only once the trigger and its first job are committed;
-    delivery is asynchronous (see GET /triggers/{id})."""
+    delivery is asynchronous (see GET /triggers/{id}). With an ``Idempotency-Key`` header a
+    retry gets the first answer, byte for byte (see clarion.idempotency)."""
     app = state(request)
+    key = idempotency.checked_key(request.headers.get(idempotency.HEADER))
+    if key is not None:
+        return await _idempotent(app, campaign_id, request, key)
     with app.intake.request():
         raw = await request.body()  # over CLARION_MAX_BODY_BYTES: 413 (the app's limit)
 
@@ -51,6 +57,10 @@ async def trigger_campaign(campaign_id: str, request: Request) -> JSONResponse:
         # pay two thread hand-offs. A networked database gets the threadpool.
         row, absent = check() if app.db.is_sqlite else await run_in_threadpool(check)
         await app.intake.submit(row)
+    return _accepted(row, absent)
+
+
+def _accepted(row: dict[str, Any], absent: list[str]) -> JSONResponse:
     response = JSONResponse({"trigger_id": row["id"]})  # the Clix answer, nothing added
     if absent:  # a header, which Clix clients ignore: the templates will render these empty
         keys = ", ".join(f"trigger.{json.dumps(k)[1:-1]}" for k in absent)  # ASCII only
@@ -58,6 +68,50 @@ async def trigger_campaign(campaign_id: str, request: Request) -> JSONResponse:
             f"templates use {keys}, absent from properties: rendered empty"
         )
     return response
+
+
+async def _idempotent(app: Any, campaign_id: str, request: Request, key: str) -> Response:
+    """The trigger call under an Idempotency-Key: authenticate, claim the key (or answer from
+    it), validate, accept; a refused request releases the key."""
+    with app.intake.request():
+        raw = await request.body()
+        ttl = timedelta(hours=app.settings.idempotency_ttl_hours)
+        print_ = idempotency.fingerprint("POST", request.url.path, raw)
+
+        def claim() -> tuple[Any, idempotency.Claimed | idempotency.Replay]:
+            with app.db.read() as session:
+                principal = principal_from(session, request)
+            with app.db.write() as session:
+                return principal, idempotency.begin(session, principal.project_id, key,
+                                                    print_, ttl)  # fmt: skip
+
+        principal, outcome = await run_in_threadpool(claim)
+        if isinstance(outcome, idempotency.Replay):
+            headers = {**outcome.headers, "Idempotency-Replayed": "true"}
+            return Response(outcome.body, outcome.status, media_type="application/json",
+                            headers=headers)  # fmt: skip
+        try:
+
+            def check() -> tuple[dict[str, Any], list[str]]:
+                with app.db.read() as session:
+                    body = parse_trigger(raw, app.settings.max_targets)
+                    return service.check(session, principal, campaign_id, body)
+
+            row, absent = await run_in_threadpool(check)
+            response = _accepted(row, absent)
+            stored = {k: v for k, v in response.headers.items() if k == "clarion-warning"}
+            # Committed with the trigger: a crash cannot leave one without the other.
+            await app.intake.submit({**row, "idempotency": (outcome, bytes(response.body),
+                                                            stored)})  # fmt: skip
+        except BaseException:
+            await run_in_threadpool(_release, app, outcome)
+            raise
+    return response
+
+
+def _release(app: Any, claimed: idempotency.Claimed) -> None:
+    with app.db.write() as session:
+        idempotency.release(session, claimed)
 
 
 @router.get("/triggers/{trigger_id}", response_model=TriggerOut, summary="Trigger status")

@@ -8,6 +8,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
+from clarion import idempotency
 from clarion.auth.service import Principal
 from clarion.campaigns import repository as campaign_repository
 from clarion.campaigns import service as campaigns
@@ -97,8 +98,14 @@ def check(
 def write(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Write checked triggers and their first jobs. The caller's one commit makes each
     trigger and its job durable together."""
+    keyed = [r for r in rows if "idempotency" in r]
+    if keyed:  # the answer to an Idempotency-Key is stored in the trigger's own commit
+        rows = [{k: v for k, v in r.items() if k != "idempotency"} for r in rows]
     session.execute(_INSERT, list(rows))
     jobs.enqueue_resolve(session, [r["id"] for r in rows])
+    for r in keyed:
+        claimed, body, headers = r["idempotency"]
+        idempotency.complete(session, claimed, 200, body, headers, r["id"])
     for project_id in {r["project_id"] for r in rows}:
         if subscribed(session, project_id):
             webhooks.emit(session, project_id, [
