@@ -268,11 +268,11 @@ def test_activate_trigger_watch_and_ask_why_in_a_browser(
     assert "Order #ORD-12345 from Jamie Chen" in page.locator("#log table").inner_text()
     page.screenshot(path=str(SCREENSHOTS / "console-trigger.png"), full_page=True)
 
-    page.get_by_label("Project user id or device id").fill("ny-staff-1")
+    page.get_by_label("Project user id or device id").fill("ny-cust-1")  # another city's
     page.get_by_role("button", name="Explain").click()
     steps = page.locator("ol.steps").inner_text()
     assert "✔ Target" in steps
-    assert "✘ Condition" in steps and "store_location" in steps
+    assert "✘ Condition" in steps and "store_location" in steps and "'customer'" in steps
     assert "'New York'" in steps and "'San Francisco'" in steps  # the values compared
     assert "No message for this user in this trigger." in steps
     page.screenshot(path=str(SCREENSHOTS / "console-why.png"), full_page=True)
@@ -280,10 +280,20 @@ def test_activate_trigger_watch_and_ask_why_in_a_browser(
     page.get_by_label("User", exact=True).fill("sf-staff-1")
     page.get_by_role("button", name="Filter").click()
     assert page.locator("#log tbody tr").count() == 1
+    assert (
+        "sent (200)" in page.locator("#log").inner_text()
+        or "#1" in page.locator("#log").inner_text()
+    )  # each attempt, with the provider's answer
     page.get_by_label("Project user id or device id").fill("nobody-here")
     page.get_by_role("button", name="Explain").click()
     assert "No user or device 'nobody-here'" in page.locator("ol.steps").inner_text()
     assert fits(page)
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in (page.url, f"{server.url}/console/projects/{project.id}/campaigns/{draft}",
+                 f"{server.url}/console/projects/{project.id}/users",
+                 f"{server.url}/console/projects"):  # fmt: skip
+        page.goto(path)
+        assert fits(page), path
 
 
 def test_build_the_store_pickup_campaign_in_the_editor(

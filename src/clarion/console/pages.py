@@ -597,6 +597,8 @@ def trigger_page(request: Request, admin: Admin, project_id: str, trigger_id: st
         counts = delivery_repo.counts(session, trigger.id)
         rows = messages_repo.page(session, trigger.id, filters["status"], q.get("after"),
                                   PAGE + 1, filters["user"], filters["device"])  # fmt: skip
+        shown = rows[:PAGE]
+        attempts = delivery_repo.attempts_for(session, [m.id for m in shown])
         steps = []
         if who:
             version = load_version(session, trigger.campaign_id, trigger.campaign_version)
@@ -607,7 +609,7 @@ def trigger_page(request: Request, admin: Admin, project_id: str, trigger_id: st
     more = len(rows) > PAGE
     return page(request, "trigger.html", admin=admin, project_id=project_id, trigger=trigger,
                 campaign=parent, counts=counts, total=total, settled=settled,
-                messages=rows[:PAGE], filters=filters, who=who, steps=steps,
+                messages=shown, attempts=attempts, filters=filters, who=who, steps=steps,
                 next_after=rows[PAGE - 1].id if more else None,
                 live=trigger.status not in ("completed", "failed"))  # fmt: skip
 

@@ -306,6 +306,16 @@ def record_attempts(
         session.execute(insert(A), rows)
 
 
+def attempts_for(session: Session, message_ids: Sequence[str]) -> dict[str, list[Any]]:
+    """Every attempt of each of these messages, in order."""
+    found: dict[str, list[Any]] = {m: [] for m in message_ids}
+    if message_ids:
+        stmt = select(A).where(A.c.message_id.in_(list(message_ids))).order_by(A.c.attempt, A.c.id)
+        for row in session.execute(stmt).all():
+            found[row.message_id].append(row)
+    return found
+
+
 def attempts(session: Session, message_id: str) -> Sequence[Any]:
     stmt = select(A).where(A.c.message_id == message_id).order_by(A.c.attempt, A.c.id)
     return session.execute(stmt).all()
