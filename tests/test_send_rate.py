@@ -32,7 +32,14 @@ def test_the_send_rate_holds_within_ten_percent(server: Server, db: Database) ->
     messages = server.messages(project, trigger_id, limit=1000)
     assert all(m["attempts"] == 1 for m in messages)  # waiting is not an attempt
     times = sorted(datetime.fromisoformat(m["sent_at"]) for m in messages)
-    elapsed = (times[-1] - times[0]).total_seconds()
-    measured = (USERS - 1) / elapsed
-    print(f"send rate {RATE:g}/s: measured {measured:.1f}/s over {elapsed:.2f} s")
-    assert abs(measured - RATE) <= 0.1 * RATE, f"{measured:.1f}/s for a rate of {RATE:g}/s"
+    # The runner visits a waiting chunk every half second and each visit sends what the bucket
+    # holds, so the sends come in bursts. The pace is what has been sent by each visit since
+    # the first send: the last visit is left out, as it comes up to one wait after the tokens
+    # were there (the test's 160 messages, not the limiter, decide when it happens).
+    seconds = [(t - times[0]).total_seconds() for t in times]
+    visits = [i for i in range(1, len(seconds)) if i + 1 == len(seconds)
+              or seconds[i + 1] - seconds[i] > 0.2]  # fmt: skip
+    paces = [i / seconds[i] for i in visits[:-1] if seconds[i] > 1.0]
+    print(f"send rate {RATE:g}/s: paces by visit {', '.join(f'{p:.1f}' for p in paces)}")
+    assert paces, "the send should take several visits"
+    assert all(abs(p - RATE) <= 0.1 * RATE for p in paces), f"{paces} for {RATE:g}/s"
