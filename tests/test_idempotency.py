@@ -100,3 +100,51 @@ def test_fifty_parallel_identical_requests_make_one_trigger(server: Server, db: 
     assert triggers(db) == 1
     # Retrying the 409s after a moment gets the stored answer.
     assert one(0).content == ok[0].content
+
+
+def test_the_other_creating_posts_honour_the_key(server: Server, db: Database) -> None:
+    from clarion.storage.models import Message
+    from tests.helpers import add_user
+
+    project = make_project(db)
+    headers = {**project.headers, "Idempotency-Key": "user-ann"}
+    body = {"project_user_id": "ann", "properties": {"tier": "gold"}}
+    first = server.client.post("/api/v1/users", json=body, headers=headers)
+    again = server.client.post("/api/v1/users", json=body, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.content == first.content and again.headers["idempotency-replayed"] == "true"
+    other = server.client.post("/api/v1/users", json={**body, "properties": {}}, headers=headers)
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+    refused = server.client.post("/api/v1/users", json={"nope": 1},
+                                 headers={**project.headers, "Idempotency-Key": "bad"})  # fmt: skip
+    assert refused.status_code == 400
+    fixed = server.client.post("/api/v1/users", json=body,
+                               headers={**project.headers, "Idempotency-Key": "bad"})  # fmt: skip
+    assert fixed.status_code == 200 and "idempotency-replayed" not in fixed.headers
+
+    add_user(server.client, project, "bo", {}, [{"id": "bo-phone"}])
+    send = {"push_notifications": [{"target": {"device_id": "bo-phone"}, "title": "Hi"}]}
+    keyed = {**project.headers, "Idempotency-Key": "send-1"}
+    one = server.client.post("/api/v1/messages:send", json=send, headers=keyed)
+    two = server.client.post("/api/v1/messages:send", json=send, headers=keyed)
+    assert one.status_code == 200 and two.content == one.content
+    with db.read() as session:  # sent once
+        assert session.scalar(select(func.count()).select_from(Message)) == 1
+    long_key = {**project.headers, "Idempotency-Key": "k" * 256}
+    r = server.client.post("/api/v1/messages:send", json=send, headers=long_key)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_idempotency_key"
+
+
+def test_a_streamed_body_over_the_limit_is_413_with_a_key(server: Server, db: Database) -> None:
+    project = make_project(db)
+    limit = server.settings.max_body_bytes
+
+    def chunks() -> Any:
+        for _ in range(limit // 1000 + 2):
+            yield b" " * 1000
+
+    r = server.client.post("/api/v1/users", content=chunks(),
+                           headers={**project.headers, "Idempotency-Key": "big",
+                                    "Content-Type": "application/json"})  # fmt: skip
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"

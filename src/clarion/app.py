@@ -25,6 +25,7 @@ from clarion.delivery.pipeline import Pipeline
 from clarion.delivery.providers.registry import build_registry
 from clarion.errors import ClarionError, PayloadTooLarge
 from clarion.events.endpoints import router as events_router
+from clarion.idempotency.middleware import IdempotencyMiddleware
 from clarion.inbox.endpoints import router as inbox_router
 from clarion.live_activities.endpoints import router as live_activities_router
 from clarion.messages.endpoints import router as messages_router
@@ -230,6 +231,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     app.state.webhooks = webhooks
     with db.read() as session:  # while there is no admin, `clarion serve` prints a set-up link
         app.state.console_setup_token = "" if any_admin(session) else secrets.token_urlsafe(24)
+    app.add_middleware(IdempotencyMiddleware, state=app.state.clarion)  # inside the body limit
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)  # added last, so outermost: ids on every answer
     _install_error_handlers(app)
