@@ -35,7 +35,7 @@ from clarion.storage.db import Database
 from clarion.triggers.endpoints import router as triggers_router
 from clarion.triggers.intake import TriggerIntake
 from clarion.users.endpoints import router as users_router
-from clarion.web import AppState, JSONResponse
+from clarion.web import AppState, JSONResponse, error_response
 from clarion.webhooks.dispatcher import WebhookDispatcher
 from clarion.webhooks.endpoints import router as webhooks_router
 
@@ -129,10 +129,7 @@ def _readable(message: str) -> str:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClarionError)
     async def clarion_error(_request: Request, exc: ClarionError) -> JSONResponse:
-        response = JSONResponse(exc.to_body(), exc.status_code)
-        if "retry_after" in exc.details:
-            response.headers["Retry-After"] = str(exc.details["retry_after"])
-        return response
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,6 +14,7 @@ from clarion.auth.service import Principal, authenticate
 from clarion.config import Settings
 from clarion.credentials.crypto import Box
 from clarion.delivery.providers.registry import ProviderRegistry
+from clarion.errors import ClarionError
 from clarion.storage.db import Database
 from clarion.triggers.intake import TriggerIntake
 
@@ -62,3 +63,12 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+def error_response(exc: ClarionError) -> JSONResponse:
+    """How every expected failure is answered: its status, the error body, and Retry-After
+    when the error says when to come back."""
+    response = JSONResponse(exc.to_body(), exc.status_code)
+    if "retry_after" in exc.details:
+        response.headers["Retry-After"] = str(exc.details["retry_after"])
+    return response

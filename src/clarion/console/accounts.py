@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from clarion.emails import EMAIL
 from clarion.errors import InvalidRequest
 from clarion.ids import uuid7
 from clarion.storage.models import Admin, ConsoleSession, LoginFailure, utcnow
@@ -24,7 +24,6 @@ HASHER = PasswordHasher()  # argon2id with the library's recommended parameters
 MIN_PASSWORD = 12
 FAILURE_WINDOW = timedelta(minutes=15)
 MAX_FAILURES = 5  # per source address and window
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # Verifying against this when the e-mail is unknown takes as long as a real check, so the
 # answer's timing does not tell which accounts exist.
 _DUMMY_HASH = HASHER.hash(secrets.token_hex(16))

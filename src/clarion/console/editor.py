@@ -19,6 +19,7 @@ from clarion.auth import service as auth
 from clarion.campaigns import service as campaigns
 from clarion.campaigns.schemas import CampaignOut, CampaignSpec
 from clarion.delivery.context import template_context
+from clarion.delivery.pipeline import log_fields
 from clarion.errors import ClarionError
 from clarion.storage.models import User, UserProperty
 from clarion.templating.message import PAYLOAD_LIMIT, MessageRejected, payload_size
@@ -208,7 +209,7 @@ def preview(
     context = template_context(properties, sample_user or "sample-user", user_props, None)
     try:
         fields = renderer.render_fields(context)
-        out["fields"] = _shown(spec, fields)
+        out["fields"] = log_fields(spec, fields)
         if plan.push:
             out["payload_bytes"] = payload_size(fields)
         renderer.check(fields)
@@ -229,17 +230,3 @@ def _count(
         return None, str(exc)
     params = compiler.params(project_id, audience, bound, time.time(), None)
     return int(session.execute(compiler.count(audience, False), params).scalar() or 0), None
-
-
-def _shown(spec: CampaignSpec, fields: dict[str, str]) -> dict[str, str]:
-    """What the preview shows as a title and a body, whatever the channel."""
-    if spec.email is not None:
-        return {"title": " ".join(fields["subject"].split()),
-                "body": fields.get("text") or fields.get("html", "")}  # fmt: skip
-    if spec.webhook is not None:
-        from clarion.templating import jsonbody
-
-        body = jsonbody.assemble(spec.webhook.body, fields)
-        return {"title": f"POST {spec.webhook.url}",
-                "body": orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()}  # fmt: skip
-    return fields

@@ -4,7 +4,6 @@ before it is stored and opened only by the provider that sends."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session
 from clarion import cache
 from clarion.credentials import repository
 from clarion.credentials.crypto import Box
+from clarion.emails import EMAIL
 from clarion.errors import InvalidRequest, NotFound
 
 PROVIDERS = ("fcm", "apns", "smtp", "webhook")
@@ -148,9 +148,6 @@ def secret(session: Session, box: Box, project_id: str, provider: str) -> dict[s
         return None
     opened: dict[str, Any] = orjson.loads(box.open(row.sealed))
     return opened
-
-
-EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;.]+")
 
 
 def _out(provider: str, settings: dict[str, Any], updated_at: datetime | None) -> ProviderOut:

@@ -12,8 +12,8 @@ import orjson
 from sqlalchemy.orm import Session
 
 from clarion.auth import service as auth
+from clarion.campaigns.schemas import CampaignSpec
 from clarion.campaigns.service import Version, load_version
-from clarion.credentials.service import EMAIL
 from clarion.delivery import repository
 from clarion.delivery.context import template_context
 from clarion.delivery.providers.base import (
@@ -24,6 +24,7 @@ from clarion.delivery.providers.base import (
 )
 from clarion.delivery.providers.registry import ProviderRegistry
 from clarion.delivery.ratelimit import RETRY_IN, SendRates
+from clarion.emails import EMAIL, one_line
 from clarion.ids import uuid7
 from clarion.storage.db import Database
 from clarion.storage.models import utcnow
@@ -316,12 +317,13 @@ def email_address(properties: dict[str, Any] | None, name: str) -> str:
     return ""
 
 
-def log_fields(version: Version, fields: dict[str, str]) -> dict[str, str]:
-    """What the message log shows of a rendered message (title, body, image and landing
-    URL): an e-mail's subject and text (or HTML), a webhook's request and JSON body."""
+def log_fields(version: Version | CampaignSpec, fields: dict[str, str]) -> dict[str, str]:
+    """What the message log (and the console's preview) shows of a rendered message (title,
+    body, image and landing URL): an e-mail's subject and text (or HTML), a webhook's
+    request and JSON body."""
     if version.email is not None:
         body = fields.get("text") or fields.get("html", "")
-        subject = " ".join(fields["subject"].split())  # as sent: a header is one line
+        subject = one_line(fields["subject"])  # as sent: a header is one line
         return {"title": subject, "body": body, "image_url": "", "landing_url": ""}
     if version.webhook is not None:
         body = jsonbody.assemble(version.webhook.body, fields)

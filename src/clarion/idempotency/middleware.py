@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clarion.errors import ClarionError, PayloadTooLarge
 from clarion.idempotency import service
+from clarion.web import error_response
 
 PATHS = re.compile(r"^/api/v1/(messages:send|users|live-activities:start)$")
 
@@ -35,7 +36,7 @@ class IdempotencyMiddleware:
         try:
             key = service.checked_key(headers.get(service.HEADER))
         except ClarionError as exc:
-            await _error(exc, send)
+            await error_response(exc)(scope, receive, send)
             return
         if key is None or not project_id:
             await self.app(scope, receive, send)
@@ -48,7 +49,7 @@ class IdempotencyMiddleware:
                 if not message.get("more_body"):
                     break
         except HTTPException as exc:  # over the limit (streamed without a length)
-            await _error(PayloadTooLarge(str(exc.detail)), send)
+            await error_response(PayloadTooLarge(str(exc.detail)))(scope, receive, send)
             return
         print_ = service.fingerprint("POST", scope["path"], bytes(body))
         ttl = timedelta(hours=self.state.settings.idempotency_ttl_hours)
@@ -60,7 +61,7 @@ class IdempotencyMiddleware:
         try:
             outcome = await run_in_threadpool(begin)
         except ClarionError as exc:
-            await _error(exc, send)
+            await error_response(exc)(scope, receive, send)
             return
         if isinstance(outcome, service.Replay):
             stored = [(k.encode(), v.encode()) for k, v in outcome.headers.items()]
@@ -110,13 +111,3 @@ class IdempotencyMiddleware:
     def _release(self, claimed: service.Claimed) -> None:
         with self.state.db.write() as session:
             service.release(session, claimed)
-
-
-async def _error(exc: ClarionError, send: Send) -> None:
-    import orjson
-
-    headers = [(b"content-type", b"application/json")]
-    if "retry_after" in exc.details:
-        headers.append((b"retry-after", str(exc.details["retry_after"]).encode()))
-    await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": orjson.dumps(exc.to_body())})

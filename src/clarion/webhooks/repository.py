@@ -73,6 +73,11 @@ def forget(project_id: str) -> None:
     cache.projects.pop(f"webhooks:{project_id}")
 
 
+def any_due(session: Session) -> bool:
+    due = select(W.c.id).where(W.c.status == "pending", W.c.next_attempt_at <= utcnow())
+    return session.execute(due.limit(1)).first() is not None
+
+
 def add_deliveries(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         session.execute(insert(W), list(rows))

@@ -16,13 +16,10 @@ from typing import Any
 import aiosmtplib
 
 from clarion.delivery.providers.base import OutboundMessage, SendResult
+from clarion.emails import one_line
 
 RETRY_SECONDS = 60.0
 NOT_CONFIGURED = "no SMTP relay for this project: set one with PUT /api/v1/providers/smtp"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def build(message: OutboundMessage, smtp: Mapping[str, Any]) -> EmailMessage:
@@ -31,7 +28,7 @@ def build(message: OutboundMessage, smtp: Mapping[str, Any]) -> EmailMessage:
     mail = EmailMessage()
     mail["From"] = formataddr((smtp.get("from_name") or "", smtp["from_address"]))
     mail["To"] = message.to
-    mail["Subject"] = _one_line(fields.get("subject", ""))
+    mail["Subject"] = one_line(fields.get("subject", ""))
     mail["Date"] = formatdate(usegmt=True)
     domain = str(smtp["from_address"]).rsplit("@", 1)[-1]
     mail["Message-ID"] = f"<{message.message_id}@{domain}>"
@@ -96,11 +93,11 @@ class EmailProvider:
             if smtp.get("username"):
                 await client.login(smtp["username"], smtp.get("password") or "")
         except aiosmtplib.SMTPAuthenticationError as exc:
-            reason = f"SMTP login refused: {exc.code} {_one_line(exc.message)}"
+            reason = f"SMTP login refused: {exc.code} {one_line(exc.message)}"
             return [self._result(m, "failed", reason=reason, code=str(exc.code))
                     for m in messages]  # fmt: skip
         except (aiosmtplib.SMTPException, OSError) as exc:
-            reason = f"SMTP relay unreachable: {type(exc).__name__}: {_one_line(str(exc))}"
+            reason = f"SMTP relay unreachable: {type(exc).__name__}: {one_line(str(exc))}"
             return [self._result(m, "retryable", reason=reason, retry=RETRY_SECONDS)
                     for m in messages]  # fmt: skip
         results: list[SendResult] = []
@@ -120,7 +117,7 @@ class EmailProvider:
                                 for m in messages[index:]]  # fmt: skip
                     break
                 else:
-                    text = _one_line(answer[1])
+                    text = one_line(answer[1])
                     results.append(SendResult(message.message_id, "sent",
                                               provider_message_id=text[:200] or "250",
                                               provider=self.name, response_code="250"))  # fmt: skip
@@ -132,7 +129,7 @@ class EmailProvider:
         return results
 
     def _refused(self, message: OutboundMessage, code: int, text: str) -> SendResult:
-        reason = f"SMTP {code} {_one_line(text)}"
+        reason = f"SMTP {code} {one_line(text)}"
         if 400 <= code < 500:
             return self._result(message, "retryable", reason=reason, retry=RETRY_SECONDS,
                                 code=str(code))  # fmt: skip
