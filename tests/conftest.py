@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from clarion.app import create_app
 from clarion.auth import service as auth
+from clarion.auth.keys import SCOPES
 from clarion.config import Settings, get_settings
 from clarion.storage.db import Database
 from clarion.storage.migrate import upgrade
@@ -93,7 +94,7 @@ def make_project(
 ) -> Project:
     with db.write() as session:
         project = auth.create_project(session, name, url_schemes)
-        secret = auth.create_key(session, project.id, "secret").plaintext
+        secret = auth.create_key(session, project.id, "secret", "", SCOPES).plaintext
         public = auth.create_key(session, project.id, "public").plaintext
     return Project(project.id, secret, public)
 
@@ -154,7 +155,9 @@ def server_factory(db_url: str, tmp_path: Path) -> Iterator[Any]:
         settings = settings_for(db_url, tmp_path / "var", **overrides)
         port = free_port()
         application = create_app(settings)
-        config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning")
+        config = uvicorn.Config(
+            application, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

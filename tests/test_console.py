@@ -80,6 +80,9 @@ def test_sign_in_create_a_project_and_manage_keys_in_a_browser(
     assert page.get_by_role("heading", name="Shop").is_visible()
 
     page.get_by_label("Name", exact=True).fill("backend")
+    assert page.get_by_role("checkbox", name="trigger", exact=True).is_checked()  # least privilege
+    assert not page.get_by_role("checkbox", name="admin", exact=True).is_checked()
+    page.get_by_role("checkbox", name="read", exact=True).check()
     page.get_by_role("button", name="Create key").click()
     key = page.locator("#new-key").inner_text()
     assert "shown this once" in page.locator(".reveal").inner_text()
@@ -87,6 +90,9 @@ def test_sign_in_create_a_project_and_manage_keys_in_a_browser(
     page.screenshot(path=str(SCREENSHOTS / "console-project.png"), full_page=True)
     headers = {"X-Clix-Project-ID": project_id, "X-Clix-API-Key": key}
     assert httpx.get(server.url + "/api/v1/campaigns", headers=headers).status_code == 200
+    refused = httpx.post(server.url + "/api/v1/campaigns", json={}, headers=headers)
+    assert refused.status_code == 403 and "'admin' scope" in refused.json()["error"]["message"]
+    assert "trigger, read" in page.locator("#keys").inner_text()
 
     page.goto(f"{server.url}/console/projects/{project_id}")  # shown once: not any more
     assert page.locator("#new-key").count() == 0 and key not in page.content()

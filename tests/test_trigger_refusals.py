@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from clarion.auth import service as auth
+from clarion.auth.keys import SCOPES
 from clarion.storage.db import Database
 from clarion.storage.models import Campaign, Job, Message, Trigger
 from tests.conftest import Project, Server, make_project
@@ -45,7 +46,7 @@ def test_bad_credentials_all_get_the_same_401(setup: Any, db: Database) -> None:
     server, project, campaign_id = setup
     other = make_project(db, "other")
     with db.write() as session:
-        revoked = auth.create_key(session, project.id, "secret")
+        revoked = auth.create_key(session, project.id, "secret", "", SCOPES)
         auth.revoke_key(session, project.id, revoked.row.id)
     url = f"/api/v1/campaigns/{campaign_id}:trigger"
     attempts = [

@@ -14,7 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clarion import __version__, cache
+from clarion import __version__, cache, limits
+from clarion.auth.endpoints import router as keys_router
 from clarion.campaigns.endpoints import router as campaigns_router
 from clarion.config import Settings, get_settings
 from clarion.console import pages as console
@@ -29,6 +30,7 @@ from clarion.idempotency.middleware import IdempotencyMiddleware
 from clarion.inbox.endpoints import router as inbox_router
 from clarion.live_activities.endpoints import router as live_activities_router
 from clarion.messages.endpoints import router as messages_router
+from clarion.ratelimit.gate import ApiGate
 from clarion.runner.embedded import EmbeddedRunner
 from clarion.runner.pacing import Pacer
 from clarion.storage.db import Database
@@ -171,6 +173,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, *, start_worker: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
     cache.configure(settings.cache_ttl_seconds)
+    limits.configure(settings.max_properties, settings.max_property_depth,
+                     settings.max_string_length)  # fmt: skip
     db = Database(settings.resolved_database_url())
     box = Box(load_key(settings))
     providers = build_registry(settings, db, box)
@@ -201,7 +205,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     )
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
         if run_worker:
             runner.start()
             webhooks.start()
@@ -211,6 +215,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
             if run_worker:
                 runner.stop()
             webhooks.stop()
+            if application.state.clarion.gate is not None:
+                application.state.clarion.gate.flush()  # the keys' last use
             providers.close()
             db.dispose()
 
@@ -229,6 +235,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     with db.read() as session:  # while there is no admin, `clarion serve` prints a set-up link
         app.state.console_setup_token = "" if any_admin(session) else secrets.token_urlsafe(24)
     app.add_middleware(IdempotencyMiddleware, state=app.state.clarion)  # inside the body limit
+    app.add_middleware(ApiGate, state=app.state.clarion)  # authenticates, then rate limits
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)  # added last, so outermost: ids on every answer
     _install_error_handlers(app)
@@ -246,5 +253,6 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     app.include_router(providers_router)
     app.include_router(webhooks_router)
     app.include_router(inbox_router)
+    app.include_router(keys_router)
     console.install(app)
     return app

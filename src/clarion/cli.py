@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 
 from clarion.auth import service as auth
+from clarion.auth.keys import PREFIXES, SCOPES, display_prefix, find_keys
 from clarion.auth.repository import get_project, list_projects
 from clarion.campaigns import service as campaigns
 from clarion.campaigns.files import load_spec
@@ -27,6 +29,7 @@ from clarion.errors import ClarionError
 from clarion.storage.db import Database
 from clarion.storage.migrate import upgrade
 from clarion.templating import lint as lint_templates
+from clarion.triggers import amplification
 from clarion.users import importer
 from clarion.webhooks import service as webhooks
 
@@ -174,6 +177,7 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        lifespan="on",  # a failing start-up stops the server instead of running workerless
     )
 
 
@@ -200,10 +204,10 @@ def projects_create(name: str, url_scheme: SchemesOpt = None) -> None:
     db = _db()
     with _reported(), db.write() as session:
         project = auth.create_project(session, name, url_scheme or [])
-        secret = auth.create_key(session, project.id, "secret", "initial secret key")
+        secret = auth.create_key(session, project.id, "secret", "initial secret key", SCOPES)
         public = auth.create_key(session, project.id, "public", "initial public key")
     out.print(f"project id:  {project.id}")
-    out.print(f"secret key:  {secret.plaintext}   (server calls; shown once)")
+    out.print(f"secret key:  {secret.plaintext}   (server calls, every scope; shown once)")
     out.print(f"public key:  {public.plaintext}   (mobile SDKs; shown once)")
 
 
@@ -214,6 +218,38 @@ def projects_list() -> None:
         for p in list_projects(session):
             schemes = ", ".join(p.url_schemes or []) or "-"
             out.print(f"{p.id}  {p.name}  (deep-link schemes: {schemes})")
+
+
+@projects_app.command("set-rate-limit")
+def projects_set_rate_limit(
+    limit: Annotated[int | None, typer.Argument(help="requests/s; omit for the default")] = None,
+    project: ProjectOpt = None,
+) -> None:
+    """The project's API rate limit (token bucket with a one-second burst)."""
+    db = _db()
+    project_id = _project(db, project)
+    with _reported(), db.write() as session:
+        auth.set_rate_limit(session, project_id, limit)
+    default = get_settings().rate_limit_per_second
+    out.print(f"rate limit: {limit if limit is not None else default} requests/s"
+              + ("" if limit is not None else " (the default)"))  # fmt: skip
+
+
+@projects_app.command("set-broadcast-limit")
+def projects_set_broadcast_limit(
+    multiplier: Annotated[
+        float | None, typer.Argument(help="times the device count per 15 min; omit: default")
+    ] = None,
+    project: ProjectOpt = None,
+) -> None:
+    """How much broadcasts may send per 15 minutes, as a multiple of the device count."""
+    db = _db()
+    project_id = _project(db, project)
+    with _reported(), db.write() as session:
+        amplification.set_multiplier(session, project_id, multiplier)
+    value = multiplier if multiplier is not None else get_settings().broadcast_multiplier
+    out.print(f"broadcasts may reach {value:g} x the device count per 15 minutes"
+              + ("" if multiplier is not None else " (the default)"))  # fmt: skip
 
 
 @projects_app.command("set-url-schemes")
@@ -230,36 +266,58 @@ def projects_set_url_schemes(project: ProjectOpt = None, url_scheme: SchemesOpt 
     out.print(f"deep-link schemes: {schemes}")
 
 
+ScopeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--scope",
+        help="What a secret key may do: trigger, ingest, read, admin. Repeat for several; "
+        "none given: trigger only (least privilege). Public keys have ingest alone.",
+    ),
+]
+
+
 @keys_app.command("create")
 def keys_create(
     project: ProjectOpt = None,
     kind: Annotated[str, typer.Option(help="secret or public")] = "secret",
     name: Annotated[str, typer.Option(help="A label for listings.")] = "",
+    scope: ScopeOpt = None,
 ) -> None:
     if kind not in ("secret", "public"):
         raise _fail("--kind must be secret or public")
     db = _db()
     project_id = _project(db, project)
     with _reported(), db.write() as session:
-        key = auth.create_key(session, project_id, "secret" if kind == "secret" else "public", name)
+        key = auth.create_key(
+            session, project_id, "secret" if kind == "secret" else "public", name, scope
+        )
+        scopes = ", ".join(key.row.scopes)
     out.print(f"key id: {key.row.id}")
     out.print(f"key:    {key.plaintext}   (shown once; stored only as a hash)")
+    out.print(f"scopes: {scopes}")
 
 
 @keys_app.command("list")
 def keys_list(project: ProjectOpt = None) -> None:
     db = _db()
     project_id = _project(db, project)
-    table = Table(_id_column(), "kind", "prefix", "name", "created", "revoked")
+    table = Table(_id_column(), "kind", "scopes", "prefix", "name", "created", "last used",
+                  "state")  # fmt: skip
     with db.read() as session:
         for k in auth.list_keys(session, project_id):
             table.add_row(
                 k.id,
                 k.kind,
+                ",".join(k.scopes),
                 k.prefix,
                 k.name,
                 f"{k.created_at:%Y-%m-%d %H:%M}",
-                f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "",
+                f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never",
+                f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
+                if k.revoked_at
+                else f"expires {k.expires_at:%Y-%m-%d %H:%M}"
+                if k.expires_at
+                else "active",
             )
     out.print(table)
 
@@ -271,6 +329,46 @@ def keys_revoke(key_id: str, project: ProjectOpt = None) -> None:
     with _reported(), db.write() as session:
         auth.revoke_key(session, project_id, key_id)
     out.print(f"revoked {key_id}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: str,
+    project: ProjectOpt = None,
+    overlap_hours: Annotated[
+        float, typer.Option(help="How long the old key keeps working (0: it stops now).")
+    ] = 24,
+) -> None:
+    """Make a new key like KEY_ID (kind, name, scopes); the old one ends after the overlap."""
+    db = _db()
+    project_id = _project(db, project)
+    with _reported(), db.write() as session:
+        new = auth.rotate_key(session, project_id, key_id, timedelta(hours=overlap_hours))
+        ends = auth.key_ends(session, key_id)
+    out.print(f"key id: {new.row.id}")
+    out.print(f"key:    {new.plaintext}   (shown once; stored only as a hash)")
+    out.print(f"the old key {key_id} works until {ends:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@keys_app.command("scan")
+def keys_scan(files: list[Path]) -> None:
+    """Find Clarion keys in files, offline, by their checksum (exit 1 if any is found). It
+    says which file and line, and the key's first characters, never the whole key."""
+    found = 0
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise _fail(f"{path}: {exc.strerror}") from None
+        for number, line in enumerate(text.splitlines(), start=1):
+            for key in find_keys(line):
+                found += 1
+                kind = "secret" if key.startswith(PREFIXES["secret"]) else "public"
+                out.print(f"{path}:{number}: a Clarion {kind} key ({display_prefix(key)})")
+    if found:
+        out.print(f"{found} key(s) found: revoke them (clarion keys revoke) and make new ones")
+        raise typer.Exit(1)
+    out.print("no Clarion key found")
 
 
 @campaigns_app.command("apply")

@@ -53,6 +53,34 @@ class Settings(BaseSettings):
     max_send_batch: int = Field(
         default=500, ge=1, description="push_notifications limit per messages:send call."
     )
+    max_properties: int = Field(
+        default=200, ge=1, description="Keys per properties object (trigger, user, event)."
+    )
+    max_property_depth: int = Field(
+        default=8, ge=1, le=64, description="Nesting depth of objects and arrays in properties."
+    )
+    max_string_length: int = Field(
+        default=10_000, ge=16, description="Characters per string value in properties."
+    )
+    rate_limit_per_second: int = Field(
+        default=1000,
+        ge=1,
+        description="Requests/s per project (token bucket, 1 s burst) unless the project has "
+        "its own (`clarion projects set-rate-limit`); over it: 429.",
+    )
+    auth_failures_per_minute: int = Field(
+        default=30,
+        ge=1,
+        description="Failed authentications a source address may make per minute before its "
+        "API requests get 429.",
+    )
+    broadcast_multiplier: float = Field(
+        default=10,
+        gt=0,
+        description="Broadcasts may send at most this many times the project's device count "
+        "per 15 minutes, unless the project has its own (`clarion projects "
+        "set-broadcast-limit`).",
+    )
     outbox_path: Path | None = Field(
         default=None, description="Sink provider's JSONL outbox; default var_dir/outbox.jsonl."
     )

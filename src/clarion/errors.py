@@ -52,3 +52,15 @@ class InvalidJSON(ClarionError):
 class PayloadTooLarge(ClarionError):
     status_code = 413
     code = "payload_too_large"
+
+
+class Conflict(ClarionError):
+    status_code = 409
+    code = "conflict"
+
+
+class Unavailable(ClarionError):
+    """The database (or another part Clarion needs) cannot be reached right now."""
+
+    status_code = 503
+    code = "unavailable"

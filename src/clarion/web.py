@@ -10,6 +10,7 @@ import orjson
 from fastapi import Depends, Request, Response
 from sqlalchemy.orm import Session
 
+from clarion.auth.keys import Scope
 from clarion.auth.service import Principal, authenticate
 from clarion.config import Settings
 from clarion.credentials.crypto import Box
@@ -27,6 +28,7 @@ class AppState:
     intake: TriggerIntake
     providers: ProviderRegistry
     box: Box  # seals and opens provider credentials
+    gate: Any = None  # the ApiGate (ratelimit.gate), once the middleware stack is built
 
 
 def state(request: Request) -> AppState:
@@ -35,6 +37,11 @@ def state(request: Request) -> AppState:
 
 
 def principal_from(session: Session, request: Request) -> Principal:
+    """The caller, as the API gate (ratelimit.gate) authenticated it; outside the gate, from
+    the headers."""
+    principal = request.scope.get("state", {}).get("principal")
+    if isinstance(principal, Principal):
+        return principal
     return authenticate(
         session,
         request.headers.get("x-clix-project-id"),
@@ -43,17 +50,28 @@ def principal_from(session: Session, request: Request) -> Principal:
 
 
 def _principal(request: Request) -> Principal:
+    principal = request.scope.get("state", {}).get("principal")
+    if isinstance(principal, Principal):
+        return principal
     with state(request).db.read() as session:
         return principal_from(session, request)
 
 
-def _secret(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
-    principal.require_secret()
-    return principal
+def _scoped(*any_of: Scope, secret: bool = True) -> Any:
+    def require(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        principal.require(*any_of, secret=secret)
+        return principal
+
+    return Annotated[Principal, Depends(require)]
 
 
-AnyKey = Annotated[Principal, Depends(_principal)]
-SecretKey = Annotated[Principal, Depends(_secret)]
+# What each endpoint needs (auth.keys.SCOPE_HELP says what each scope is for).
+SdkKey = _scoped("ingest", secret=False)  # the SDK endpoints: a public key will do
+IngestKey = _scoped("ingest")  # the server-side users endpoints
+TriggerKey = _scoped("trigger")
+FollowKey = _scoped("trigger", "read")  # a trigger's status and message log
+ReadKey = _scoped("read")
+AdminKey = _scoped("admin")
 
 
 class JSONResponse(Response):

@@ -1,4 +1,4 @@
-"""Management API for campaigns (secret key for now; finer scopes come later)."""
+"""Management API for campaigns: reading needs the ``read`` scope, changing ``admin``."""
 
 from __future__ import annotations
 
@@ -14,47 +14,47 @@ from clarion.campaigns.schemas import (
     VersionList,
     VersionOut,
 )
-from clarion.web import SecretKey, state
+from clarion.web import AdminKey, ReadKey, state
 
 router = APIRouter(prefix="/api/v1", tags=["campaigns"])
 
 
 @router.get("/campaigns", response_model=CampaignList, summary="List campaigns")
-def list_campaigns(principal: SecretKey, request: Request) -> CampaignList:
+def list_campaigns(principal: ReadKey, request: Request) -> CampaignList:
     with state(request).db.read() as session:
         rows = service.list_campaigns(session, principal.project_id)
         return CampaignList(campaigns=[service.to_out(session, c) for c in rows])
 
 
 @router.post("/campaigns", response_model=CampaignOut, status_code=201, summary="Create")
-def create_campaign(spec: CampaignSpec, principal: SecretKey, request: Request) -> CampaignOut:
+def create_campaign(spec: CampaignSpec, principal: AdminKey, request: Request) -> CampaignOut:
     with state(request).db.write() as session:
-        campaign = service.create(session, principal.project_id, spec)
+        campaign = service.create(session, principal.project_id, spec, principal.actor)
         return service.to_out(session, campaign)
 
 
 @router.post(
     "/campaigns:apply", response_model=CampaignOut, summary="Create or update a campaign by name"
 )
-def apply_campaign(spec: CampaignSpec, principal: SecretKey, request: Request) -> CampaignOut:
+def apply_campaign(spec: CampaignSpec, principal: AdminKey, request: Request) -> CampaignOut:
     with state(request).db.write() as session:
-        campaign, _created = service.apply(session, principal.project_id, spec)
+        campaign, _created = service.apply(session, principal.project_id, spec, principal.actor)
         return service.to_out(session, campaign)
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut, summary="Show a campaign")
-def get_campaign(campaign_id: str, principal: SecretKey, request: Request) -> CampaignOut:
+def get_campaign(campaign_id: str, principal: ReadKey, request: Request) -> CampaignOut:
     with state(request).db.read() as session:
         return service.to_out(session, service.get(session, principal.project_id, campaign_id))
 
 
 @router.put("/campaigns/{campaign_id}", response_model=CampaignOut, summary="Update (new version)")
 def update_campaign(
-    campaign_id: str, spec: CampaignSpec, principal: SecretKey, request: Request
+    campaign_id: str, spec: CampaignSpec, principal: AdminKey, request: Request
 ) -> CampaignOut:
     with state(request).db.write() as session:
         campaign = service.get(session, principal.project_id, campaign_id)
-        return service.to_out(session, service.update(session, campaign, spec))
+        return service.to_out(session, service.update(session, campaign, spec, principal.actor))
 
 
 @router.post(
@@ -63,7 +63,7 @@ def update_campaign(
     summary="Preview one message: rendered fields, the push and its size, variables, warnings",
 )
 def preview_campaign(
-    campaign_id: str, body: PreviewIn, principal: SecretKey, request: Request
+    campaign_id: str, body: PreviewIn, principal: ReadKey, request: Request
 ) -> PreviewOut:
     """Sends nothing and writes nothing. Sample ``properties`` as a trigger sends them, and
     a real ``project_user_id``/``device_id`` or inline ``user``/``device`` data; ``message``
@@ -75,7 +75,7 @@ def preview_campaign(
 @router.get(
     "/campaigns/{campaign_id}/versions", response_model=VersionList, summary="Version history"
 )
-def campaign_versions(campaign_id: str, principal: SecretKey, request: Request) -> VersionList:
+def campaign_versions(campaign_id: str, principal: ReadKey, request: Request) -> VersionList:
     with state(request).db.read() as session:
         campaign = service.get(session, principal.project_id, campaign_id)
         rows = repository.versions(session, campaign.id)
@@ -88,10 +88,11 @@ def campaign_versions(campaign_id: str, principal: SecretKey, request: Request) 
 
 
 def _lifecycle(status: Status, summary: str) -> None:
-    def change(campaign_id: str, principal: SecretKey, request: Request) -> CampaignOut:
+    def change(campaign_id: str, principal: AdminKey, request: Request) -> CampaignOut:
         with state(request).db.write() as session:
             campaign = service.get(session, principal.project_id, campaign_id)
-            return service.to_out(session, service.set_status(session, campaign, status))
+            changed = service.set_status(session, campaign, status, principal.actor)
+            return service.to_out(session, changed)
 
     verb = {"active": "activate", "paused": "pause", "archived": "archive"}[status]
     router.add_api_route(

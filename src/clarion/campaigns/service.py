@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from clarion import cache
 from clarion.audience.rules import Audience
+from clarion.audit import service as audit
 from clarion.auth import service as auth
 from clarion.campaigns import repository
 from clarion.campaigns.schemas import (
@@ -197,7 +198,9 @@ def check_message(session: Session, project_id: str, message: MessageTemplate) -
 _SCHEME_HINT = " (the app's own deep-link schemes are set with `clarion projects set-url-schemes`)"
 
 
-def create(session: Session, project_id: str, spec: CampaignSpec) -> Campaign:
+def create(
+    session: Session, project_id: str, spec: CampaignSpec, actor: str = audit.CLI
+) -> Campaign:
     check_spec(session, project_id, spec)
     if repository.by_name(session, project_id, spec.name) is not None:
         raise InvalidRequest(
@@ -218,10 +221,14 @@ def create(session: Session, project_id: str, spec: CampaignSpec) -> Campaign:
     session.flush()
     session.add(CampaignVersion(campaign_id=campaign.id, version=1, definition=spec.definition()))
     session.flush()
+    audit.record(session, project_id, actor, "campaign.created", "campaign", campaign.id,
+                 name=campaign.name, version=1, status=campaign.status)  # fmt: skip
     return campaign
 
 
-def update(session: Session, campaign: Campaign, spec: CampaignSpec) -> Campaign:
+def update(
+    session: Session, campaign: Campaign, spec: CampaignSpec, actor: str = audit.CLI
+) -> Campaign:
     """Record a new version when the definition changed; triggers keep the one they used."""
     check_spec(session, campaign.project_id, spec)
     if spec.name != campaign.name:
@@ -232,6 +239,7 @@ def update(session: Session, campaign: Campaign, spec: CampaignSpec) -> Campaign
             )
     current = repository.version(session, campaign.id, campaign.version)
     definition = spec.definition()
+    before = {"name": campaign.name, "version": campaign.version, "status": campaign.status}
     if current is None or current.definition != definition:
         campaign.version += 1
         session.add(
@@ -246,25 +254,36 @@ def update(session: Session, campaign: Campaign, spec: CampaignSpec) -> Campaign
         campaign.status = spec.status
     campaign.updated_at = utcnow()
     session.flush()
+    after = {"name": campaign.name, "version": campaign.version, "status": campaign.status}
+    if after != before:
+        audit.record(session, campaign.project_id, actor, "campaign.updated", "campaign",
+                     campaign.id, before=before, after=after)  # fmt: skip
     cache.campaigns.clear()
     return campaign
 
 
-def apply(session: Session, project_id: str, spec: CampaignSpec) -> tuple[Campaign, bool]:
+def apply(
+    session: Session, project_id: str, spec: CampaignSpec, actor: str = audit.CLI
+) -> tuple[Campaign, bool]:
     """Create or update by name. Returns the campaign and whether it was created."""
     existing = repository.by_name(session, project_id, spec.name)
     if existing is None:
-        return create(session, project_id, spec), True
-    return update(session, existing, spec), False
+        return create(session, project_id, spec, actor), True
+    return update(session, existing, spec, actor), False
 
 
-def set_status(session: Session, campaign: Campaign, status: Status) -> Campaign:
+def set_status(
+    session: Session, campaign: Campaign, status: Status, actor: str = audit.CLI
+) -> Campaign:
     if campaign.status == "archived" and status != "archived":
         raise InvalidRequest(
             "This campaign is archived; archived campaigns cannot be reactivated. Create a new "
             "campaign from its file instead.",
             code="campaign_archived",
         )
+    if campaign.status != status:
+        audit.record(session, campaign.project_id, actor, "campaign.status_changed", "campaign",
+                     campaign.id, before=campaign.status, after=status)  # fmt: skip
     campaign.status = status
     campaign.updated_at = utcnow()
     session.flush()

@@ -22,7 +22,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from clarion.audience.rules import BUILTINS, OPERATORS, PRESENCE
+from clarion.audit import service as audit
 from clarion.auth import service as auth
+from clarion.auth.keys import SCOPE_HELP, SCOPES
 from clarion.auth.repository import get_project, list_projects
 from clarion.campaigns import repository as campaign_repo
 from clarion.campaigns import service as campaigns
@@ -274,7 +276,8 @@ def _project_page(
         endpoints = Paged.of(webhooks.list_endpoints(session, project_id), request, "hooks_page")
     return page(request, "project.html", status, admin=admin, project=project, keys=keys,
                 campaigns=listed, providers=providers, endpoints=endpoints,
-                event_types=webhooks.EVENT_TYPES, typed=context.pop("typed", {}),
+                event_types=webhooks.EVENT_TYPES, scope_help=SCOPE_HELP,
+                typed=context.pop("typed", {}),
                 **context)  # fmt: skip
 
 
@@ -319,9 +322,11 @@ def create_key(request: Request, admin: Admin, project_id: str, form: Form) -> R
     kind = form.get("kind", "secret")
     if kind not in ("secret", "public"):
         kind = "secret"
+    scopes = [name for name in SCOPES if form.get(f"scope_{name}")]
     return _changed(
         request, admin, project_id, form, "keys",
-        lambda session: auth.create_key(session, project_id, kind, form.get("name", "").strip()),  # type: ignore[arg-type]
+        lambda session: auth.create_key(session, project_id, kind, form.get("name", "").strip(),  # type: ignore[arg-type]
+                                        scopes, audit.admin_actor(admin.email)),
         new_key=lambda made: made.plaintext,
     )  # fmt: skip
 
@@ -331,7 +336,8 @@ def revoke_key(
     request: Request, admin: Admin, project_id: str, key_id: str, form: Form
 ) -> Response:
     return _changed(request, admin, project_id, form, "keys",
-                    lambda session: auth.revoke_key(session, project_id, key_id),
+                    lambda session: auth.revoke_key(session, project_id, key_id,
+                                                    audit.admin_actor(admin.email)),
                     done="revoked")  # fmt: skip
 
 
@@ -446,9 +452,9 @@ def save_campaign(request: Request, admin: Admin, project_id: str, form: Form) -
                 raise ClarionError(f"No project {project_id!r}.", code="project_not_found")
             if campaign_id:
                 saved = campaigns.update(session, campaigns.get(session, project_id, campaign_id),
-                                         spec)  # fmt: skip
+                                         spec, audit.admin_actor(admin.email))  # fmt: skip
             else:
-                saved = campaigns.create(session, project_id, spec)
+                saved = campaigns.create(session, project_id, spec, audit.admin_actor(admin.email))
     except editor.FormProblem as exc:
         return _editor(request, admin, project_id, form, 400, str(exc))
     except ClarionError as exc:
@@ -570,7 +576,7 @@ def campaign_status(
     try:
         with state(request).db.write() as session:
             found = campaigns.get(session, project_id, campaign_id)
-            campaigns.set_status(session, found, wanted)  # type: ignore[arg-type]
+            campaigns.set_status(session, found, wanted, audit.admin_actor(admin.email))  # type: ignore[arg-type]
     except ClarionError as exc:
         return campaign_page(request, admin, project_id, campaign_id, 400, error=exc.message)
     return RedirectResponse(f"/console/projects/{project_id}/campaigns/{campaign_id}", 303)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from clarion.credentials import service
 from clarion.credentials.service import ProviderOut
-from clarion.web import SecretKey, state
+from clarion.web import AdminKey, ReadKey, state
 
 router = APIRouter(prefix="/api/v1", tags=["providers"])
 
@@ -53,20 +53,20 @@ class ProviderList(BaseModel):
 
 
 @router.get("/providers", response_model=ProviderList, summary="Configured providers")
-def list_providers(principal: SecretKey, request: Request) -> ProviderList:
+def list_providers(principal: ReadKey, request: Request) -> ProviderList:
     with state(request).db.read() as session:
         return ProviderList(providers=service.describe(session, principal.project_id))
 
 
 @router.put("/providers/fcm", response_model=ProviderOut, summary="Set FCM credentials")
-def put_fcm(body: FcmIn, principal: SecretKey, request: Request) -> ProviderOut:
+def put_fcm(body: FcmIn, principal: AdminKey, request: Request) -> ProviderOut:
     app = state(request)
     with app.db.write() as session:
         return service.set_fcm(session, app.box, principal.project_id, body.service_account)
 
 
 @router.put("/providers/apns", response_model=ProviderOut, summary="Set APNs credentials")
-def put_apns(body: ApnsIn, principal: SecretKey, request: Request) -> ProviderOut:
+def put_apns(body: ApnsIn, principal: AdminKey, request: Request) -> ProviderOut:
     app = state(request)
     with app.db.write() as session:
         return service.set_apns(session, app.box, principal.project_id, body.key,
@@ -74,7 +74,7 @@ def put_apns(body: ApnsIn, principal: SecretKey, request: Request) -> ProviderOu
 
 
 @router.put("/providers/smtp", response_model=ProviderOut, summary="Set the SMTP relay")
-def put_smtp(body: SmtpIn, principal: SecretKey, request: Request) -> ProviderOut:
+def put_smtp(body: SmtpIn, principal: AdminKey, request: Request) -> ProviderOut:
     app = state(request)
     with app.db.write() as session:
         return service.set_smtp(session, app.box, principal.project_id, body.model_dump())
@@ -82,7 +82,7 @@ def put_smtp(body: SmtpIn, principal: SecretKey, request: Request) -> ProviderOu
 
 @router.put("/providers/webhook", response_model=WebhookSecretOut,
             summary="Set or rotate the webhook channel's signing secret")  # fmt: skip
-def put_webhook(body: WebhookSecretIn, principal: SecretKey, request: Request) -> WebhookSecretOut:
+def put_webhook(body: WebhookSecretIn, principal: AdminKey, request: Request) -> WebhookSecretOut:
     app = state(request)
     with app.db.write() as session:
         out, secret = service.set_webhook_secret(session, app.box, principal.project_id,
@@ -91,6 +91,6 @@ def put_webhook(body: WebhookSecretIn, principal: SecretKey, request: Request) -
 
 
 @router.delete("/providers/{provider}", status_code=204, summary="Remove a provider's credentials")
-def delete_provider(provider: str, principal: SecretKey, request: Request) -> None:
+def delete_provider(provider: str, principal: AdminKey, request: Request) -> None:
     with state(request).db.write() as session:
         service.remove(session, principal.project_id, provider)

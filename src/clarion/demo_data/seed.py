@@ -12,6 +12,7 @@ import httpx
 from fastapi import FastAPI
 
 from clarion.auth import service as auth
+from clarion.auth.keys import SCOPES
 from clarion.auth.repository import list_keys, list_projects
 from clarion.campaigns import service as campaigns
 from clarion.campaigns.files import load_spec
@@ -74,7 +75,7 @@ def ensure_demo(app: FastAPI, db: Database) -> DemoInfo:
         for key in list_keys(session, project.id):
             if key.name == RUN_KEY_NAME and key.revoked_at is None:
                 auth.revoke_key(session, project.id, key.id)
-        secret = auth.create_key(session, project.id, "secret", RUN_KEY_NAME).plaintext
+        secret = auth.create_key(session, project.id, "secret", RUN_KEY_NAME, SCOPES).plaintext
         public = (
             auth.create_key(session, project.id, "public", "demo SDK key").plaintext
             if fresh

@@ -6,12 +6,12 @@ from fastapi import APIRouter, Request
 
 from clarion.events import service
 from clarion.events.schemas import EventsIn, EventsOut
-from clarion.web import AnyKey, state
+from clarion.web import SdkKey, state
 
 router = APIRouter(prefix="/api/v1", tags=["sdk"])
 
 
 @router.post("/events", response_model=EventsOut, summary="Record SDK events")
-def record_events(body: EventsIn, principal: AnyKey, request: Request) -> EventsOut:
+def record_events(body: EventsIn, principal: SdkKey, request: Request) -> EventsOut:
     with state(request).db.write() as session:
         return EventsOut(events=service.record(session, principal.project_id, body.events))

@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from clarion import limits
 
 MAX_EVENTS = 100
 
@@ -23,6 +25,15 @@ class EventIn(BaseModel):
 
 class EventsIn(BaseModel):
     events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
+
+    @model_validator(mode="after")
+    def _limits(self) -> EventsIn:
+        for i, event in enumerate(self.events):
+            for name in ("properties", "event_property"):
+                value = getattr(event, name)
+                if value is not None:
+                    limits.check_properties(value, f"$.events[{i}].{name}")
+        return self
 
 
 class EventOut(BaseModel):

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from clarion.auth.service import Principal
 from clarion.errors import ClarionError, PayloadTooLarge
 from clarion.idempotency import service
 from clarion.web import error_response
@@ -32,7 +33,10 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        project_id = headers.get("x-clix-project-id", "")
+        # The API gate outside this middleware has authenticated the caller: keys belong to
+        # its project, and nothing is claimed or replayed for an unauthenticated request.
+        principal = scope.get("state", {}).get("principal")
+        project_id = principal.project_id if isinstance(principal, Principal) else ""
         try:
             key = service.checked_key(headers.get(service.HEADER))
         except ClarionError as exc:

@@ -12,7 +12,7 @@ from clarion.errors import NotFound
 from clarion.inbox import repository
 from clarion.storage.models import InboxMessage, utcnow
 from clarion.users.service import device_user
-from clarion.web import AnyKey, state
+from clarion.web import SdkKey, state
 
 router = APIRouter(prefix="/api/v1", tags=["inbox"])
 
@@ -49,7 +49,7 @@ def _item(m: InboxMessage) -> InboxItem:
             summary="The in-app inbox of the device's user")  # fmt: skip
 def inbox(
     device_id: str,
-    principal: AnyKey,
+    principal: SdkKey,
     request: Request,
     limit: int = Query(50, ge=1, le=200),
     before: datetime | None = Query(None, description="Only messages created before this."),
@@ -66,7 +66,7 @@ def inbox(
 
 @router.post("/devices/{device_id}/inbox/{message_id}:read", response_model=InboxItem,
              summary="Mark one inbox message read")  # fmt: skip
-def mark_read(device_id: str, message_id: str, principal: AnyKey, request: Request) -> InboxItem:
+def mark_read(device_id: str, message_id: str, principal: SdkKey, request: Request) -> InboxItem:
     with state(request).db.write() as session:
         _, user = device_user(session, principal.project_id, device_id)
         message = repository.get(session, principal.project_id, message_id)
@@ -81,7 +81,7 @@ def mark_read(device_id: str, message_id: str, principal: AnyKey, request: Reque
 
 @router.post("/devices/{device_id}/inbox:read-all", response_model=MarkedAll,
              summary="Mark the whole inbox read")  # fmt: skip
-def mark_all_read(device_id: str, principal: AnyKey, request: Request) -> MarkedAll:
+def mark_all_read(device_id: str, principal: SdkKey, request: Request) -> MarkedAll:
     with state(request).db.write() as session:
         _, user = device_user(session, principal.project_id, device_id)
         return MarkedAll(marked=repository.mark_all_read(session, principal.project_id, user.id))

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from clarion.live_activities import service
 from clarion.live_activities.schemas import StartIn, StartOut, StartTokenIn, StartTokenOut
-from clarion.web import AnyKey, SecretKey, state
+from clarion.web import SdkKey, TriggerKey, state
 
 router = APIRouter(prefix="/api/v1", tags=["live activities"])
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/v1", tags=["live activities"])
     summary="Store a Live Activity push-to-start token (SDK)",
 )
 def store_token(
-    device_id: str, body: StartTokenIn, principal: AnyKey, request: Request
+    device_id: str, body: StartTokenIn, principal: SdkKey, request: Request
 ) -> StartTokenOut:
     with state(request).db.write() as session:
         service.store_token(session, principal.project_id, device_id, body)
@@ -29,7 +29,7 @@ def store_token(
     response_model=StartOut,
     summary="Start Live Activities (stored; delivery is not implemented yet)",
 )
-def start(body: StartIn, principal: SecretKey, request: Request) -> StartOut:
+def start(body: StartIn, principal: TriggerKey, request: Request) -> StartOut:
     with state(request).db.write() as session:
         rid, results = service.start(session, principal.project_id, body.live_activities)
     return StartOut(request_id=rid, delivery_results=results)

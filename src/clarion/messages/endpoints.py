@@ -12,7 +12,7 @@ from clarion.errors import InvalidRequest, NotFound
 from clarion.messages import send
 from clarion.messages.send_schemas import SendIn, SendOut
 from clarion.storage.models import Message
-from clarion.web import SecretKey, state
+from clarion.web import ReadKey, TriggerKey, state
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])
 
@@ -40,7 +40,7 @@ class AttemptList(BaseModel):
     response_model=AttemptList,
     summary="Every hand-over of one message to a provider",
 )
-def message_attempts(message_id: str, principal: SecretKey, request: Request) -> AttemptList:
+def message_attempts(message_id: str, principal: ReadKey, request: Request) -> AttemptList:
     with state(request).db.read() as session:
         message = session.get(Message, message_id)
         if message is None or message.project_id != principal.project_id:
@@ -55,7 +55,7 @@ def message_attempts(message_id: str, principal: SecretKey, request: Request) ->
 
 
 @router.post("/messages:send", response_model=SendOut, summary="Send pushes directly")
-def send_messages(body: SendIn, principal: SecretKey, request: Request) -> SendOut:
+def send_messages(body: SendIn, principal: TriggerKey, request: Request) -> SendOut:
     app = state(request)
     limit = app.settings.max_send_batch
     if len(body.push_notifications) > limit:

@@ -65,6 +65,9 @@ class Project(Base):
     # The app's own deep-link schemes (myshop for myshop://...), allowed in URL fields.
     url_schemes: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    rate_limit: Mapped[int | None] = mapped_column(Integer)  # requests/s; None: the default
+    # Broadcasts may send this many times the project's device count per 15 minutes.
+    broadcast_multiplier: Mapped[float | None] = mapped_column(Float)  # None: the default
 
 
 class ApiKey(Base):
@@ -75,8 +78,26 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     prefix: Mapped[str] = mapped_column(String(32))  # shown in listings; not enough to use
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # rotated: the overlap
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # to the minute
+
+
+class AuditEntry(Base):
+    """Who changed what, when: keys, campaigns, project limits, refused broadcasts."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_project", "project_id", "id"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # uuid7: time ordered
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(300))  # key:<id> | admin:<email> | cli | system
+    action: Mapped[str] = mapped_column(String(64))  # key.created, campaign.updated, ...
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(255))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class Campaign(Base):
@@ -194,7 +215,10 @@ class Device(Base):
 
 class Trigger(Base):
     __tablename__ = "triggers"
-    __table_args__ = (Index("ix_triggers_campaign", "campaign_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_triggers_campaign", "campaign_id", "created_at"),
+        Index("ix_triggers_project", "project_id", "created_at"),  # the broadcast guard
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))

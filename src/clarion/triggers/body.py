@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import orjson
 
+from clarion import limits
 from clarion.errors import InvalidJSON, InvalidRequest
 
 Mode = Literal["broadcast", "targets", "default"]
@@ -57,6 +58,7 @@ def parse_trigger(raw: bytes, max_targets: int) -> TriggerRequest:
         raise _bad(
             "$.properties", f"must be an object of trigger properties, not {_kind(properties)}"
         )
+    limits.check_properties(properties)
     audience = body.get("audience")
     if audience is None:
         return TriggerRequest(mode="default", properties=properties)

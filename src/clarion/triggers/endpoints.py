@@ -10,14 +10,15 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from clarion import idempotency
+from clarion.auth.service import Principal
 from clarion.delivery import repository as delivery_repo
 from clarion.messages import repository as messages_repo
 from clarion.messages.schemas import MessageList, MessageOut
-from clarion.triggers import dry_run, service
+from clarion.triggers import amplification, dry_run, service
 from clarion.triggers.body import parse_trigger
 from clarion.triggers.dry_run_schemas import DryRunOut
 from clarion.triggers.schemas import Counts, TriggerAccepted, TriggerBody, TriggerOut
-from clarion.web import JSONResponse, SecretKey, principal_from, state
+from clarion.web import FollowKey, JSONResponse, principal_from, state
 
 router = APIRouter(prefix="/api/v1", tags=["triggers"])
 # The endpoints read the raw body themselves (so that refusals name JSON paths); the API
@@ -50,14 +51,29 @@ async def trigger_campaign(campaign_id: str, request: Request) -> Response:
         def check() -> tuple[dict[str, Any], list[str]]:
             with app.db.read() as session:
                 principal = principal_from(session, request)
-                body = parse_trigger(raw, app.settings.max_targets)
-                return service.check(session, principal, campaign_id, body)
+            return _checked(app, principal, campaign_id, raw)
 
         # On SQLite these reads are short and local: run them on the event loop rather than
         # pay two thread hand-offs. A networked database gets the threadpool.
         row, absent = check() if app.db.is_sqlite else await run_in_threadpool(check)
         await app.intake.submit(row)
     return _accepted(row, absent)
+
+
+def _checked(
+    app: Any, principal: Principal, campaign_id: str, raw: bytes
+) -> tuple[dict[str, Any], list[str]]:
+    """Parse and check a trigger call; a refused broadcast is written to the audit log."""
+    body = parse_trigger(raw, app.settings.max_targets)
+    try:
+        with app.db.read() as session:
+            return service.check(session, principal, campaign_id, body,
+                                 app.settings.broadcast_multiplier)  # fmt: skip
+    except amplification.BroadcastLimitExceeded as exc:
+        with app.db.write() as session:
+            amplification.record_refusal(session, principal.project_id, principal.actor,
+                                         campaign_id, exc)  # fmt: skip
+        raise
 
 
 def _accepted(row: dict[str, Any], absent: list[str]) -> JSONResponse:
@@ -91,13 +107,7 @@ async def _idempotent(app: Any, campaign_id: str, request: Request, key: str) ->
             return Response(outcome.body, outcome.status, media_type="application/json",
                             headers=headers)  # fmt: skip
         try:
-
-            def check() -> tuple[dict[str, Any], list[str]]:
-                with app.db.read() as session:
-                    body = parse_trigger(raw, app.settings.max_targets)
-                    return service.check(session, principal, campaign_id, body)
-
-            row, absent = await run_in_threadpool(check)
+            row, absent = await run_in_threadpool(_checked, app, principal, campaign_id, raw)
             response = _accepted(row, absent)
             stored = {k: v for k, v in response.headers.items() if k == "clarion-warning"}
             # Committed with the trigger: a crash cannot leave one without the other.
@@ -115,7 +125,7 @@ def _release(app: Any, claimed: idempotency.Claimed) -> None:
 
 
 @router.get("/triggers/{trigger_id}", response_model=TriggerOut, summary="Trigger status")
-def trigger_status(trigger_id: str, principal: SecretKey, request: Request) -> TriggerOut:
+def trigger_status(trigger_id: str, principal: FollowKey, request: Request) -> TriggerOut:
     with state(request).db.read() as session:
         trigger = service.get(session, principal, trigger_id)
         counts = delivery_repo.counts(session, trigger.id)
@@ -146,7 +156,7 @@ def trigger_status(trigger_id: str, principal: SecretKey, request: Request) -> T
 )
 def trigger_messages(
     trigger_id: str,
-    principal: SecretKey,
+    principal: FollowKey,
     request: Request,
     status: Annotated[
         Literal["queued", "sending", "sent", "failed", "skipped"] | None, Query()

@@ -17,6 +17,7 @@ from clarion.errors import ClarionError, NotFound
 from clarion.ids import uuid7
 from clarion.runner import jobs
 from clarion.storage.models import Trigger, utcnow
+from clarion.triggers import amplification
 from clarion.triggers.body import TriggerRequest
 from clarion.webhooks import service as webhooks
 from clarion.webhooks.repository import subscribed
@@ -45,7 +46,7 @@ def campaign_version(
     """The campaign summary and its current version, once the campaign can take this
     request: API-triggered, active (unless a dry run), and every ``trigger.*`` value the
     rules need present and comparable."""
-    principal.require_secret()
+    principal.require("trigger")
     campaign = campaign_repository.summary(session, principal.project_id, campaign_id)
     if campaign is None:
         raise campaigns.CampaignNotFound(campaigns.NOT_FOUND.format(id=campaign_id))
@@ -77,11 +78,18 @@ def campaign_version(
 
 
 def check(
-    session: Session, principal: Principal, campaign_id: str, request: TriggerRequest
+    session: Session,
+    principal: Principal,
+    campaign_id: str,
+    request: TriggerRequest,
+    broadcast_multiplier: float,
 ) -> tuple[dict[str, Any], list[str]]:
     """Every check a trigger must pass, read-only. Returns the trigger row to write, and the
-    ``trigger.*`` keys the templates use that this request lacks (they render empty)."""
+    ``trigger.*`` keys the templates use that this request lacks (they render empty). A
+    broadcast past the amplification guard raises BroadcastLimitExceeded."""
     campaign, version = campaign_version(session, principal, campaign_id, request)
+    if request.mode == "broadcast":
+        amplification.check(session, principal.project_id, broadcast_multiplier)
     absent = [k for k in version.plan.trigger_keys if k not in request.properties]
     return {
         "id": uuid7(),

@@ -19,13 +19,13 @@ from clarion.users.schemas import (
     UserProperties,
     UserUpsert,
 )
-from clarion.web import AnyKey, SecretKey, state
+from clarion.web import IngestKey, SdkKey, state
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
 
 @router.post("/users", response_model=UserProperties, summary="Create or update a user")
-def upsert_user(body: UserUpsert, principal: SecretKey, request: Request) -> UserProperties:
+def upsert_user(body: UserUpsert, principal: IngestKey, request: Request) -> UserProperties:
     with state(request).db.write() as session:
         user = service.upsert_user(
             session, principal.project_id, body.project_user_id, body.properties
@@ -37,7 +37,7 @@ def upsert_user(body: UserUpsert, principal: SecretKey, request: Request) -> Use
     "/users/{project_user_id}", response_model=UserProperties, summary="Update user properties"
 )
 def patch_user(
-    project_user_id: str, body: UserPatch, principal: SecretKey, request: Request
+    project_user_id: str, body: UserPatch, principal: IngestKey, request: Request
 ) -> UserProperties:
     with state(request).db.write() as session:
         user = service.patch_user(session, principal.project_id, project_user_id, body.properties)
@@ -45,14 +45,14 @@ def patch_user(
 
 
 @router.delete("/users/{project_user_id}", summary="Delete a user and its data")
-def delete_user(project_user_id: str, principal: SecretKey, request: Request) -> dict[str, str]:
+def delete_user(project_user_id: str, principal: IngestKey, request: Request) -> dict[str, str]:
     with state(request).db.write() as session:
         service.delete_user(session, principal.project_id, project_user_id)
     return {}
 
 
 @router.post("/devices", response_model=DevicesOut, summary="Create or update devices (SDK)")
-def upsert_devices(body: DevicesIn, principal: AnyKey, request: Request) -> DevicesOut:
+def upsert_devices(body: DevicesIn, principal: SdkKey, request: Request) -> DevicesOut:
     with state(request).db.write() as session:
         out = [service.upsert_device(session, principal.project_id, d) for d in body.devices]
     return DevicesOut(devices=out)
@@ -63,7 +63,7 @@ def upsert_devices(body: DevicesIn, principal: AnyKey, request: Request) -> Devi
     response_model=IdentifyOut,
     summary="Identify: link a device to a project user (SDK)",
 )
-def identify(device_id: str, body: IdentifyIn, principal: AnyKey, request: Request) -> IdentifyOut:
+def identify(device_id: str, body: IdentifyIn, principal: SdkKey, request: Request) -> IdentifyOut:
     with state(request).db.write() as session:
         service.identify(session, principal.project_id, device_id, body.project_user_id)
     return IdentifyOut(device_id=device_id, project_user_id=body.project_user_id)
@@ -74,7 +74,7 @@ def identify(device_id: str, body: IdentifyIn, principal: AnyKey, request: Reque
     response_model=UnidentifyOut,
     summary="Un-identify: the device gets a new anonymous user (SDK)",
 )
-def unidentify(device_id: str, principal: AnyKey, request: Request) -> UnidentifyOut:
+def unidentify(device_id: str, principal: SdkKey, request: Request) -> UnidentifyOut:
     with state(request).db.write() as session:
         user = service.unidentify(session, principal.project_id, device_id)
         return UnidentifyOut(device_id=device_id, user_id=user.id)
@@ -86,7 +86,7 @@ def unidentify(device_id: str, principal: AnyKey, request: Request) -> Unidentif
     summary="Set typed properties on the device's user (SDK)",
 )
 def set_properties(
-    device_id: str, body: SdkPropertiesIn, principal: AnyKey, request: Request
+    device_id: str, body: SdkPropertiesIn, principal: SdkKey, request: Request
 ) -> SdkPropertiesOut:
     with state(request).db.write() as session:
         out = sdk_properties.set_properties(
@@ -101,7 +101,7 @@ def set_properties(
 )
 def remove_properties(
     device_id: str,
-    principal: AnyKey,
+    principal: SdkKey,
     request: Request,
     names: Annotated[list[str], Query()] = [],  # noqa: B006 (FastAPI copies defaults)
     property_names: Annotated[list[str], Query()] = [],  # noqa: B006

@@ -6,10 +6,13 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from clarion import limits
+
 PROPERTY_KEY_MAX = 128
 
 
 def _check_keys(properties: dict[str, Any]) -> dict[str, Any]:
+    limits.check_properties(properties)
     for key in properties:
         if not key or len(key) > PROPERTY_KEY_MAX:
             raise ValueError(f"property names must be 1 to {PROPERTY_KEY_MAX} characters: {key!r}")
@@ -144,6 +147,13 @@ class SdkProperty(BaseModel):
 
 class SdkPropertiesIn(BaseModel):
     properties: list[SdkProperty] = Field(min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _limits(self) -> SdkPropertiesIn:
+        for i, prop in enumerate(self.properties):
+            limits.check_properties(prop.value, f"$.properties[{i}].value")
+            limits.check_properties(prop.value_string, f"$.properties[{i}].value_string")
+        return self
 
 
 class SdkPropertyOut(BaseModel):

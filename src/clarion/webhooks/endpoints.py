@@ -8,7 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from clarion.web import SecretKey, state
+from clarion.web import AdminKey, ReadKey, state
 from clarion.webhooks import repository, service
 from clarion.webhooks.service import EndpointCreated, EndpointOut
 
@@ -57,7 +57,7 @@ class DeliveryList(BaseModel):
 
 @router.post("/webhooks", response_model=EndpointCreated, status_code=201,
              summary="Add a webhook endpoint")  # fmt: skip
-def create(body: EndpointIn, principal: SecretKey, request: Request) -> EndpointCreated:
+def create(body: EndpointIn, principal: AdminKey, request: Request) -> EndpointCreated:
     app = state(request)
     with app.db.write() as session:
         return service.create(
@@ -73,13 +73,13 @@ def create(body: EndpointIn, principal: SecretKey, request: Request) -> Endpoint
 
 
 @router.get("/webhooks", response_model=EndpointList, summary="Webhook endpoints")
-def list_endpoints(principal: SecretKey, request: Request) -> EndpointList:
+def list_endpoints(principal: ReadKey, request: Request) -> EndpointList:
     with state(request).db.read() as session:
         return EndpointList(endpoints=service.list_endpoints(session, principal.project_id))
 
 
 @router.delete("/webhooks/{endpoint_id}", status_code=204, summary="Remove a webhook endpoint")
-def remove(endpoint_id: str, principal: SecretKey, request: Request) -> None:
+def remove(endpoint_id: str, principal: AdminKey, request: Request) -> None:
     with state(request).db.write() as session:
         service.remove(session, principal.project_id, endpoint_id)
 
@@ -88,7 +88,7 @@ def remove(endpoint_id: str, principal: SecretKey, request: Request) -> None:
             summary="An endpoint's deliveries, newest first, with every attempt")  # fmt: skip
 def deliveries(
     endpoint_id: str,
-    principal: SecretKey,
+    principal: ReadKey,
     request: Request,
     limit: int = Query(50, ge=1, le=500),
     before: datetime | None = Query(None, description="Only deliveries created before this."),

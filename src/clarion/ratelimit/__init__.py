@@ -1,0 +1,1 @@
+"""Per-project request rate limits and the failed-authentication limit per source address."""
