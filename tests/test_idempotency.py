@@ -131,6 +131,13 @@ def test_the_other_creating_posts_honour_the_key(server: Server, db: Database) -
     assert one.status_code == 200 and two.content == one.content
     with db.read() as session:  # sent once
         assert session.scalar(select(func.count()).select_from(Message)) == 1
+    # Only the project's own keys get a replay: the project id and the Idempotency-Key
+    # without a valid API key get the usual 401, not the stored answer.
+    for stranger in ({"X-Clix-Project-ID": project.id, "Idempotency-Key": "send-1"},
+                     {"X-Clix-Project-ID": project.id, "X-Clix-API-Key": "clx_sk_x",
+                      "Idempotency-Key": "send-1"}):  # fmt: skip
+        r = server.client.post("/api/v1/messages:send", json=send, headers=stranger)
+        assert r.status_code == 401 and "idempotency-replayed" not in r.headers
     long_key = {**project.headers, "Idempotency-Key": "k" * 256}
     r = server.client.post("/api/v1/messages:send", json=send, headers=long_key)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_idempotency_key"
