@@ -154,7 +154,7 @@ def _b_state(c: httpx.Client, b: Any, ids: dict[str, str]) -> dict[str, Any]:
             f"/api/v1/campaigns/{ids['campaign']}:dry-run",
             json={"properties": PROPS},
             headers=b.headers,
-        ).json(),  # fmt: skip
+        ).json(),
         "audit": get("/api/v1/audit-log"),
     }
 
