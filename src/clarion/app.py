@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,7 +31,7 @@ from clarion.idempotency.middleware import IdempotencyMiddleware
 from clarion.inbox.endpoints import router as inbox_router
 from clarion.live_activities.endpoints import router as live_activities_router
 from clarion.messages.endpoints import router as messages_router
-from clarion.ratelimit.gate import ApiGate
+from clarion.ratelimit.gate import ApiGate, unavailable
 from clarion.runner.embedded import EmbeddedRunner
 from clarion.runner.pacing import Pacer
 from clarion.storage.db import Database
@@ -159,6 +160,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         codes = {404: "not_found", 405: "method_not_allowed"}
         return _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
 
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
+        # Unreachable, restarting, or locked past CLARION_DATABASE_LOCK_TIMEOUT_SECONDS:
+        # nothing was committed (a trigger is answered 200 only after its commit).
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    type(exc.orig).__name__)  # fmt: skip
+        return error_response(unavailable())
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -175,7 +185,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     cache.configure(settings.cache_ttl_seconds)
     limits.configure(settings.max_properties, settings.max_property_depth,
                      settings.max_string_length)  # fmt: skip
-    db = Database(settings.resolved_database_url())
+    db = Database(settings.resolved_database_url(), settings.database_lock_timeout_seconds)
     box = Box(load_key(settings))
     providers = build_registry(settings, db, box)
     pipeline = Pipeline(

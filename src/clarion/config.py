@@ -22,6 +22,13 @@ class Settings(BaseSettings):
         default=SecretStr(""),
         description="SQLAlchemy URL. Empty means a SQLite file var_dir/clarion.db in WAL mode.",
     )
+    database_lock_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=600,
+        description="How long a statement waits for a database lock (SQLite's busy timeout, "
+        "PostgreSQL's lock_timeout) before the request gets 503 with Retry-After.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `clarion serve` binds.")
     port: int = Field(default=8080, description="Port `clarion serve` listens on.")
     embedded_worker: bool = Field(default=True, description="Run the worker inside the server.")

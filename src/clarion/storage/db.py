@@ -20,18 +20,25 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def make_engine(url: str) -> Engine:
-    """Create the engine for ``url``; SQLite files are put in WAL mode with a busy timeout."""
+def make_engine(url: str, lock_timeout: float = 30.0) -> Engine:
+    """Create the engine for ``url``; SQLite files are put in WAL mode. A statement waits
+    at most ``lock_timeout`` seconds for a lock (SQLite's busy timeout, PostgreSQL's
+    lock_timeout), then fails: the API answers 503 rather than hang."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(
-            url, pool_size=10, max_overflow=20, pool_pre_ping=True, json_serializer=_json
+            url,
+            pool_size=10,
+            max_overflow=20,
+            pool_pre_ping=True,
+            json_serializer=_json,
+            connect_args={"options": f"-c lock_timeout={round(lock_timeout * 1000)}"},
         )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
-        connect_args={"timeout": 30, "check_same_thread": False},
+        connect_args={"timeout": lock_timeout, "check_same_thread": False},
         pool_size=20,
         max_overflow=20,
         json_serializer=_json,
@@ -45,7 +52,7 @@ def make_engine(url: str) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={round(lock_timeout * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -61,9 +68,9 @@ def make_engine(url: str) -> Engine:
 class Database:
     """Owns the engine and hands out sessions. Services never commit; these scopes do."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, lock_timeout: float = 30.0) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, lock_timeout)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time. Queueing this process's writers on a lock wakes the

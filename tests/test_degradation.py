@@ -1,0 +1,67 @@
+"""Graceful degradation: while the database cannot take the write (here: a maintenance job
+holds the lock past CLARION_DATABASE_LOCK_TIMEOUT_SECONDS), the trigger call answers 503 with
+Retry-After and writes nothing; it never answers 200 without a durable write. Once the lock
+is gone the same call succeeds."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from clarion.storage.db import Database
+from clarion.storage.models import Trigger
+from tests.conftest import Server, make_project
+from tests.helpers import PROPS, ok, store_pickup, trigger
+
+
+@contextmanager
+def database_locked(url: str) -> Iterator[None]:
+    """Another client takes the write lock (SQLite) or locks the triggers table against
+    writes (PostgreSQL), and holds it until the block ends."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        conn = sqlite3.connect(parsed.database or "", isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return
+    plain = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain) as pg:
+        pg.execute("LOCK TABLE triggers IN EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            pg.rollback()
+
+
+def count(db: Database) -> int:
+    with db.read() as session:
+        return int(session.scalar(select(func.count()).select_from(Trigger)) or 0)
+
+
+def test_a_locked_database_gets_503_and_nothing_is_half_written(
+    server_factory: Any, db: Database
+) -> None:
+    server: Server = server_factory(database_lock_timeout_seconds=0.3)
+    project = make_project(db)
+    campaign_id = store_pickup(server.client, project)
+    before = count(db)
+    with database_locked(db.url):
+        r = trigger(server.client, project, campaign_id, {"properties": PROPS})
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "unavailable"
+        assert int(r.headers["retry-after"]) >= 1
+        assert "Retry shortly" in r.json()["error"]["message"]
+    assert count(db) == before  # the refused call left nothing behind
+    trigger_id = ok(trigger(server.client, project, campaign_id, {"properties": PROPS}))
+    assert count(db) == before + 1
+    assert server.wait_done(project, trigger_id["trigger_id"])["status"] == "completed"
