@@ -157,3 +157,22 @@ def test_broadcasts_past_n_times_the_devices_are_refused_and_recorded(
     with db.write() as session:
         amplification.set_multiplier(session, project.id, 100)
     assert trigger(c, project, campaign_id, broadcast).status_code == 200
+
+
+def test_text_with_nul_characters_is_refused_on_every_database(
+    server: Server, db: Database
+) -> None:
+    project = make_project(db)
+    campaign_id = store_pickup(server.client, project)
+    c = server.client
+    device = {"devices": [{"id": "phone\u0000x", "platform": "IOS"}]}
+    r = c.post("/api/v1/devices", json=device, headers=project.sdk_headers)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_text"
+    assert r.json()["error"]["path"] == "$.devices[0].id"
+    before = count(db, Trigger)
+    r = trigger(c, project, campaign_id, {"properties": {**PROPS, "note": "a\u0000"}})
+    assert r.status_code == 400 and r.json()["error"]["path"] == "$.properties.note"
+    assert count(db, Trigger) == before
+    # A backslash followed by "u0000" is ordinary text.
+    r = trigger(c, project, campaign_id, {"properties": {**PROPS, "note": "\\u0000"}})
+    assert r.status_code == 200

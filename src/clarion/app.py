@@ -38,7 +38,7 @@ from clarion.storage.db import Database
 from clarion.triggers.endpoints import router as triggers_router
 from clarion.triggers.intake import TriggerIntake
 from clarion.users.endpoints import router as users_router
-from clarion.web import AppState, JSONResponse, error_response
+from clarion.web import ERROR_RESPONSES, AppState, JSONResponse, error_response
 from clarion.webhooks.dispatcher import WebhookDispatcher
 from clarion.webhooks.endpoints import router as webhooks_router
 
@@ -236,6 +236,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
         summary="Self-hosted API-triggered campaigns, Clix wire compatible.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        responses=ERROR_RESPONSES,
     )
     app.state.clarion = AppState(
         settings=settings, db=db, notify=notify, intake=intake, providers=providers, box=box

@@ -72,3 +72,25 @@ def _walk(value: Any, path: str, depth: int) -> None:
 def _breach(path: str, what: str, setting: str, limit: int) -> None:
     raise LimitExceeded(f"{path} {what} ({setting}); send less.", path=path, limit=limit,
                         setting=setting)  # fmt: skip
+
+
+def refuse_nul(raw: bytes, parsed: Any) -> None:
+    """Refuse text with NUL characters anywhere in a parsed JSON body (PostgreSQL cannot
+    store them; SQLite refuses them too, for one behaviour). JSON can only spell NUL as an
+    escape, so a body without one is passed without a walk."""
+    if b"\\u0000" in raw:
+        _nul(parsed, "$")
+
+
+def _nul(value: Any, path: str) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidRequest(f"{path}: text may not contain NUL (\\u0000) characters",
+                                 code="invalid_text", path=path)  # fmt: skip
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _nul(key, path)
+            _nul(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _nul(item, f"{path}[{i}]")

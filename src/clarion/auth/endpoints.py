@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from pydantic import BaseModel, Field
 
 from clarion.audit import service as audit
 from clarion.auth import service as auth
 from clarion.auth.keys import KeyKind, Scope
-from clarion.web import AdminKey, state
+from clarion.web import AdminKey, api_router, state
 
-router = APIRouter(prefix="/api/v1", tags=["keys"])
+router = api_router("keys")
 
 
 class KeyOut(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from clarion.campaigns import preview, repository, service
 from clarion.campaigns.preview import PreviewIn, PreviewOut
@@ -14,9 +14,9 @@ from clarion.campaigns.schemas import (
     VersionList,
     VersionOut,
 )
-from clarion.web import AdminKey, ReadKey, state
+from clarion.web import AdminKey, ReadKey, api_router, state
 
-router = APIRouter(prefix="/api/v1", tags=["campaigns"])
+router = api_router("campaigns")
 
 
 @router.get("/campaigns", response_model=CampaignList, summary="List campaigns")

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import BaseModel, Field
 
 from clarion.credentials import service
 from clarion.credentials.service import ProviderOut
-from clarion.web import AdminKey, ReadKey, state
+from clarion.web import AdminKey, ReadKey, api_router, state
 
-router = APIRouter(prefix="/api/v1", tags=["providers"])
+router = api_router("providers")
 
 
 class FcmIn(BaseModel):

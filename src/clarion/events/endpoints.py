@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from clarion.events import service
 from clarion.events.schemas import EventsIn, EventsOut
-from clarion.web import SdkKey, state
+from clarion.web import SdkKey, api_router, state
 
-router = APIRouter(prefix="/api/v1", tags=["sdk"])
+router = api_router("sdk")
 
 
 @router.post("/events", response_model=EventsOut, summary="Record SDK events")

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from pydantic import BaseModel, Field
 
 from clarion.errors import NotFound
 from clarion.inbox import repository
 from clarion.storage.models import InboxMessage, utcnow
 from clarion.users.service import device_user
-from clarion.web import SdkKey, state
+from clarion.web import SdkKey, api_router, state
 
-router = APIRouter(prefix="/api/v1", tags=["inbox"])
+router = api_router("inbox")
 
 
 class InboxItem(BaseModel):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from clarion.live_activities import service
 from clarion.live_activities.schemas import StartIn, StartOut, StartTokenIn, StartTokenOut
-from clarion.web import SdkKey, TriggerKey, state
+from clarion.web import SdkKey, TriggerKey, api_router, state
 
-router = APIRouter(prefix="/api/v1", tags=["live activities"])
+router = api_router("live activities")
 
 
 @router.post(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import BaseModel
 
 from clarion.delivery import repository as delivery
@@ -12,9 +12,9 @@ from clarion.errors import InvalidRequest, NotFound
 from clarion.messages import send
 from clarion.messages.send_schemas import SendIn, SendOut
 from clarion.storage.models import Message
-from clarion.web import ReadKey, TriggerKey, state
+from clarion.web import ReadKey, TriggerKey, api_router, state
 
-router = APIRouter(prefix="/api/v1", tags=["messages"])
+router = api_router("messages")
 
 
 class BatchTooLarge(InvalidRequest):

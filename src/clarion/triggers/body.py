@@ -29,7 +29,7 @@ def parse_json(raw: bytes) -> Any:
     if not raw.strip():
         return None
     try:
-        return orjson.loads(raw)
+        parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidJSON(
             f"The body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno} "
@@ -37,6 +37,8 @@ def parse_json(raw: bytes) -> Any:
             line=exc.lineno,
             column=exc.colno,
         ) from None
+    limits.refuse_nul(raw, parsed)
+    return parsed
 
 
 def _bad(path: str, message: str) -> InvalidRequest:

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from clarion import idempotency
@@ -18,9 +18,9 @@ from clarion.triggers import amplification, dry_run, service
 from clarion.triggers.body import parse_trigger
 from clarion.triggers.dry_run_schemas import DryRunOut
 from clarion.triggers.schemas import Counts, TriggerAccepted, TriggerBody, TriggerOut
-from clarion.web import FollowKey, JSONResponse, principal_from, state
+from clarion.web import FollowKey, JSONResponse, api_router, principal_from, state
 
-router = APIRouter(prefix="/api/v1", tags=["triggers"])
+router = api_router("triggers")
 # The endpoints read the raw body themselves (so that refusals name JSON paths); the API
 # document still describes it.
 TRIGGER_BODY_DOC = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 
 from clarion.users import sdk_properties, service
 from clarion.users.schemas import (
@@ -19,9 +19,9 @@ from clarion.users.schemas import (
     UserProperties,
     UserUpsert,
 )
-from clarion.web import IngestKey, SdkKey, state
+from clarion.web import IngestKey, SdkKey, api_router, state
 
-router = APIRouter(prefix="/api/v1", tags=["users"])
+router = api_router("users")
 
 
 @router.post("/users", response_model=UserProperties, summary="Create or update a user")

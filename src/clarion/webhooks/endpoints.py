@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from pydantic import BaseModel, Field
 
-from clarion.web import AdminKey, ReadKey, state
+from clarion.web import AdminKey, ReadKey, api_router, state
 from clarion.webhooks import repository, service
 from clarion.webhooks.service import EndpointCreated, EndpointOut
 
-router = APIRouter(prefix="/api/v1", tags=["webhooks"])
+router = api_router("webhooks")
 
 
 class EndpointIn(BaseModel):
