@@ -83,3 +83,55 @@ async def run_load(
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     result.elapsed = duration
     return result
+
+
+@dataclass
+class PacedResult:
+    """An open-loop run: latencies per status, each measured from its scheduled start (so a
+    slow answer that delays the next request is counted, not hidden)."""
+
+    latencies: dict[int, list[float]] = field(default_factory=dict)
+    elapsed: float = 0.0
+    late: int = 0  # requests sent more than 10 ms after their slot (the client fell behind)
+
+    def rate(self, status: int) -> float:
+        return len(self.latencies.get(status, [])) / self.elapsed if self.elapsed else 0.0
+
+    def pct(self, status: int, p: float) -> float:
+        ordered = sorted(self.latencies.get(status, []))
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def run_paced(
+    host: str, port: int, raw: bytes, *, rate: float, duration: float, connections: int = 64
+) -> PacedResult:
+    """Send ``raw`` at ``rate`` requests/s for ``duration`` seconds, whatever the answers
+    (open loop), over up to ``connections`` keep-alive connections."""
+    result = PacedResult()
+    total = int(rate * duration)
+    start = time.perf_counter() + 0.2
+    next_slot = 0
+
+    async def worker() -> None:
+        nonlocal next_slot
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while next_slot < total:
+                slot = start + next_slot / rate
+                next_slot += 1
+                wait = slot - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                elif wait < -0.01:
+                    result.late += 1
+                writer.write(raw)
+                status, _ = await _read_response(reader)
+                result.latencies.setdefault(status, []).append(time.perf_counter() - slot)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    result.elapsed = duration
+    return result

@@ -5,6 +5,13 @@ the same server in the same run (and the ratio), and the time from a trigger's 2
 single-target message being recorded as sent.
 
     python bench/trigger.py [--duration 8] [--concurrency 32] [--samples 200]
+
+With ``--rate-limit L`` it measures the rate limiter instead: the project's limit is set to
+L requests/s, triggers are sent open-loop at L/2 (unloaded) and then at 2L for
+``--limited-duration`` seconds (60), and it prints the accepted rate, the 429 rate and the
+accepted requests' p99 under both loads, with their ratio (the goal: at most 2).
+
+    python bench/trigger.py --rate-limit 400 [--limited-duration 60]
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadgen import Result, build_request, request_once, run_load
+from loadgen import Result, build_request, request_once, run_load, run_paced
 
 from clarion.auth import service as auth
 from clarion.campaigns import service as campaigns
@@ -41,10 +48,11 @@ CAMPAIGN = Path(__file__).resolve().parents[1] / "src/clarion/demo_data/new-pick
 CITIES = [f"City {i}" for i in range(20)]
 
 
-def seed(db: Database) -> tuple[str, str, str]:
+def seed(db: Database, rate_limit: int) -> tuple[str, str, str]:
     """A project, the pickup campaign, 5 staff and 50 customers per city (1,100 users)."""
     with db.write() as session:
         project = auth.create_project(session, "bench", ["myshop"])
+        auth.set_rate_limit(session, project.id, rate_limit)
         key = auth.create_key(session, project.id, "secret").plaintext
         campaign, _ = campaigns.apply(session, project.id, load_spec(CAMPAIGN))
     now = datetime.now(UTC)
@@ -138,6 +146,28 @@ def print_rates(h: Result, t: Result) -> None:
     print(f"trigger/health throughput ratio: {t.rate / h.rate:.2f}")
 
 
+def limited(port: int, trig: bytes, limit: int, duration: float) -> None:
+    print(f"Clarion rate-limit benchmark: project limit {limit}/s; open-loop trigger load")
+    calm = asyncio.run(run_paced("127.0.0.1", port, trig, rate=limit / 2, duration=10))
+    busy = asyncio.run(run_paced("127.0.0.1", port, trig, rate=limit * 2, duration=duration))
+    other = (set(calm.latencies) | set(busy.latencies)) - {200, 429}
+    if other:
+        raise SystemExit(f"unexpected answers: {sorted(other)}")
+    print(f"{'':28}{'offered/s':>10}{'200/s':>9}{'429/s':>9}{'p50 200':>11}{'p99 200':>11}"
+          f"{'p99 429':>11}")  # fmt: skip
+    runs = (("unloaded (L/2, 10 s)", calm, limit / 2),
+            (f"twice the limit (2L, {duration:.0f} s)", busy, limit * 2))  # fmt: skip
+    for name, r, offered in runs:
+        print(f"{name:28}{offered:10.0f}{r.rate(200):9.0f}{r.rate(429):9.0f}"
+              f"{fmt_ms(r.pct(200, 50)):>11}{fmt_ms(r.pct(200, 99)):>11}"
+              f"{fmt_ms(r.pct(429, 99)):>11}")  # fmt: skip
+    print(
+        f"accepted p99 at 2L / unloaded: {busy.pct(200, 99) / calm.pct(200, 99):.2f} "
+        f"(goal <= 2); accepted/limit {busy.rate(200) / limit:.2f}; "
+        f"client fell behind on {busy.late} of {sum(map(len, busy.latencies.values()))}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=8.0)
@@ -153,6 +183,8 @@ def main() -> None:
     parser.add_argument(
         "--api-only", action="store_true", help="no embedded worker: the API's own ceiling"
     )
+    parser.add_argument("--rate-limit", type=int, help="measure the rate limiter at this limit")
+    parser.add_argument("--limited-duration", type=float, default=60.0)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="clarion-bench-"))
@@ -166,7 +198,8 @@ def main() -> None:
         url = f"sqlite:///{work / 'clarion.db'}"
     upgrade(url)
     db = Database(url)
-    project_id, key, campaign_id = seed(db)
+    # Throughput runs lift the project's rate limit out of the way; --rate-limit measures it.
+    project_id, key, campaign_id = seed(db, args.rate_limit or 1_000_000)
     port = free_port()
     env = dict(os.environ, CLARION_DATABASE_URL=url, CLARION_VAR_DIR=str(work),
                CLARION_PORT=str(port), CLARION_DEMO="false", CLARION_LOG_LEVEL="warning",
@@ -183,6 +216,9 @@ def main() -> None:
                            "customer_name": "Jamie", "item_count": 3, "pickup_time": "2:30 PM"},
         })  # fmt: skip
         trig = build_request("POST", f"/api/v1/campaigns/{campaign_id}:trigger", headers, body)
+        if args.rate_limit:
+            limited(port, trig, args.rate_limit, args.limited_duration)
+            return
         c, d = args.concurrency, args.duration
         engine = "PostgreSQL" if args.postgres else "SQLite"
         worker = "no worker" if args.api_only else "embedded worker"
