@@ -99,9 +99,12 @@ class ApiGate:
         await self.app(scope, receive, send_with_limits)
 
     async def _authenticate(self, scope: Scope) -> tuple[auth.Principal, int]:
-        headers = dict(scope["headers"])
-        project_id = headers.get(b"x-clix-project-id", b"").decode("latin-1")
-        api_key = headers.get(b"x-clix-api-key", b"").decode("latin-1")
+        project_id = api_key = ""
+        for name, value in scope["headers"]:
+            if name == b"x-clix-project-id":
+                project_id = value.decode("latin-1")
+            elif name == b"x-clix-api-key":
+                api_key = value.decode("latin-1")
         default = self.state.settings.rate_limit_per_second
         principal = auth.cached_principal(project_id, api_key)
         if principal is not None:
@@ -145,6 +148,7 @@ class ApiGate:
 
 async def _too_many(send: Send, decision: Decision, *, limit_headers: bool) -> None:
     headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(TOO_MANY)).encode()),
                (b"retry-after", str(decision.retry_after).encode())]  # fmt: skip
     if limit_headers:
         headers += decision.headers()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import Query, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -48,28 +48,31 @@ async def trigger_campaign(campaign_id: str, request: Request) -> Response:
     with app.intake.request():
         raw = await request.body()  # over CLARION_MAX_BODY_BYTES: 413 (the app's limit)
 
-        def check() -> tuple[dict[str, Any], list[str]]:
-            with app.db.read() as session:
-                principal = principal_from(session, request)
-            return _checked(app, principal, campaign_id, raw)
-
         # On SQLite these reads are short and local: run them on the event loop rather than
         # pay two thread hand-offs. A networked database gets the threadpool.
-        row, absent = check() if app.db.is_sqlite else await run_in_threadpool(check)
+        if app.db.is_sqlite:
+            row, absent = _checked(app, request, campaign_id, raw)
+        else:
+            row, absent = await run_in_threadpool(_checked, app, request, campaign_id, raw)
         await app.intake.submit(row)
     return _accepted(row, absent)
 
 
 def _checked(
-    app: Any, principal: Principal, campaign_id: str, raw: bytes
+    app: Any, caller: Request | Principal, campaign_id: str, raw: bytes
 ) -> tuple[dict[str, Any], list[str]]:
-    """Parse and check a trigger call; a refused broadcast is written to the audit log."""
-    body = parse_trigger(raw, app.settings.max_targets)
+    """Parse and check a trigger call (one read session); a refused broadcast is written to
+    the audit log."""
+    principal = caller if isinstance(caller, Principal) else None
     try:
         with app.db.read() as session:
+            if principal is None:
+                principal = principal_from(session, cast(Request, caller))
+            body = parse_trigger(raw, app.settings.max_targets)
             return service.check(session, principal, campaign_id, body,
                                  app.settings.broadcast_multiplier)  # fmt: skip
     except amplification.BroadcastLimitExceeded as exc:
+        assert principal is not None
         with app.db.write() as session:
             amplification.record_refusal(session, principal.project_id, principal.actor,
                                          campaign_id, exc)  # fmt: skip
