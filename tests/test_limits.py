@@ -134,12 +134,13 @@ def test_broadcasts_past_n_times_the_devices_are_refused_and_recorded(
     with db.write() as session:
         amplification.set_multiplier(session, project.id, 2)  # 10 recipients per 15 min
     broadcast = {"audience": {"broadcast": True}, "properties": PROPS}
-    first = ok(trigger(c, project, campaign_id, broadcast))["trigger_id"]
-    server.wait_done(project, first)  # matched 2 (San Francisco's staff): counts as 2
-    for _ in range(3):  # 2 + 5 (unresolved: every device) ... up to 10
-        r = trigger(c, project, campaign_id, broadcast)
-        if r.status_code != 200:
-            break
+    # Each broadcast matches 2 (San Francisco's staff). Resolved, each counts as 2; one more
+    # may reach every device (5): 0+5, 2+5, 4+5 pass, 6+5 > 10 is refused.
+    for _ in range(3):
+        done = server.wait_done(
+            project, ok(trigger(c, project, campaign_id, broadcast))["trigger_id"]
+        )
+        assert done["status"] == "completed" and done["counts"]["matched"] == 2
     refused = trigger(c, project, campaign_id, broadcast)
     assert refused.status_code == 403, refused.text
     error = refused.json()["error"]
@@ -157,6 +158,17 @@ def test_broadcasts_past_n_times_the_devices_are_refused_and_recorded(
     with db.write() as session:
         amplification.set_multiplier(session, project.id, 100)
     assert trigger(c, project, campaign_id, broadcast).status_code == 200
+
+
+def test_an_unresolved_broadcast_counts_as_every_device(server_factory: Any, db: Database) -> None:
+    server: Server = server_factory(embedded_worker=False, broadcast_multiplier=2)
+    project = make_project(db)
+    campaign_id = store_pickup(server.client, project)  # 5 devices; nothing resolves here
+    broadcast = {"audience": {"broadcast": True}, "properties": PROPS}
+    for _ in range(2):  # 0 + 5, then 5 + 5: at the limit of 2 x 5
+        assert trigger(server.client, project, campaign_id, broadcast).status_code == 200
+    refused = trigger(server.client, project, campaign_id, broadcast)
+    assert refused.status_code == 403 and refused.json()["error"]["sent"] == 10
 
 
 def test_text_with_nul_characters_is_refused_on_every_database(

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,7 +18,7 @@ from sqlalchemy import func, insert, select
 
 from clarion.ids import uuid7
 from clarion.storage.db import Database
-from clarion.storage.models import Device, Message, User, utcnow
+from clarion.storage.models import Device, Message, Trigger, User, utcnow
 from tests.conftest import free_port, make_project
 from tests.helpers import PROPS, ok, store_pickup
 
@@ -150,3 +151,61 @@ def test_a_trigger_accepted_by_a_process_that_then_stops_completes_at_the_next_s
     second = server_factory()  # same database, with a worker
     status = second.wait_done(project, trigger_id)
     assert status["status"] == "completed" and status["counts"]["sent"] == 2
+
+
+def test_sigterm_under_load_drops_no_accepted_trigger(
+    db_url: str, db: Database, tmp_path: Path
+) -> None:
+    """Stopping the server while triggers stream in: every trigger that got its 200 is in
+    the database with its job, and completes at the next start."""
+    project = make_project(db)
+    proc, client = start(db_url, tmp_path / "var")
+    campaign_id = store_pickup(client, project)
+    accepted: list[str] = []
+    stop = threading.Event()
+
+    def fire() -> None:
+        with httpx.Client(base_url=client.base_url, timeout=10) as own:
+            while not stop.is_set():
+                try:
+                    r = own.post(f"/api/v1/campaigns/{campaign_id}:trigger",
+                                 json={"properties": PROPS}, headers=project.headers)  # fmt: skip
+                except httpx.TransportError:
+                    return  # the server has gone: this request was not accepted
+                if r.status_code == 200:
+                    accepted.append(r.json()["trigger_id"])
+                else:
+                    assert r.status_code == 503, r.text  # never a 500 while stopping
+
+    threads = [threading.Thread(target=fire) for _ in range(8)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(accepted) < 100 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)  # mid-stream
+    proc.wait(30)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    client.close()
+    assert len(accepted) >= 100
+    with db.read() as session:
+        stored = set(session.scalars(select(Trigger.id).where(Trigger.id.in_(accepted))))
+    assert stored == set(accepted)
+
+    proc, client = start(db_url, tmp_path / "var")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with db.read() as session:
+                left = session.scalar(select(func.count()).where(
+                    Trigger.id.in_(accepted), Trigger.status != "completed"))  # fmt: skip
+            if not left:
+                break
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        client.close()
+    assert left == 0

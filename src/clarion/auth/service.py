@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy.orm import Session
 
@@ -57,7 +58,7 @@ class Principal:
             raise PermissionDenied(
                 f"This API key lacks the {needed} scope this endpoint needs (it has "
                 f"{', '.join(sorted(self.scopes)) or 'none'}); use a key with it, or make one: "
-                f"clarion keys create PROJECT --scope {any_of[0]}"
+                f"clarion keys create --scope {any_of[0]}"
             )
 
 
@@ -118,20 +119,42 @@ def cached_rate_limit(project_id: str) -> int | None:
     return cached if isinstance(cached, int) else None
 
 
+# A project's own limits: the valid range, what a refusal says, the audit action.
+_LIMITS: dict[str, tuple[float, float, str, str]] = {
+    "rate_limit": (1, 1_000_000, "a rate limit is 1 to 1,000,000 requests/s",
+                   "project.rate_limit_set"),
+    "broadcast_multiplier": (0.001, 10_000, "a broadcast multiplier is 0.001 to 10,000",
+                             "project.broadcast_limit_set"),
+}  # fmt: skip
+
+
+def set_limit(
+    session: Session,
+    project_id: str,
+    name: Literal["rate_limit", "broadcast_multiplier"],
+    value: float | None,
+    actor: str = audit.CLI,
+) -> None:
+    """Set one of the project's limits (None: back to the default), recorded in the audit
+    log."""
+    project = repository.get_project(session, project_id)
+    if project is None:
+        raise NotFound(f"No project {project_id!r}.", code="project_not_found")
+    low, high, rule, action = _LIMITS[name]
+    if value is not None and not low <= value <= high:
+        raise InvalidRequest(rule, code="invalid_limit")
+    audit.record(session, project_id, actor, action, "project", project_id,
+                 before=getattr(project, name), after=value)  # fmt: skip
+    setattr(project, name, value)
+    session.flush()
+    cache.projects.clear()
+
+
 def set_rate_limit(
     session: Session, project_id: str, limit: int | None, actor: str = audit.CLI
 ) -> None:
     """Set the project's requests/s limit; None returns it to the default."""
-    project = repository.get_project(session, project_id)
-    if project is None:
-        raise NotFound(f"No project {project_id!r}.", code="project_not_found")
-    if limit is not None and not 1 <= limit <= 1_000_000:
-        raise InvalidRequest("a rate limit is 1 to 1,000,000 requests/s", code="invalid_limit")
-    audit.record(session, project_id, actor, "project.rate_limit_set", "project", project_id,
-                 before=project.rate_limit, after=limit)  # fmt: skip
-    project.rate_limit = limit
-    session.flush()
-    cache.projects.clear()
+    set_limit(session, project_id, "rate_limit", limit, actor)
 
 
 def touch_keys(session: Session, used: dict[str, datetime]) -> None:

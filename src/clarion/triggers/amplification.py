@@ -21,6 +21,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from clarion.audit import service as audit
+from clarion.auth import service as auth
 from clarion.errors import ClarionError
 from clarion.storage.models import Device, Project, Trigger, utcnow
 
@@ -75,13 +76,4 @@ def set_multiplier(
     session: Session, project_id: str, value: float | None, actor: str = audit.CLI
 ) -> None:
     """Set the project's multiplier; None returns it to the default."""
-    project = session.get(Project, project_id)
-    if project is None:
-        raise ClarionError(f"No project {project_id!r}.", code="project_not_found")
-    if value is not None and not 0 < value <= 10_000:
-        raise ClarionError("a broadcast multiplier is above 0 and at most 10,000",
-                           code="invalid_limit")  # fmt: skip
-    audit.record(session, project_id, actor, "project.broadcast_limit_set", "project",
-                 project_id, before=project.broadcast_multiplier, after=value)  # fmt: skip
-    project.broadcast_multiplier = value
-    session.flush()
+    auth.set_limit(session, project_id, "broadcast_multiplier", value, actor)
