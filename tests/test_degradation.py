@@ -65,3 +65,28 @@ def test_a_locked_database_gets_503_and_nothing_is_half_written(
     trigger_id = ok(trigger(server.client, project, campaign_id, {"properties": PROPS}))
     assert count(db) == before + 1
     assert server.wait_done(project, trigger_id["trigger_id"])["status"] == "completed"
+
+
+def test_readiness_covers_the_database_and_a_shared_rate_limit_store(
+    server_factory: Any, db: Database
+) -> None:
+    server: Server = server_factory()
+    r = server.client.get("/api/v1/health/ready")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ready", "checks": {"database": "ok", "rate_limits": "ok"}}
+
+    # A shared rate-limit store that cannot be reached: not ready, and API calls get 503
+    # (not a 500, not a call let through unlimited).
+    dead = server_factory(rate_limit_backend="redis", redis_url="redis://127.0.0.1:9/0")
+    r = dead.client.get("/api/v1/health/ready")
+    assert r.status_code == 503
+    checks = r.json()["checks"]
+    assert checks["database"] == "ok" and checks["rate_limits"].startswith("unavailable: ")
+    project = make_project(db)
+    campaign_id = store_pickup(server.client, project)
+    before = count(db)
+    r = trigger(dead.client, project, campaign_id, {"properties": PROPS})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable"
+    assert "rate-limit store" in r.json()["error"]["message"] and r.headers["retry-after"]
+    assert count(db) == before
+    assert dead.client.get("/api/v1/health").status_code == 200  # alive, though not ready

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clarion import __version__, cache, limits
+from clarion import __version__, cache, health, limits
 from clarion.auth.endpoints import router as keys_router
 from clarion.campaigns.endpoints import router as campaigns_router
 from clarion.config import Settings, get_settings
@@ -32,6 +32,7 @@ from clarion.inbox.endpoints import router as inbox_router
 from clarion.live_activities.endpoints import router as live_activities_router
 from clarion.messages.endpoints import router as messages_router
 from clarion.ratelimit.gate import ApiGate, unavailable
+from clarion.ratelimit.shared import build_buckets
 from clarion.runner.embedded import EmbeddedRunner
 from clarion.runner.pacing import Pacer
 from clarion.storage.db import Database
@@ -226,7 +227,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
                 runner.stop()
             webhooks.stop()
             if application.state.clarion.gate is not None:
-                application.state.clarion.gate.flush()  # the keys' last use
+                await application.state.clarion.gate.close()  # keys' last use, buckets
             providers.close()
             db.dispose()
 
@@ -239,8 +240,11 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
         responses=ERROR_RESPONSES,
     )
     app.state.clarion = AppState(
-        settings=settings, db=db, notify=notify, intake=intake, providers=providers, box=box
-    )
+        settings=settings, db=db, notify=notify, intake=intake, providers=providers, box=box,
+        # Built here, so that a backend that cannot work (postgres on SQLite) fails at once.
+        buckets=build_buckets(settings.rate_limit_backend, db,
+                              settings.redis_url.get_secret_value()),
+    )  # fmt: skip
     app.state.runner = runner
     app.state.webhooks = webhooks
     with db.read() as session:  # while there is no admin, `clarion serve` prints a set-up link
@@ -251,10 +255,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     app.add_middleware(RequestIdMiddleware)  # added last, so outermost: ids on every answer
     _install_error_handlers(app)
 
-    @app.get("/api/v1/health", tags=["health"], summary="Liveness")
-    async def health() -> dict[str, str]:
-        return {"msg": "ok"}
-
+    health.install(app)
     app.include_router(triggers_router)
     app.include_router(campaigns_router)
     app.include_router(users_router)

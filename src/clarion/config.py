@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +75,15 @@ class Settings(BaseSettings):
         ge=1,
         description="Requests/s per project (token bucket, 1 s burst) unless the project has "
         "its own (`clarion projects set-rate-limit`); over it: 429.",
+    )
+    rate_limit_backend: Literal["memory", "redis", "postgres"] = Field(
+        default="memory",
+        description="Where the rate-limit buckets live: memory (per API process), redis or "
+        "postgres (shared by every API process, so the limits hold across them).",
+    )
+    redis_url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"),
+        description="Redis for CLARION_RATE_LIMIT_BACKEND=redis (may hold a password).",
     )
     auth_failures_per_minute: int = Field(
         default=30,

@@ -32,6 +32,7 @@ class AppState:
     intake: TriggerIntake
     providers: ProviderRegistry
     box: Box  # seals and opens provider credentials
+    buckets: Any  # the rate-limit buckets (ratelimit.bucket.Buckets)
     gate: Any = None  # the ApiGate (ratelimit.gate), once the middleware stack is built
 
 

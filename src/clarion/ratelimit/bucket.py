@@ -4,9 +4,10 @@ A bucket holds up to ``burst`` tokens and refills at ``rate`` per second; a requ
 one. The state of one bucket is two floats, and the table is bounded: past ``maxsize`` keys
 the buckets that are full again (indistinguishable from new ones) are dropped first.
 
-Every API process keeps its own buckets, so with N processes behind a balancer a project
-gets up to N times its limit; sharing them is the scale-out issue's work (PostgreSQL or
-Redis), behind this same ``take``.
+``TokenBuckets`` keeps them in this process's memory (the default: with N API processes
+behind a balancer a project gets up to N times its limit). ``ratelimit.shared`` keeps them in
+Redis or PostgreSQL, so that the limit holds across every API process; all three answer the
+same ``Decision`` through the ``Buckets`` protocol.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,42 @@ class Decision:
             (b"x-ratelimit-remaining", str(self.remaining).encode()),
             (b"x-ratelimit-reset", str(self.reset).encode()),
         ]
+
+
+def decide(allowed: bool, rate: float, burst: float, tokens: float, wall: float) -> Decision:
+    """The answer for a bucket holding ``tokens`` (after this request's) at unix time
+    ``wall``."""
+    return Decision(
+        allowed=allowed,
+        limit=max(1, round(rate)),
+        remaining=max(0, math.floor(tokens)),
+        reset=math.ceil(wall + (burst - tokens) / rate),
+        retry_after=0 if allowed else max(1, math.ceil((1 - tokens) / rate)),
+    )
+
+
+class Buckets(Protocol):
+    async def take(self, key: str, rate: float, burst: float | None = None) -> Decision: ...
+
+    async def peek(self, key: str, rate: float, burst: float | None = None) -> Decision: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryBuckets:
+    """``TokenBuckets`` behind the ``Buckets`` protocol (no I/O: nothing is awaited)."""
+
+    def __init__(self) -> None:
+        self.buckets = TokenBuckets()
+
+    async def take(self, key: str, rate: float, burst: float | None = None) -> Decision:
+        return self.buckets.take(key, rate, burst)
+
+    async def peek(self, key: str, rate: float, burst: float | None = None) -> Decision:
+        return self.buckets.peek(key, rate, burst)
+
+    async def close(self) -> None:
+        pass
 
 
 class TokenBuckets:
@@ -67,14 +105,7 @@ class TokenBuckets:
         return self._decision(tokens >= 1, rate, burst, tokens)
 
     def _decision(self, allowed: bool, rate: float, burst: float, tokens: float) -> Decision:
-        wall = self._wall()
-        return Decision(
-            allowed=allowed,
-            limit=max(1, round(rate)),
-            remaining=max(0, math.floor(tokens)),
-            reset=math.ceil(wall + (burst - tokens) / rate),
-            retry_after=0 if allowed else max(1, math.ceil((1 - tokens) / rate)),
-        )
+        return decide(allowed, rate, burst, tokens, self._wall())
 
     def _store(self, key: str, tokens: float, now: float, burst: float) -> None:
         if key not in self._buckets and len(self._buckets) >= self.maxsize:

@@ -10,6 +10,8 @@ For every ``/api/v1/`` request but the health check:
    refuses a token. Refused: 429, ``{"error":"Too Many Requests"}`` and ``Retry-After``, as
    Clix answers. Every answer from here on carries ``X-RateLimit-Limit``, ``-Remaining`` and
    ``-Reset`` (unix seconds).
+   The buckets live in this process, or in Redis or PostgreSQL so that the limits hold
+   across every API process (CLARION_RATE_LIMIT_BACKEND; ``ratelimit.shared``).
 4. The principal goes to the endpoint through the request state (``web.principal_from``),
    and the key's last use is noted, written at most once a minute per key.
 
@@ -21,16 +23,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clarion.auth import service as auth
 from clarion.errors import AuthenticationError, ClarionError, Unavailable
-from clarion.ratelimit.bucket import Decision, TokenBuckets
+from clarion.ratelimit.bucket import Buckets, Decision
 from clarion.storage.models import utcnow
 from clarion.web import error_response
 
@@ -40,19 +44,26 @@ TOUCH_EVERY = 60.0  # seconds between writes of a key's last use
 UNAVAILABLE_RETRY = 2  # seconds
 
 
-def unavailable() -> Unavailable:
+def unavailable(what: str = "the database") -> Unavailable:
     return Unavailable(
-        "The database cannot be reached right now; nothing was done. Retry shortly.",
+        f"{what[0].upper()}{what[1:]} cannot be reached right now; nothing was done. "
+        "Retry shortly.",
         retry_after=UNAVAILABLE_RETRY,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    decision: Decision
+    limit_headers: bool  # the project's X-RateLimit-* (not for a blocked address)
 
 
 class ApiGate:
     def __init__(self, app: ASGIApp, state: Any) -> None:
         self.app = app
         self.state = state  # the AppState (db, settings)
-        self.projects = TokenBuckets()
-        self.addresses = TokenBuckets()
+        # Projects' and source addresses' buckets, in one store (keys prefixed p:, a:).
+        self.buckets: Buckets = state.buckets
         self._used: dict[str, Any] = {}  # key id: last use, not yet written
         self._touched = time.monotonic()
         state.gate = self  # the lifespan flushes the last-use times at shutdown
@@ -61,32 +72,25 @@ class ApiGate:
         if scope["type"] != "http":  # lifespan and websocket scopes have no path to check
             return False
         path: str = scope["path"]
-        return path.startswith("/api/v1/") and path != "/api/v1/health"
+        return path.startswith("/api/v1/") and not path.startswith("/api/v1/health")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._guarded(scope):
             await self.app(scope, receive, send)
             return
-        settings = self.state.settings
-        address = scope["client"][0] if scope.get("client") else "unknown"
-        per_minute = settings.auth_failures_per_minute
-        failures = self.addresses.peek(address, per_minute / 60, per_minute)
-        if not failures.allowed:
-            await _too_many(send, failures, limit_headers=False)
-            return
         try:
-            principal, limit = await self._authenticate(scope)
-        except AuthenticationError as exc:
-            self.addresses.take(address, per_minute / 60, per_minute)
+            admitted = await self._admit(scope)
+        except ClarionError as exc:  # 401, or 503 when the database cannot be reached
             await error_response(exc)(scope, receive, send)
             return
-        except ClarionError as exc:
-            await error_response(exc)(scope, receive, send)
+        except (RedisError, DBAPIError, OSError) as exc:  # the shared bucket store
+            log.warning("rate-limit store unavailable: %s", type(exc).__name__)
+            await error_response(unavailable("the rate-limit store"))(scope, receive, send)
             return
-        decision = self.projects.take(principal.project_id, limit)
-        if not decision.allowed:
-            await _too_many(send, decision, limit_headers=True)
+        if isinstance(admitted, Refused):
+            await _too_many(send, admitted.decision, limit_headers=admitted.limit_headers)
             return
+        principal, decision = admitted
         scope.setdefault("state", {})["principal"] = principal
         self._note_use(principal.key_id)
         extra = decision.headers()
@@ -97,6 +101,23 @@ class ApiGate:
             await send(message)
 
         await self.app(scope, receive, send_with_limits)
+
+    async def _admit(self, scope: Scope) -> tuple[auth.Principal, Decision] | Refused:
+        settings = self.state.settings
+        address = scope["client"][0] if scope.get("client") else "unknown"
+        per_minute = settings.auth_failures_per_minute
+        failures = await self.buckets.peek("a:" + address, per_minute / 60, per_minute)
+        if not failures.allowed:
+            return Refused(failures, limit_headers=False)
+        try:
+            principal, limit = await self._authenticate(scope)
+        except AuthenticationError:
+            await self.buckets.take("a:" + address, per_minute / 60, per_minute)
+            raise
+        decision = await self.buckets.take("p:" + principal.project_id, limit)
+        if not decision.allowed:
+            return Refused(decision, limit_headers=True)
+        return principal, decision
 
     async def _authenticate(self, scope: Scope) -> tuple[auth.Principal, int]:
         project_id = api_key = ""
@@ -144,6 +165,10 @@ class ApiGate:
         used, self._used = self._used, {}
         if used:
             self._touch(used)
+
+    async def close(self) -> None:
+        self.flush()
+        await self.buckets.close()
 
 
 async def _too_many(send: Send, decision: Decision, *, limit_headers: bool) -> None:

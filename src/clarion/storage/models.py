@@ -85,6 +85,16 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # to the minute
 
 
+class RateBucket(Base):
+    """A token bucket shared by every API process (CLARION_RATE_LIMIT_BACKEND=postgres)."""
+
+    __tablename__ = "rate_buckets"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)  # project id / address
+    tokens: Mapped[float] = mapped_column(Float)
+    at: Mapped[float] = mapped_column(Float)  # unix seconds, the database's clock
+    allowed: Mapped[bool] = mapped_column(Boolean)  # the last take's answer
+
+
 class AuditEntry(Base):
     """Who changed what, when: keys, campaigns, project limits, refused broadcasts."""
 
