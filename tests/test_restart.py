@@ -45,22 +45,15 @@ def seed(db: Database, project_id: str) -> None:
         session.execute(insert(Device), device_rows)
 
 
-def start(db_url: str, var: Path) -> tuple[subprocess.Popen[bytes], httpx.Client]:
+def start(
+    db_url: str, var: Path, *args: str, **settings: str
+) -> tuple[subprocess.Popen[bytes], httpx.Client]:
+    """`clarion serve ARGS` on its own port, settings as CLARION_* variables; waits until it
+    answers."""
     port = free_port()
-    env = dict(
-        os.environ,
-        CLARION_DATABASE_URL=db_url,
-        CLARION_VAR_DIR=str(var),
-        CLARION_PORT=str(port),
-        CLARION_DEMO="false",
-        CLARION_CHUNK_SIZE="50",
-        CLARION_SINK_LATENCY_MS="200",  # a wide window for the kill to land mid-send
-        CLARION_WORKER_THREADS="1",
-        CLARION_POLL_INTERVAL_SECONDS="0.05",
-        CLARION_JOB_LEASE_SECONDS="5",  # PostgreSQL resumes a dead process's jobs at lease end
-    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clarion.cli", "serve"], env=env,
+        [sys.executable, "-m", "clarion.cli", "serve", *args],
+        env=clarion_env(db_url, var, CLARION_PORT=str(port), **settings),
         stdout=subprocess.DEVNULL, stderr=None,
     )  # fmt: skip
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
@@ -75,6 +68,21 @@ def start(db_url: str, var: Path) -> tuple[subprocess.Popen[bytes], httpx.Client
             proc.kill()
             raise RuntimeError("clarion serve did not start")
         time.sleep(0.05)
+
+
+def clarion_env(db_url: str, var: Path, **settings: str) -> dict[str, str]:
+    return dict(
+        os.environ,
+        CLARION_DATABASE_URL=db_url,
+        CLARION_VAR_DIR=str(var),
+        CLARION_DEMO="false",
+        CLARION_CHUNK_SIZE="50",
+        CLARION_SINK_LATENCY_MS="200",  # a wide window for the kill to land mid-send
+        CLARION_WORKER_THREADS="1",
+        CLARION_POLL_INTERVAL_SECONDS="0.05",
+        CLARION_JOB_LEASE_SECONDS="5",  # PostgreSQL resumes a dead process's jobs at lease end
+        **settings,
+    )
 
 
 def sent_count(db: Database) -> int:

@@ -23,7 +23,6 @@ from clarion.console import pages as console
 from clarion.console.accounts import any_admin
 from clarion.credentials.crypto import Box, load_key
 from clarion.credentials.endpoints import router as providers_router
-from clarion.delivery.pipeline import Pipeline
 from clarion.delivery.providers.registry import build_registry
 from clarion.errors import ClarionError, PayloadTooLarge
 from clarion.events.endpoints import router as events_router
@@ -33,14 +32,13 @@ from clarion.live_activities.endpoints import router as live_activities_router
 from clarion.messages.endpoints import router as messages_router
 from clarion.ratelimit.gate import ApiGate, unavailable
 from clarion.ratelimit.shared import build_buckets
-from clarion.runner.embedded import EmbeddedRunner
 from clarion.runner.pacing import Pacer
+from clarion.runner.worker import build_worker
 from clarion.storage.db import Database
 from clarion.triggers.endpoints import router as triggers_router
 from clarion.triggers.intake import TriggerIntake
 from clarion.users.endpoints import router as users_router
 from clarion.web import ERROR_RESPONSES, AppState, JSONResponse, error_response
-from clarion.webhooks.dispatcher import WebhookDispatcher
 from clarion.webhooks.endpoints import router as webhooks_router
 
 log = logging.getLogger("clarion")
@@ -189,43 +187,22 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     db = Database(settings.resolved_database_url(), settings.database_lock_timeout_seconds)
     box = Box(load_key(settings))
     providers = build_registry(settings, db, box)
-    pipeline = Pipeline(
-        db=db,
-        providers=providers,
-        chunk_size=settings.chunk_size,
-        lease_seconds=settings.job_lease_seconds,
-    )
     run_worker = settings.embedded_worker if start_worker is None else start_worker
-    runner = EmbeddedRunner(
-        db,
-        pipeline,
-        threads=settings.worker_threads,
-        lease_seconds=settings.job_lease_seconds,
-        poll_interval=settings.poll_interval_seconds,
-        batch_size=settings.worker_batch_size,
-    )
+    worker = build_worker(settings, db, box, providers, settings.worker_threads)
+    runner = worker.runner
     notify = runner.notify if run_worker else (lambda: None)
     intake = TriggerIntake(db, notify)
     runner.pacer = Pacer(intake.idle_for, share=settings.worker_share_under_load)
-    webhooks = WebhookDispatcher(
-        db,
-        box,
-        allowed=settings.allowed_networks(),
-        retry_hours=settings.webhook_retry_hours,
-        poll_interval=settings.poll_interval_seconds,
-    )
 
     @asynccontextmanager
     async def lifespan(application: FastAPI) -> AsyncIterator[None]:
         if run_worker:
-            runner.start()
-            webhooks.start()
+            worker.start()
         try:
             yield
         finally:
             if run_worker:
-                runner.stop()
-            webhooks.stop()
+                worker.stop()
             if application.state.clarion.gate is not None:
                 await application.state.clarion.gate.close()  # keys' last use, buckets
             providers.close()
@@ -246,7 +223,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
                               settings.redis_url.get_secret_value()),
     )  # fmt: skip
     app.state.runner = runner
-    app.state.webhooks = webhooks
+    app.state.webhooks = worker.webhooks
     with db.read() as session:  # while there is no admin, `clarion serve` prints a set-up link
         app.state.console_setup_token = "" if any_admin(session) else secrets.token_urlsafe(24)
     app.add_middleware(IdempotencyMiddleware, state=app.state.clarion)  # inside the body limit

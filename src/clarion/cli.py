@@ -181,6 +181,49 @@ def serve(
     )
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Worker threads (CLARION_WORKER_THREADS).", min=1, max=64)
+    ] = None,
+    drain_seconds: Annotated[
+        float, typer.Option(help="On SIGTERM, how long to let held jobs finish.")
+    ] = 30.0,
+) -> None:
+    """Run a worker without the API: it delivers what the API nodes accept (run those with
+    `clarion serve --no-worker`). SIGTERM or Ctrl-C drains: no new jobs are claimed, and the
+    jobs held are finished before it exits."""
+    import signal
+    import threading
+
+    from clarion.delivery.providers.registry import build_registry
+    from clarion.runner.worker import build_worker
+
+    settings = get_settings()
+    url = settings.resolved_database_url()
+    upgrade(url)
+    db = Database(url, settings.database_lock_timeout_seconds)
+    if db.is_sqlite:
+        out.print("SQLite: run one worker in all (this one, beside `clarion serve --no-worker`);"
+                  " several workers need PostgreSQL.")  # fmt: skip
+    box = Box(load_key(settings))
+    providers = build_registry(settings, db, box)
+    running = build_worker(settings, db, box, providers, concurrency or settings.worker_threads)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    running.start()
+    out.print(f"worker running ({len(running.runner.threads)} threads, database: "
+              f"{settings.display_database_url()}); SIGTERM drains and stops it")  # fmt: skip
+    while not stop.wait(0.5):  # a timed wait, so that the signal handlers run promptly
+        pass
+    out.print("draining: finishing the jobs held, claiming no more")
+    running.stop(drain_seconds)
+    providers.close()
+    db.dispose()
+    out.print("worker stopped")
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply all migrations."""

@@ -42,7 +42,7 @@ class EmbeddedRunner:
         self.pacer = pacer
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._threads = [
+        self.threads = [
             threading.Thread(target=self._loop, name=f"clarion-worker-{i}", daemon=True)
             for i in range(threads)
         ]
@@ -56,7 +56,7 @@ class EmbeddedRunner:
                 released = jobs.release_all_running(session)
             if released:
                 log.info("resuming %d job(s) left running by the previous process", released)
-        for thread in self._threads:
+        for thread in self.threads:
             thread.start()
 
     def notify(self) -> None:
@@ -65,7 +65,7 @@ class EmbeddedRunner:
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
-        for thread in self._threads:
+        for thread in self.threads:
             thread.join(timeout)
 
     def run_until_idle(self) -> None:

@@ -1,0 +1,89 @@
+"""`clarion serve --no-worker` accepts, `clarion worker` delivers; SIGTERM drains a worker
+(it finishes the jobs it holds and exits, leaving none running), and a new worker finishes
+the trigger with exactly one message per recipient."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from clarion.storage.db import Database
+from clarion.storage.models import Job, Message
+from tests.conftest import make_project
+from tests.helpers import ok
+from tests.test_restart import N, clarion_env, seed, start
+
+
+def start_worker(db_url: str, var: Path, *args: str) -> subprocess.Popen[str]:
+    # One chunk (50 recipients, 200 ms at the sink) per claim: a broadcast takes seconds.
+    env = clarion_env(db_url, var, CLARION_WORKER_BATCH_SIZE="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "clarion.cli", "worker", *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def count(db: Database, *where: Any) -> int:
+    with db.read() as session:
+        return int(session.scalar(select(func.count()).select_from(Message).where(*where)) or 0)
+
+
+def running_jobs(db: Database) -> int:
+    with db.read() as session:
+        return int(session.scalar(select(func.count()).where(Job.status == "running")) or 0)
+
+
+def test_api_nodes_accept_and_a_worker_process_delivers_and_drains(
+    db_url: str, db: Database, tmp_path: Path
+) -> None:
+    project = make_project(db)
+    seed(db, project.id)
+    var = tmp_path / "var"
+    api, client = start(db_url, var, "--no-worker")
+    worker = start_worker(db_url, var, "--concurrency", "2")
+    try:
+        spec: dict[str, Any] = {"name": "all", "status": "active",
+                                "message": {"title": "Hi {{ user.first_name }}"}}  # fmt: skip
+        campaign = ok(client.post("/api/v1/campaigns", json=spec, headers=project.headers), 201)
+        trigger_id = ok(client.post(f"/api/v1/campaigns/{campaign['id']}:trigger",
+                                    headers=project.headers))["trigger_id"]  # fmt: skip
+        deadline = time.monotonic() + 30
+        while count(db, Message.status == "sent") < 200 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert count(db, Message.status == "sent") >= 200, "the worker process delivers"
+
+        worker.send_signal(signal.SIGTERM)  # mid-broadcast
+        output, _ = worker.communicate(timeout=30)
+        assert worker.returncode == 0, output
+        assert "draining" in output and "worker stopped" in output
+        assert running_jobs(db) == 0  # finished what it held: nothing left for a lease
+        at_stop = count(db, Message.status == "sent")
+        assert at_stop < N, "the stop must land mid-broadcast"
+        time.sleep(0.5)
+        assert count(db, Message.status == "sent") == at_stop  # the API node sends nothing
+
+        worker = start_worker(db_url, var)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = ok(client.get(f"/api/v1/triggers/{trigger_id}", headers=project.headers))
+            if status["status"] == "completed":
+                break
+            time.sleep(0.1)
+        assert status["counts"] == {"matched": N, "sent": N, "failed": 0, "skipped": 0,
+                                    "pending": 0}  # fmt: skip
+        with db.read() as session:
+            pairs = session.execute(select(Message.user_id, Message.device_id)).all()
+        assert len(pairs) == len(set(pairs)) == N
+        assert count(db, Message.possible_duplicate.is_(True)) == 0  # a drain, not a crash
+    finally:
+        for proc in (worker, api):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(30)
+        client.close()
