@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import func, select
 
 from clarion.storage.db import Database
 from clarion.storage.models import Job, Message
-from tests.conftest import make_project
+from tests.conftest import free_port, make_project
 from tests.helpers import ok
 from tests.test_restart import N, clarion_env, seed, start
 
@@ -27,6 +28,16 @@ def start_worker(db_url: str, var: Path, *args: str) -> subprocess.Popen[str]:
         [sys.executable, "-m", "clarion.cli", "worker", *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+
+
+def metric_values(text: str) -> dict[str, float]:
+    """Prometheus text format: sample name with labels -> value."""
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
 
 
 def count(db: Database, *where: Any) -> int:
@@ -46,7 +57,8 @@ def test_api_nodes_accept_and_a_worker_process_delivers_and_drains(
     seed(db, project.id)
     var = tmp_path / "var"
     api, client = start(db_url, var, "--no-worker")
-    worker = start_worker(db_url, var, "--concurrency", "2")
+    metrics_port = free_port()
+    worker = start_worker(db_url, var, "--concurrency", "2", "--metrics-port", str(metrics_port))
     try:
         spec: dict[str, Any] = {"name": "all", "status": "active",
                                 "message": {"title": "Hi {{ user.first_name }}"}}  # fmt: skip
@@ -57,6 +69,15 @@ def test_api_nodes_accept_and_a_worker_process_delivers_and_drains(
         while count(db, Message.status == "sent") < 200 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert count(db, Message.status == "sent") >= 200, "the worker process delivers"
+        # Each process reports what it did; the queue is the shared one, from the database.
+        api_metrics = metric_values(httpx.get(f"{client.base_url}/metrics").text)
+        assert api_metrics["clarion_triggers_accepted_total"] == 1
+        assert api_metrics.get('clarion_messages_total{channel="push",status="sent"}', 0) == 0
+        worker_metrics = metric_values(httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text)
+        sent_key = 'clarion_messages_total{channel="push",status="sent"}'
+        assert worker_metrics.get(sent_key, 0) >= 200, sorted(worker_metrics)
+        assert worker_metrics['clarion_provider_batch_seconds_count{provider="push"}'] >= 4
+        assert worker_metrics['clarion_queue_jobs{kind="deliver",status="queued"}'] >= 1
 
         worker.send_signal(signal.SIGTERM)  # mid-broadcast
         output, _ = worker.communicate(timeout=30)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clarion import __version__, cache, health, limits
+from clarion import __version__, cache, health, limits, metrics
 from clarion.auth.endpoints import router as keys_router
 from clarion.campaigns.endpoints import router as campaigns_router
 from clarion.config import Settings, get_settings
@@ -187,6 +187,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     db = Database(settings.resolved_database_url(), settings.database_lock_timeout_seconds)
     box = Box(load_key(settings))
     providers = build_registry(settings, db, box)
+    metrics.watch_queue(db)
     run_worker = settings.embedded_worker if start_worker is None else start_worker
     worker = build_worker(settings, db, box, providers, settings.worker_threads)
     runner = worker.runner

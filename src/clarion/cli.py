@@ -189,6 +189,12 @@ def worker(
     drain_seconds: Annotated[
         float, typer.Option(help="On SIGTERM, how long to let held jobs finish.")
     ] = 30.0,
+    metrics_port: Annotated[
+        int, typer.Option(help="Serve Prometheus metrics on this port (0: no).")
+    ] = 0,
+    metrics_host: Annotated[str, typer.Option(help="Address the metrics port binds.")] = (
+        "127.0.0.1"
+    ),
 ) -> None:
     """Run a worker without the API: it delivers what the API nodes accept (run those with
     `clarion serve --no-worker`). SIGTERM or Ctrl-C drains: no new jobs are claimed, and the
@@ -209,6 +215,14 @@ def worker(
     box = Box(load_key(settings))
     providers = build_registry(settings, db, box)
     running = build_worker(settings, db, box, providers, concurrency or settings.worker_threads)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        from clarion import metrics
+
+        metrics.watch_queue(db)
+        start_http_server(metrics_port, metrics_host, registry=metrics.REGISTRY)
+        out.print(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -1,17 +1,18 @@
-"""Liveness and readiness. Liveness says the process answers; readiness says it can do its
-work now: the database answers, and so does the rate-limit store when it is shared. A load
-balancer sends traffic to ready nodes only."""
+"""Liveness, readiness and the Prometheus metrics. Liveness says the process answers;
+readiness says it can do its work now: the database answers, and so does the rate-limit store
+when it is shared. A load balancer sends traffic to ready nodes only."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
+from clarion import metrics
 from clarion.web import JSONResponse, state
 
 READY_TIMEOUT = 2.0  # seconds per check
@@ -43,6 +44,12 @@ def install(app: FastAPI) -> None:
         ok = all(v == "ok" for v in checks.values())
         body = Ready(status="ready" if ok else "unavailable", checks=checks)
         return JSONResponse(body.model_dump(), 200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        # The queue gauge reads the database: off the event loop.
+        return Response(await run_in_threadpool(metrics.exposition),
+                        media_type=metrics.CONTENT_TYPE)  # fmt: skip
 
 
 def _ping(db: Any) -> None:

@@ -38,7 +38,7 @@ class Principal:
     project_id: str
     key_id: str
     kind: keys.KeyKind
-    scopes: frozenset[str] = frozenset(keys.SCOPES)
+    scopes: frozenset[str]  # no default: what a key may do is always stated
     expires_at: datetime | None = None  # a rotated key's end
 
     @property

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
+from clarion import metrics
 from clarion.auth import service as auth
 from clarion.campaigns.schemas import CampaignSpec
 from clarion.campaigns.service import Version, load_version
@@ -172,6 +173,8 @@ class Pipeline:
             repository.retry_jobs(session, "deliver", [(t, c, d) for (t, c), d in delays.items()])
             _completed(session, repository.complete_if_done(session, [t for t, _ in chunks]))
             _message_events(session, claimed, outcomes, triggers)
+        channel_of = {row.id: version.channel for row, version, _ in claimed}
+        metrics.count_outcomes([*given_up, *outcomes], channel_of)
 
     def _send(
         self, claimed: list[tuple[Any, Version, TriggerMessages]]
@@ -228,7 +231,8 @@ class Pipeline:
             pushes.append(push)
         dead: list[tuple[str, str, str, str]] = []
         if pushes:
-            results = self.providers.push.send(pushes)
+            with metrics.PROVIDER_SECONDS.labels(self.providers.push.name).time():
+                results = self.providers.push.send(pushes)
             outcomes += self._outcomes(self.providers.push.name, results, rendered, retry_after)
             by_id = {m.message_id: m for m in pushes}
             for r in results:
@@ -237,7 +241,9 @@ class Pipeline:
                     dead.append((m.project_id, m.device_id, m.push_token, r.reason or "invalid"))
         for channel, batch in others.items():
             provider = self.providers.for_channel(channel)
-            outcomes += self._outcomes(provider.name, provider.send(batch), rendered, retry_after)
+            with metrics.PROVIDER_SECONDS.labels(provider.name).time():
+                sent = provider.send(batch)
+            outcomes += self._outcomes(provider.name, sent, rendered, retry_after)
         return outcomes, retry_after, dead
 
     @staticmethod

@@ -11,6 +11,7 @@ import random
 import threading
 import time
 
+from clarion import metrics
 from clarion.delivery.pipeline import Pipeline
 from clarion.runner import jobs
 from clarion.runner.pacing import Pacer
@@ -131,6 +132,7 @@ class EmbeddedRunner:
             if job.attempts < MAX_ATTEMPTS:
                 delay = random.uniform(0, min(60.0, 0.5 * 2**job.attempts))  # full jitter
                 jobs.retry(session, job.id, delay, error)
+                metrics.RETRIES.labels("job").inc()
                 return
             jobs.fail(session, job.id, error)
             trigger = session.get(Trigger, job.trigger_id)

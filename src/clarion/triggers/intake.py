@@ -16,6 +16,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from clarion import metrics
 from clarion.storage.db import Database
 from clarion.triggers import service
 
@@ -66,6 +67,7 @@ class TriggerIntake:
                     if not isinstance(exc, Exception):
                         raise
                     continue
+                metrics.TRIGGERS.inc(len(batch))
                 for _, future in batch:
                     if not future.done():
                         future.set_result(None)

@@ -1,0 +1,89 @@
+"""Prometheus metrics, one registry per process (`GET /metrics` on API nodes, `clarion worker
+--metrics-port` on workers; Prometheus adds them up across processes).
+
+- ``clarion_triggers_accepted_total``: triggers answered 200 (committed).
+- ``clarion_messages_total{channel,status}``: message outcomes recorded by the pipeline
+  (sent, failed, skipped, and ``queued`` for a retry scheduled).
+- ``clarion_retries_total{what}``: retries scheduled, of a message (the provider said try
+  again) or of a job (a step failed).
+- ``clarion_provider_batch_seconds{provider}``: how long one hand-over of a batch of messages
+  took (one or many requests on the provider's connection); ``push`` is the push router,
+  which sends to FCM, APNs or the sink, the other channels are named by their provider.
+- ``clarion_queue_jobs{kind,status}``: jobs waiting (queued) and held (running), read from
+  the database at each scrape, so every process reports the same, shared queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from clarion.storage.db import Database
+from clarion.storage.models import Job
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+REGISTRY = CollectorRegistry()
+TRIGGERS = Counter("clarion_triggers_accepted", "Triggers accepted (committed, answered 200).",
+                   registry=REGISTRY)  # fmt: skip
+MESSAGES = Counter("clarion_messages", "Message outcomes recorded by the pipeline.",
+                   ["channel", "status"], registry=REGISTRY)  # fmt: skip
+RETRIES = Counter("clarion_retries", "Retries scheduled (of a message or a job).", ["what"],
+                  registry=REGISTRY)  # fmt: skip
+PROVIDER_SECONDS = Histogram(
+    "clarion_provider_batch_seconds",
+    "Time to hand one batch of messages to a provider.",
+    ["provider"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+
+
+def count_outcomes(outcomes: Sequence[dict[str, Any]], channel_of: dict[str, str]) -> None:
+    """Count recorded outcomes (``{"mid", "status"}``); ``channel_of`` maps message ids."""
+    retries = 0
+    for outcome in outcomes:
+        status = outcome["status"]
+        MESSAGES.labels(channel_of.get(outcome["mid"], "push"), status).inc()
+        retries += status == "queued"
+    if retries:
+        RETRIES.labels("message").inc(retries)
+
+
+class _Queue(Collector):
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily("clarion_queue_jobs", "Jobs queued and running, shared by "
+                                  "every process.", labels=["kind", "status"])  # fmt: skip
+        stmt = (
+            select(Job.kind, Job.status, func.count())
+            .where(Job.status.in_(("queued", "running")))
+            .group_by(Job.kind, Job.status)
+        )
+        with self.db.read() as session:
+            for kind, status, n in session.execute(stmt):
+                gauge.add_metric([kind, status], n)
+        yield gauge
+
+
+_watched: dict[int, _Queue] = {}
+
+
+def watch_queue(db: Database) -> None:
+    """Report ``db``'s job queue at each scrape (one database per process)."""
+    for old in _watched.values():
+        REGISTRY.unregister(old)
+    _watched.clear()
+    collector = _Queue(db)
+    REGISTRY.register(collector)
+    _watched[id(db)] = collector
+
+
+def exposition() -> bytes:
+    return generate_latest(REGISTRY)
