@@ -52,6 +52,9 @@ class Buckets(Protocol):
 
     async def peek(self, key: str, rate: float, burst: float | None = None) -> Decision: ...
 
+    async def blocked(self, key: str, rate: float, burst: float) -> Decision | None:
+        """The refusal if the bucket is empty, None if a token is there (taking none)."""
+
     async def close(self) -> None: ...
 
 
@@ -66,6 +69,9 @@ class MemoryBuckets:
 
     async def peek(self, key: str, rate: float, burst: float | None = None) -> Decision:
         return self.buckets.peek(key, rate, burst)
+
+    async def blocked(self, key: str, rate: float, burst: float) -> Decision | None:
+        return self.buckets.blocked(key, rate, burst)
 
     async def close(self) -> None:
         pass
@@ -103,6 +109,14 @@ class TokenBuckets:
         burst = rate if burst is None else burst
         tokens = self._tokens(key, rate, burst, self._clock())
         return self._decision(tokens >= 1, rate, burst, tokens)
+
+    def blocked(self, key: str, rate: float, burst: float) -> Decision | None:
+        """None when a token is there (the common case: answered without building a
+        Decision), else the refusal."""
+        if key not in self._buckets:
+            return None
+        tokens = self._tokens(key, rate, burst, self._clock())
+        return None if tokens >= 1 else self._decision(False, rate, burst, tokens)
 
     def _decision(self, allowed: bool, rate: float, burst: float, tokens: float) -> Decision:
         return decide(allowed, rate, burst, tokens, self._wall())

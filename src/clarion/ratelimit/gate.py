@@ -106,9 +106,9 @@ class ApiGate:
         settings = self.state.settings
         address = scope["client"][0] if scope.get("client") else "unknown"
         per_minute = settings.auth_failures_per_minute
-        failures = await self.buckets.peek("a:" + address, per_minute / 60, per_minute)
-        if not failures.allowed:
-            return Refused(failures, limit_headers=False)
+        blocked = await self.buckets.blocked("a:" + address, per_minute / 60, per_minute)
+        if blocked is not None:
+            return Refused(blocked, limit_headers=False)
         try:
             principal, limit = await self._authenticate(scope)
         except AuthenticationError:

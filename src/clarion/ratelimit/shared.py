@@ -53,6 +53,10 @@ class RedisBuckets:
     async def peek(self, key: str, rate: float, burst: float | None = None) -> Decision:
         return await self._run(key, rate, burst, False)
 
+    async def blocked(self, key: str, rate: float, burst: float) -> Decision | None:
+        decision = await self.peek(key, rate, burst)
+        return None if decision.allowed else decision
+
     async def close(self) -> None:
         await self.client.aclose()
 
@@ -105,6 +109,10 @@ class PostgresBuckets:
 
     async def peek(self, key: str, rate: float, burst: float | None = None) -> Decision:
         return await run_in_threadpool(self._peek, key, rate, rate if burst is None else burst)
+
+    async def blocked(self, key: str, rate: float, burst: float) -> Decision | None:
+        decision = await self.peek(key, rate, burst)
+        return None if decision.allowed else decision
 
     async def close(self) -> None:
         pass
