@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
+import pytest
+import redis
 
 from tests.conftest import Project
 
@@ -107,3 +110,15 @@ def trigger(
         headers={**project.headers, **kw.pop("headers", {})},
         **kw,
     )
+
+
+def redis_or_skip() -> redis.Redis:
+    """A client for the local Redis; without one, skip (under CI=true, fail)."""
+    client = redis.Redis(host=os.environ.get("REDIS_HOST", "127.0.0.1"), port=6379)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("Redis is not running here (CI requires it)")
+    return client

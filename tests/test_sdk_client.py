@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from clarion_client import (
     AsyncClient,
     AuthenticationError,
@@ -34,7 +32,7 @@ from sqlalchemy import create_engine
 
 from clarion.storage.db import Database
 from tests.conftest import Project, Server, free_port, make_project
-from tests.helpers import add_user, create_campaign
+from tests.helpers import add_user, create_campaign, redis_or_skip
 from tests.sdk_fakes import accepted, fails_after_creating, serve, slow
 
 DEVICE = {"id": "d-1", "platform": "ios", "push_token": "tok", "is_push_permission_granted": True}
@@ -196,14 +194,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "memory":
         return MemoryDedupe()
     if request.param == "redis":
-        client = redis.Redis(host=os.environ.get("REDIS_HOST", "127.0.0.1"), port=6379)
-        try:
-            client.ping()
-        except redis.ConnectionError:
-            if os.environ.get("CI") == "true":
-                raise
-            pytest.skip("Redis is not running here (CI requires it)")
-        return RedisDedupe(client, prefix=f"test:{uuid.uuid4()}:")
+        return RedisDedupe(redis_or_skip(), prefix=f"test:{uuid.uuid4()}:")
     return SQLDedupe(create_engine(f"sqlite:///{tmp_path / 'dedupe.db'}"))
 
 
