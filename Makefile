@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench lock clean
+.PHONY: run test lint bench bench-scaleout lock clean
 
 $(STAMP): requirements.lock pyproject.toml sdk/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Clarion needs Python 3.11 or newer: run make PYTHON=python3.11 ...")'
@@ -33,6 +33,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/audience.py
+
+## Scale-out on this machine (needs PostgreSQL): 1-3 worker processes, 1-2 API processes.
+bench-scaleout: $(STAMP)
+	$(BIN)/python bench/scaleout.py
 
 ## Re-pin every dependency (run after changing pyproject.toml).
 lock:
