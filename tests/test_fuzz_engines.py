@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from clarion import limits
 from clarion.audience.rules import ALIASES, BUILTINS, OPERATORS, PRESENCE, Audience
 from clarion.errors import ClarionError
 from clarion.storage.db import Database
@@ -138,3 +139,29 @@ def test_templates_are_refused_cleanly_or_render(
         assert isinstance(out, str)
         if not html:  # the compiled fast path and python-liquid agree
             assert engine.render(compiled, context, fast=False) == out
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(value=st.recursive(
+    st.none() | st.integers() | st.text(max_size=6),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=6), c, max_size=4),
+    max_leaves=20))  # fmt: skip
+def test_the_properties_limits_fast_check_agrees_with_the_naming_walk(value: Any) -> None:
+    saved = (limits.current.max_properties, limits.current.max_depth, limits.current.max_string)
+    limits.configure(3, 3, 4)  # small, so that random values breach them often
+    try:
+        refused = None
+        try:
+            limits.check_properties(value)
+        except limits.LimitExceeded as exc:
+            refused = exc
+        try:
+            limits._walk(value, "$.properties", 1)  # the slow walk alone decides
+            walked = None
+        except limits.LimitExceeded as exc:
+            walked = exc
+        assert (refused is None) == (walked is None)
+        if refused is not None and walked is not None:
+            assert refused.details == walked.details
+    finally:
+        limits.configure(*saved)

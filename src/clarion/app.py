@@ -233,8 +233,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     app.add_middleware(RequestIdMiddleware)  # added last, so outermost: ids on every answer
     _install_error_handlers(app)
 
-    health.install(app)
-    app.include_router(triggers_router)
+    app.include_router(triggers_router)  # first: the hot path is matched with the least work
     app.include_router(campaigns_router)
     app.include_router(users_router)
     app.include_router(events_router)
@@ -244,5 +243,6 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     app.include_router(webhooks_router)
     app.include_router(inbox_router)
     app.include_router(keys_router)
+    health.install(app)
     console.install(app)
     return app

@@ -37,8 +37,24 @@ def configure(max_properties: int, max_depth: int, max_string: int) -> None:
 
 
 def check_properties(value: Any, path: str = "$.properties") -> None:
-    """Raise LimitExceeded at the first breach, naming where and which limit."""
-    _walk(value, path, 1)
+    """Raise LimitExceeded at the first breach, naming where and which limit. Every request
+    with properties runs this: a walk that builds no paths says whether all is well, and
+    only a breach is walked again to name it."""
+    if not _within(value, 1, current):
+        _walk(value, path, 1)
+
+
+def _within(value: Any, depth: int, limits: Limits) -> bool:
+    if isinstance(value, str):
+        return len(value) <= limits.max_string
+    if isinstance(value, dict):
+        if depth > limits.max_depth or (depth == 1 and len(value) > limits.max_properties):
+            return False
+        return all(len(k) <= limits.max_string and _within(v, depth + 1, limits)
+                   for k, v in value.items())  # fmt: skip
+    if isinstance(value, list):
+        return depth <= limits.max_depth and all(_within(v, depth + 1, limits) for v in value)
+    return True
 
 
 def _walk(value: Any, path: str, depth: int) -> None:
