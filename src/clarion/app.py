@@ -24,13 +24,13 @@ from clarion.console.accounts import any_admin
 from clarion.credentials.crypto import Box, load_key
 from clarion.credentials.endpoints import router as providers_router
 from clarion.delivery.providers.registry import build_registry
-from clarion.errors import ClarionError, PayloadTooLarge
+from clarion.errors import ClarionError, PayloadTooLarge, unavailable
 from clarion.events.endpoints import router as events_router
 from clarion.idempotency.middleware import IdempotencyMiddleware
 from clarion.inbox.endpoints import router as inbox_router
 from clarion.live_activities.endpoints import router as live_activities_router
 from clarion.messages.endpoints import router as messages_router
-from clarion.ratelimit.gate import ApiGate, unavailable
+from clarion.ratelimit.gate import ApiGate
 from clarion.ratelimit.shared import build_buckets
 from clarion.runner.pacing import Pacer
 from clarion.runner.worker import build_worker

@@ -64,3 +64,12 @@ class Unavailable(ClarionError):
 
     status_code = 503
     code = "unavailable"
+
+
+def unavailable(what: str = "the database") -> Unavailable:
+    """The answer while a part Clarion needs cannot be reached: nothing was done."""
+    return Unavailable(
+        f"{what[0].upper()}{what[1:]} cannot be reached right now; nothing was done. "
+        "Retry shortly.",
+        retry_after=2,
+    )

@@ -33,7 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clarion.auth import service as auth
-from clarion.errors import AuthenticationError, ClarionError, Unavailable
+from clarion.errors import AuthenticationError, ClarionError, unavailable
 from clarion.ratelimit.bucket import Buckets, Decision
 from clarion.storage.models import utcnow
 from clarion.web import error_response
@@ -41,15 +41,6 @@ from clarion.web import error_response
 log = logging.getLogger("clarion.ratelimit")
 TOO_MANY = orjson.dumps({"error": "Too Many Requests"})
 TOUCH_EVERY = 60.0  # seconds between writes of a key's last use
-UNAVAILABLE_RETRY = 2  # seconds
-
-
-def unavailable(what: str = "the database") -> Unavailable:
-    return Unavailable(
-        f"{what[0].upper()}{what[1:]} cannot be reached right now; nothing was done. "
-        "Retry shortly.",
-        retry_after=UNAVAILABLE_RETRY,
-    )
 
 
 @dataclass(frozen=True, slots=True)
