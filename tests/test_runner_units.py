@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
+import pytest
+
+from clarion import ids
 from clarion.cache import TTLCache
-from clarion.ids import uuid7
+from clarion.ids import uuid7, uuid7_batch
 from clarion.runner.pacing import Pacer
 
 
@@ -42,6 +46,23 @@ def test_uuid7_is_version_7_and_ordered() -> None:
     ids = [uuid7() for _ in range(5000)]
     assert ids == sorted(ids) and len(set(ids)) == 5000
     assert all(i[14] == "7" and i[19] in "89ab" for i in ids)
+
+
+def test_uuid7_batches_continue_the_sequence_across_milliseconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch gives what uuid7() would, one by one: interleaved with it the ids stay
+    ordered and unique, also when a batch outruns the 12-bit counter of one millisecond."""
+    frozen = 1_800_000_000_000 * 1_000_000
+    monkeypatch.setattr(ids.time, "time_ns", lambda: frozen)  # the clock stands still
+    monkeypatch.setattr(ids, "_last_ms", 0)
+    out = [uuid7(), *uuid7_batch(10_000), uuid7(), *uuid7_batch(3), *uuid7_batch(0)]
+    assert out == sorted(out) and len(set(out)) == len(out) == 10_005
+    parsed = [uuid.UUID(i) for i in out]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 and str(u) == s
+               for u, s in zip(parsed, out, strict=True))  # fmt: skip
+    # 10,005 ids at one instant: the counter ran into the next two milliseconds.
+    assert {u.int >> 80 for u in parsed} == {1_800_000_000_000 + k for k in range(3)}
 
 
 def test_the_database_password_is_never_displayed() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import DropIndex
 from typer.testing import CliRunner
 
@@ -19,6 +20,7 @@ from clarion.storage.db import Database
 from clarion.storage.migrate import upgrade
 from clarion.storage.models import VALUE_INDEXES, Device, User, UserProperty, utcnow
 from clarion.users import importer
+from clarion.users.schemas import device_attributes
 from tests.audience_data import by_reference, by_sql
 from tests.conftest import make_project
 
@@ -190,3 +192,48 @@ def test_upgrade_rebuilds_indexes_a_killed_import_left_dropped(db: Database) -> 
     assert not {str(i.name) for i in VALUE_INDEXES} & index_names(db)
     upgrade(db.url)
     assert {str(i.name) for i in VALUE_INDEXES} <= index_names(db)
+
+
+def test_a_batch_of_known_and_new_users_keys_every_row_to_its_user(db: Database) -> None:
+    """The reader prepares each row as a new user; in a batch that mixes known and new
+    users, the known ones' properties and devices must go to their stored user (and a
+    device named by a new user moves to it)."""
+    project = make_project(db)
+    ios, android = ({"platform": p} for p in ("IOS", "ANDROID"))
+    first = [importer.Row(1, "u-1", {"city": "Seoul", "age": 30},
+                          [device_attributes({"id": "d-1", **ios})])]  # fmt: skip
+    importer.import_rows(db, project.id, first)
+    second = [
+        importer.Row(1, "u-1", {"age": 31, "vip": True}, [device_attributes({"id": "d-9", **ios})]),
+        importer.Row(2, "u-2", {"city": "Busan"}, [device_attributes({"id": "d-1", **android})]),
+    ]
+    report = importer.import_rows(db, project.id, second)
+    assert (report.users_created, report.users_updated, report.devices) == (1, 1, 2)
+    with db.read() as session:
+        users = {u.project_user_id: u for u in session.scalars(select(User))}
+        owner = {d.id: d.user_id for d in session.scalars(select(Device))}
+        props = {(p.user_id, p.key): p.value_text for p in session.scalars(select(UserProperty))}
+    one, two = users["u-1"].id, users["u-2"].id
+    assert users["u-1"].properties == {"city": "Seoul", "age": 31, "vip": True}
+    assert owner == {"d-1": two, "d-9": one}
+    assert props == {(one, "city"): "Seoul", (one, "age"): "31", (one, "vip"): "true",
+                     (two, "city"): "Busan"}  # fmt: skip
+    assert counts(db, project.id) == (2, 2, 4)
+
+
+def test_only_the_importers_trusted_writes_skip_foreign_key_checks(db: Database) -> None:
+    """The importer's transactions vouch for their rows; the next transaction on the same
+    pooled connection checks foreign keys again."""
+    project = make_project(db)
+    orphan = {"u": "no-such-user", "p": project.id}
+    insert = text("INSERT INTO user_properties (user_id, key, project_id, value_text) "
+                  "VALUES (:u, 'k', :p, 'v')")  # fmt: skip
+    if db.is_sqlite:
+        with db.write(trusted=True) as session:
+            session.execute(insert, orphan)
+            session.execute(text("DELETE FROM user_properties WHERE user_id = :u"), orphan)
+    else:  # PostgreSQL checks them always
+        with pytest.raises(IntegrityError), db.write(trusted=True) as session:
+            session.execute(insert, orphan)
+    with pytest.raises(IntegrityError), db.write() as session:
+        session.execute(insert, orphan)

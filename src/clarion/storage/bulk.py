@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Dialect, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -42,10 +42,9 @@ def insert_tuples(
     conn.exec_driver_sql(sql, list(rows))
 
 
-def bind_processor(session: Session, table: Table, column: str) -> Callable[[Any], Any]:
+def bind_processor(dialect: Dialect, table: Table, column: str) -> Callable[[Any], Any]:
     """What SQLAlchemy does to a value of ``column`` before handing it to the driver
     (JSON serialised, datetimes in the dialect's form, ...)."""
-    dialect = session.get_bind().dialect
     processor = table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
     return processor if processor is not None else _same
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.schema import DropIndex
 
 from clarion.audience.values import canonical_number, canonical_text
-from clarion.ids import uuid7
+from clarion.ids import uuid7_batch
 from clarion.storage import bulk
 from clarion.storage.db import Database
 from clarion.storage.migrate import restore_indexes
@@ -198,33 +198,53 @@ def read_file(path: Path, fmt: Format | None = None) -> Iterator[Row | tuple[int
 
 @dataclass(slots=True)
 class Prepared:
-    """One batch, with everything that needs no database worked out ahead of the write."""
+    """One batch, with everything that needs no database worked out ahead of the write:
+    each row as a new user (a fresh id, its property rows and device rows as the driver
+    takes them). The write re-keys the few rows whose user already exists."""
 
     rows: list[Row]
-    indexed: list[list[tuple[str, str, float | None]]]  # per row: (key, text, number)
-    devices: list[list[tuple[Any, ...]]]  # per row: _DEVICE_INSERT values after user_id
+    uids: list[str]
+    users: list[tuple[Any, ...]]  # per row: _USER_INSERT values
+    indexed: list[list[tuple[Any, ...]]]  # per row: _PROPERTY_INSERT values
+    devices: list[list[tuple[Any, ...]]]  # per row: _DEVICE_INSERT values
 
 
-def _prepare(rows: list[Row]) -> Prepared:
+@dataclass(slots=True)
+class _Stamp:
+    """What every row of an import shares, in the driver's form."""
+
+    project_id: str
+    now: datetime
+    stamp: Any
+    as_json: Callable[[Any], Any]
+
+
+def _prepare(rows: list[Row], fixed: _Stamp) -> Prepared:
+    pid, stamp, as_json = fixed.project_id, fixed.stamp, fixed.as_json
+    uids = uuid7_batch(len(rows))
+    users = []
     indexed = []
     devices = []
-    for row in rows:
+    for row, uid in zip(rows, uids, strict=True):
+        clean = {k: v for k, v in row.properties.items() if v is not None}
+        users.append((uid, pid, row.project_user_id, as_json(clean), stamp, stamp))
         entries = []
         for key, value in row.properties.items():
             text = canonical_text(value)
             if text is not None:
-                entries.append((key, text, canonical_number(value)))
+                entries.append((uid, key, pid, text, canonical_number(value)))
         indexed.append(entries)
         columns = []
-        for attributes in row.devices:
-            values = device_columns(attributes)
-            columns.append((attributes["id"], attributes, *(values[c] for c in _DEVICE_COLUMNS)))
+        for device in row.devices:
+            values = device_columns(device)
+            columns.append((pid, device["id"], uid, as_json(device),
+                            *(values[c] for c in _DEVICE_COLUMNS), stamp, stamp))  # fmt: skip
         devices.append(columns)
-    return Prepared(rows, indexed, devices)
+    return Prepared(rows, uids, users, indexed, devices)
 
 
 def _batches(
-    rows: Iterable[Row | tuple[int, str]], batch_size: int, report: Report
+    rows: Iterable[Row | tuple[int, str]], batch_size: int, report: Report, fixed: _Stamp
 ) -> Iterator[Prepared]:
     batch: dict[str, Row] = {}
     for item in rows:
@@ -234,11 +254,11 @@ def _batches(
                 report.rejected.append(item)
             continue
         if item.project_user_id in batch or len(batch) >= batch_size:
-            yield _prepare(list(batch.values()))
+            yield _prepare(list(batch.values()), fixed)
             batch = {}
         batch[item.project_user_id] = item
     if batch:
-        yield _prepare(list(batch.values()))
+        yield _prepare(list(batch.values()), fixed)
 
 
 def _ahead(batches: Iterator[Prepared], depth: int = 2) -> Iterator[Prepared]:
@@ -281,10 +301,18 @@ def import_rows(
     )
     if report.bulk_load:
         _drop_value_indexes(db)
+    now = utcnow()
+    dialect = db.engine.dialect
+    fixed = _Stamp(
+        project_id,
+        now,
+        bulk.bind_processor(dialect, U, "created_at")(now),
+        bulk.bind_processor(dialect, U, "properties"),
+    )
     try:
         analyzed_at = 1000
-        for prepared in _ahead(_batches(rows, batch_size, report)):
-            _write(db, project_id, prepared, report)
+        for prepared in _ahead(_batches(rows, batch_size, report, fixed)):
+            _write(db, fixed, prepared, report)
             progress(len(prepared.rows))
             if not db.is_sqlite and report.rows >= analyzed_at:
                 # Fresh statistics as the tables grow (at 1k, 2k, 4k... rows): with stale
@@ -324,45 +352,46 @@ def _analyze(db: Database) -> None:
         conn.commit()
 
 
-def _write(db: Database, project_id: str, batch: Prepared, report: Report) -> None:
-    """One batch in one transaction. New rows go to the driver as tuples (the bulk of an
-    import); updates of known users and devices go through SQLAlchemy."""
-    with db.write() as session:
+def _write(db: Database, fixed: _Stamp, batch: Prepared, report: Report) -> None:
+    """One batch in one transaction. New users, their properties and devices go to the
+    driver as the tuples the reader prepared (the bulk of an import); rows of users that
+    already exist are re-keyed to them and update through SQLAlchemy."""
+    with db.write(trusted=True) as session:
         if db.is_sqlite:
             _tune(session)
-        now = utcnow()
-        stamp = bulk.bind_processor(session, U, "created_at")(now)
-        as_json = bulk.bind_processor(session, U, "properties")
-        existing = _existing_users(session, project_id, [r.project_user_id for r in batch.rows])
-        new_users: list[tuple[Any, ...]] = []
+        existing = _existing_users(
+            session, fixed.project_id, [r.project_user_id for r in batch.rows]
+        )
+        new_users: list[tuple[Any, ...]] = batch.users
+        props: list[tuple[Any, ...]] = []
+        devices: dict[str, tuple[Any, ...]] = {}  # id: _DEVICE_INSERT values
         updates: list[dict[str, Any]] = []
         stale: list[dict[str, Any]] = []
-        props: list[tuple[Any, ...]] = []
-        devices: dict[str, tuple[str, tuple[Any, ...]]] = {}  # id: (user id, prepared)
-        for row, indexed, device_rows in zip(batch.rows, batch.indexed, batch.devices, strict=True):
-            current = existing.get(row.project_user_id)
+        if existing:
+            new_users = []
+        for i, row in enumerate(batch.rows):
+            current = existing.get(row.project_user_id) if existing else None
             if current is None:
-                uid = uuid7()
-                clean = {k: v for k, v in row.properties.items() if v is not None}
-                new_users.append(
-                    (uid, project_id, row.project_user_id, as_json(clean), stamp, stamp)
-                )
-            else:
-                uid, stored = current
-                clean = {**stored, **row.properties}
-                clean = {k: v for k, v in clean.items() if v is not None}
-                updates.append({"uid": uid, "props": clean, "now": now})
-                stale += [{"uid": uid, "k": k} for k in row.properties]
-            props += [(uid, key, project_id, text, num) for key, text, num in indexed]
-            for device in device_rows:
-                devices[device[0]] = (uid, device)
+                if existing:
+                    new_users.append(batch.users[i])
+                props += batch.indexed[i]
+                for device in batch.devices[i]:
+                    devices[device[1]] = device
+                continue
+            uid, stored = current
+            clean = {k: v for k, v in {**stored, **row.properties}.items() if v is not None}
+            updates.append({"uid": uid, "props": clean, "now": fixed.now})
+            stale += [{"uid": uid, "k": k} for k in row.properties]
+            props += [(uid, *entry[1:]) for entry in batch.indexed[i]]
+            for device in batch.devices[i]:
+                devices[device[1]] = (*device[:2], uid, *device[3:])
         bulk.insert_tuples(session, U, _USER_INSERT, new_users)
         if updates:
             session.execute(_UPDATE_USER, updates)
         if stale:
             session.execute(_DELETE_PROPS, stale)
         bulk.insert_tuples(session, P, _PROPERTY_INSERT, props)
-        _write_devices(session, project_id, devices, now, stamp, as_json)
+        _write_devices(session, fixed, devices)
     report.rows += len(batch.rows)
     report.users_created += len(new_users)
     report.users_updated += len(updates)
@@ -391,33 +420,28 @@ def _existing_users(
     return {puid: (uid, props or {}) for puid, uid, props in session.execute(stmt)}
 
 
-def _write_devices(
-    session: Session,
-    project_id: str,
-    devices: dict[str, tuple[str, tuple[Any, ...]]],
-    now: datetime,
-    stamp: Any,
-    as_json: Callable[[Any], Any],
-) -> None:
+def _write_devices(session: Session, fixed: _Stamp, devices: dict[str, tuple[Any, ...]]) -> None:
     """Insert new devices, update known ones (a device moves to the row's user)."""
     if not devices:
         return
     found = set(
         session.scalars(
-            select(D.c.id).where(D.c.project_id == project_id, D.c.id.in_(list(devices)))
+            select(D.c.id).where(D.c.project_id == fixed.project_id, D.c.id.in_(list(devices)))
         )
     )
     fresh = []
     changed = []
-    for did, (uid, (_, attributes, *columns)) in devices.items():
-        if did in found:
-            values = (uid, attributes, *columns, now)
-            changed.append(
-                {"pid": project_id, "did": did}
-                | {f"v_{f}": v for f, v in zip(_DEVICE_FIELDS, values, strict=True)}
-            )
-        else:
-            fresh.append((project_id, did, uid, as_json(attributes), *columns, stamp, stamp))
+    for did, values in devices.items():
+        if did not in found:
+            fresh.append(values)
+            continue
+        # (project, id, user, attributes JSON, *columns, created, updated)
+        attributes = orjson.loads(values[3])
+        update = (values[2], attributes, *values[4:-2], fixed.now)
+        changed.append(
+            {"pid": fixed.project_id, "did": did}
+            | {f"v_{f}": v for f, v in zip(_DEVICE_FIELDS, update, strict=True)}
+        )
     bulk.insert_tuples(session, D, _DEVICE_INSERT, fresh)
     if changed:
         session.execute(_UPDATE_DEVICE, changed)
