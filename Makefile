@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-scaleout lock clean
+.PHONY: run test lint bench bench-scaleout bench-faults lock clean
 
 $(STAMP): requirements.lock pyproject.toml sdk/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Clarion needs Python 3.11 or newer: run make PYTHON=python3.11 ...")'
@@ -37,6 +37,10 @@ bench: $(STAMP)
 ## Scale-out on this machine (needs PostgreSQL): 1-3 worker processes, 1-2 API processes.
 bench-scaleout: $(STAMP)
 	$(BIN)/python bench/scaleout.py
+
+## The fault test at full size (100,000 recipients; kills, a PostgreSQL restart): prints counts.
+bench-faults: $(STAMP)
+	$(BIN)/python bench/faults.py
 
 ## Re-pin every dependency (run after changing pyproject.toml).
 lock:

@@ -10,13 +10,14 @@ from sqlalchemy import inspect, text
 
 from clarion.audience.values import version_key
 from clarion.storage.db import Database
-from clarion.storage.migrate import upgrade
+from clarion.storage.migrate import include_name, upgrade
 from clarion.storage.models import Base, Device
 
 
 def test_migrations_match_the_models(db: Database) -> None:
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        opts = {"compare_type": True, "include_name": include_name}
+        context = MigrationContext.configure(conn, opts=opts)
         diff = compare_metadata(context, Base.metadata)
     assert diff == [], f"models and migrations differ; generate a migration: {diff}"
 

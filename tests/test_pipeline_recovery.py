@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select, update
 
 from clarion.config import Settings
-from clarion.delivery import repository
 from clarion.delivery.pipeline import FAIL_TWICE, Pipeline
 from clarion.delivery.providers.registry import build_registry
+from clarion.runner import jobs
 from clarion.storage.db import Database
 from clarion.storage.models import Job, Message, utcnow
 from tests.conftest import Server, make_project, run_worker_until_idle
@@ -36,7 +36,7 @@ def _crash_mid_send(db: Database, trigger_id: str) -> None:
     'sending' and its deliver job still leased."""
     with db.write() as session:
         session.execute(update(Message).values(status="sending"))
-        repository.add_deliver_jobs(session, [(trigger_id, 0)], lease_until=utcnow())
+        jobs.add_deliver_jobs(session, [(trigger_id, 0)], lease_until=utcnow())
 
 
 def test_a_message_left_sending_is_resent_once_then_given_up(

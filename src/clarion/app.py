@@ -187,12 +187,12 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     db = Database(settings.resolved_database_url(), settings.database_lock_timeout_seconds)
     box = Box(load_key(settings))
     providers = build_registry(settings, db, box)
-    metrics.watch_queue(db)
     run_worker = settings.embedded_worker if start_worker is None else start_worker
     worker = build_worker(settings, db, box, providers, settings.worker_threads)
+    metrics.watch_queue(db, worker.engine.name)
     runner = worker.runner
     notify = runner.notify if run_worker else (lambda: None)
-    intake = TriggerIntake(db, notify)
+    intake = TriggerIntake(db, worker.engine, notify)
     runner.pacer = Pacer(intake.idle_for, share=settings.worker_share_under_load)
 
     @asynccontextmanager

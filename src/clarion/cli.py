@@ -134,6 +134,7 @@ def serve(
 
     from clarion.app import create_app
     from clarion.demo_data.seed import curl_command, ensure_demo
+    from clarion.runner.worker import EngineUnavailable
 
     settings = get_settings()
     settings.host = host or settings.host
@@ -144,7 +145,11 @@ def serve(
     # back for long (measured in bench/trigger.py: p99 latency).
     sys.setswitchinterval(0.001)
     upgrade(settings.resolved_database_url())
-    application = create_app(settings)
+    try:
+        application = create_app(settings)
+    except EngineUnavailable as exc:
+        out.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     base = f"http://{settings.host}:{settings.port}"
     if settings.demo if demo is None else demo:
         info = ensure_demo(application, application.state.clarion.db)
@@ -203,7 +208,7 @@ def worker(
     import threading
 
     from clarion.delivery.providers.registry import build_registry
-    from clarion.runner.worker import build_worker
+    from clarion.runner.worker import EngineUnavailable, build_worker
 
     settings = get_settings()
     url = settings.resolved_database_url()
@@ -214,21 +219,27 @@ def worker(
                   " several workers need PostgreSQL.")  # fmt: skip
     box = Box(load_key(settings))
     providers = build_registry(settings, db, box)
-    running = build_worker(settings, db, box, providers, concurrency or settings.worker_threads)
+    concurrency = concurrency or settings.worker_threads
+    try:
+        running = build_worker(settings, db, box, providers, concurrency)
+    except EngineUnavailable as exc:
+        out.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     if metrics_port:
         from prometheus_client import start_http_server
 
         from clarion import metrics
 
-        metrics.watch_queue(db)
+        metrics.watch_queue(db, running.engine.name)
         start_http_server(metrics_port, metrics_host, registry=metrics.REGISTRY)
         out.print(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     running.start()
-    out.print(f"worker running ({len(running.runner.threads)} threads, database: "
-              f"{settings.display_database_url()}); SIGTERM drains and stops it")  # fmt: skip
+    out.print(f"worker running ({running.engine.name} engine, concurrency {concurrency}, "
+              f"database: {settings.display_database_url()}); SIGTERM drains and stops "
+              "it")  # fmt: skip
     while not stop.wait(0.5):  # a timed wait, so that the signal handlers run promptly
         pass
     out.print("draining: finishing the jobs held, claiming no more")

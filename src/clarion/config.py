@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     job_lease_seconds: int = Field(
         default=60, ge=5, description="A job held longer than this by a silent worker is retried."
     )
+    task_engine: Literal["builtin", "procrastinate"] = Field(
+        default="builtin",
+        description="Where jobs wait and who runs them: builtin (Clarion's job table; SQLite "
+        "or PostgreSQL) or procrastinate (Procrastinate on the same PostgreSQL; its workers "
+        "are `clarion worker` processes). Every process of a deployment must say the same.",
+    )
     poll_interval_seconds: float = Field(
         default=0.5, gt=0, description="How often an idle worker looks for due jobs."
     )

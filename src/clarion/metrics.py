@@ -21,7 +21,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from clarion.storage.db import Database
 from clarion.storage.models import Job
@@ -54,33 +54,46 @@ def count_outcomes(outcomes: Sequence[dict[str, Any]], channel_of: dict[str, str
         RETRIES.labels("message").inc(retries)
 
 
+_BUILTIN_QUEUE = (
+    select(Job.kind, Job.status, func.count())
+    .where(Job.status.in_(("queued", "running")))
+    .group_by(Job.kind, Job.status)
+)
+_PROCRASTINATE_QUEUE = text(
+    "SELECT substr(task_name, length('clarion.') + 1), CAST(status AS text), count(*)"
+    " FROM procrastinate_jobs WHERE status IN ('todo', 'doing') GROUP BY 1, 2"
+)
+_PROCRASTINATE_STATUS = {"todo": "queued", "doing": "running"}
+
+
 class _Queue(Collector):
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, engine: str) -> None:
         self.db = db
+        self.engine = engine
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         gauge = GaugeMetricFamily("clarion_queue_jobs", "Jobs queued and running, shared by "
                                   "every process.", labels=["kind", "status"])  # fmt: skip
-        stmt = (
-            select(Job.kind, Job.status, func.count())
-            .where(Job.status.in_(("queued", "running")))
-            .group_by(Job.kind, Job.status)
-        )
         with self.db.read() as session:
-            for kind, status, n in session.execute(stmt):
-                gauge.add_metric([kind, status], n)
+            if self.engine == "procrastinate":
+                for kind, status, n in session.execute(_PROCRASTINATE_QUEUE):
+                    gauge.add_metric([kind, _PROCRASTINATE_STATUS[status]], n)
+            else:
+                for kind, status, n in session.execute(_BUILTIN_QUEUE):
+                    gauge.add_metric([kind, status], n)
         yield gauge
 
 
 _watched: dict[int, _Queue] = {}
 
 
-def watch_queue(db: Database) -> None:
-    """Report ``db``'s job queue at each scrape (one database per process)."""
+def watch_queue(db: Database, engine: str = "builtin") -> None:
+    """Report ``db``'s job queue (in the task engine's tables) at each scrape (one database
+    per process)."""
     for old in _watched.values():
         REGISTRY.unregister(old)
     _watched.clear()
-    collector = _Queue(db)
+    collector = _Queue(db, engine)
     REGISTRY.register(collector)
     _watched[id(db)] = collector
 

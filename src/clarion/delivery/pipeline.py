@@ -27,6 +27,7 @@ from clarion.delivery.providers.registry import ProviderRegistry
 from clarion.delivery.ratelimit import RETRY_IN, SendRates
 from clarion.emails import EMAIL, one_line
 from clarion.ids import uuid7
+from clarion.runner.engine import BuiltinEngine, TaskEngine
 from clarion.storage.db import Database
 from clarion.storage.models import utcnow
 from clarion.templating import jsonbody
@@ -50,6 +51,7 @@ class Pipeline:
     providers: ProviderRegistry
     chunk_size: int
     lease_seconds: int = 60
+    engine: TaskEngine = field(default_factory=BuiltinEngine)
     wake: Callable[[], None] = lambda: None
     rates: SendRates = field(default_factory=SendRates)  # per-campaign send rates
 
@@ -76,15 +78,18 @@ class Pipeline:
                 finals.append((trigger.id, total, excluded))
                 if any(r["status"] == "queued" for r in rows):
                     inline.append((trigger.id, chunk_no))
+        engine = self.engine
         lease = utcnow() + timedelta(seconds=self.lease_seconds)
         with self.db.write() as session:
             repository.add_messages(session, last_rows)
-            repository.add_deliver_jobs(session, inline, lease_until=lease)
+            engine.enqueue_deliver(session, inline, lease if engine.inline_delivery else None)
             repository.finalize_resolve(session, finals)
-            repository.finish_jobs(session, "resolve", [(t, 0) for t in trigger_ids])
+            engine.finish(session, "resolve", [(t, 0) for t in trigger_ids])
             _completed(session, repository.complete_if_done(session, [t for t, _, _ in finals]))
-        if inline:
+        if inline and engine.inline_delivery:
             self.deliver(inline)
+        elif inline:
+            self.wake()
 
     def _resolve_one(
         self, reader: Session, trigger: Any, version: Version
@@ -113,7 +118,7 @@ class Pipeline:
             with self.db.write() as session:
                 repository.add_messages(session, rows)
                 if any(r["status"] == "queued" for r in rows):
-                    repository.add_deliver_jobs(session, [(trigger.id, chunk_no)])
+                    self.engine.enqueue_deliver(session, [(trigger.id, chunk_no)])
                 repository.set_status(session, trigger.id, "resolving")
             self.wake()
         raise AssertionError("unreachable: the stream always ends with a last chunk")
@@ -169,8 +174,8 @@ class Pipeline:
             repository.record_outcomes(session, outcomes)
             repository.record_attempts(session, outcomes, attempt_of)
             repository.invalidate_tokens(session, dead_tokens)  # with the outcomes, atomically
-            repository.finish_jobs(session, "deliver", [c for c in chunks if c not in delays])
-            repository.retry_jobs(session, "deliver", [(t, c, d) for (t, c), d in delays.items()])
+            self.engine.finish(session, "deliver", [c for c in chunks if c not in delays])
+            self.engine.retry_deliver(session, [(t, c, d) for (t, c), d in delays.items()])
             _completed(session, repository.complete_if_done(session, [t for t, _ in chunks]))
             _message_events(session, claimed, outcomes, triggers)
         channel_of = {row.id: version.channel for row, version, _ in claimed}

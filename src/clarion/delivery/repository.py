@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
     Table,
     and_,
     bindparam,
-    delete,
     exists,
     func,
     insert,
@@ -65,18 +63,6 @@ _COMPLETE = (
     .values(status="completed", completed_at=bindparam("now"))
     .returning(T.c.id, T.c.project_id, T.c.campaign_id, T.c.matched)
 )
-_RETRY_JOB = (
-    update(J)
-    .where(
-        J.c.trigger_id == bindparam("tid"), J.c.kind == bindparam("job_kind"),
-        J.c.chunk_no == bindparam("chunk"),
-    )
-    .values(status="queued", run_after=bindparam("at"), locked_until=None)
-)  # fmt: skip
-_FINISH_JOB = delete(J).where(
-    J.c.trigger_id == bindparam("tid"), J.c.kind == bindparam("kind"),
-    J.c.chunk_no == bindparam("chunk"),
-)  # fmt: skip
 _CHUNK = (
     select(
         M.c.id,
@@ -177,43 +163,13 @@ def add_messages(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     insert_ignore(session, M, rows)
 
 
-def add_deliver_jobs(
-    session: Session, chunks: Sequence[tuple[str, int]], lease_until: datetime | None = None
-) -> None:
-    """Queue a deliver job per (trigger, chunk). With ``lease_until`` the jobs are written
-    already claimed by the caller, who delivers them at once."""
-    now = utcnow()
-    jobs = [
-        {
-            "kind": "deliver",
-            "trigger_id": trigger_id,
-            "chunk_no": chunk,
-            "status": "running" if lease_until else "queued",
-            "attempts": 1 if lease_until else 0,
-            "run_after": now,
-            "locked_until": lease_until,
-        }
-        for trigger_id, chunk in chunks
-    ]
-    insert_ignore(session, J, jobs)
-
-
-def finish_jobs(session: Session, kind: str, chunks: Sequence[tuple[str, int]]) -> None:
-    """A finished job is deleted: the job table holds only work still to do."""
-    if chunks:
-        session.execute(_FINISH_JOB, [{"tid": t, "kind": kind, "chunk": c} for t, c in chunks])
-
-
-def retry_jobs(session: Session, kind: str, delays: Sequence[tuple[str, int, float]]) -> None:
-    now = utcnow()
-    if delays:
-        session.execute(
-            _RETRY_JOB,
-            [
-                {"tid": t, "job_kind": kind, "chunk": c, "at": now + timedelta(seconds=d)}
-                for t, c, d in delays
-            ],
-        )
+def fail_trigger(session: Session, trigger_id: str, kind: str, attempts: int, error: str) -> None:
+    """A step of the trigger failed for the last time: the trigger ends as failed."""
+    trigger = session.get(Trigger, trigger_id)
+    if trigger is not None and trigger.status not in ("completed", "failed"):
+        trigger.status = "failed"
+        trigger.error = f"{kind} step failed {attempts} times: {error}"
+        trigger.completed_at = utcnow()
 
 
 def set_status(session: Session, trigger_id: str, status: str) -> None:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from alembic import context
 
 from clarion.storage.db import make_engine
+from clarion.storage.migrate import include_name
 from clarion.storage.models import Base, UTCDateTime
 
 config = context.config
@@ -30,6 +31,7 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             render_item=render_item,
+            include_name=include_name,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -12,11 +12,11 @@ import threading
 import time
 
 from clarion import metrics
+from clarion.delivery import repository
 from clarion.delivery.pipeline import Pipeline
 from clarion.runner import jobs
 from clarion.runner.pacing import Pacer
 from clarion.storage.db import Database
-from clarion.storage.models import Trigger, utcnow
 
 log = logging.getLogger("clarion.runner")
 MAX_ATTEMPTS = 5
@@ -135,8 +135,4 @@ class EmbeddedRunner:
                 metrics.RETRIES.labels("job").inc()
                 return
             jobs.fail(session, job.id, error)
-            trigger = session.get(Trigger, job.trigger_id)
-            if trigger is not None and trigger.status not in ("completed", "failed"):
-                trigger.status = "failed"
-                trigger.error = f"{job.kind} step failed {job.attempts} times: {error}"
-                trigger.completed_at = utcnow()
+            repository.fail_trigger(session, job.trigger_id, job.kind, job.attempts, error)

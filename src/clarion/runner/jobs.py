@@ -1,19 +1,21 @@
-"""SQL for the job table: enqueue, claim with a lease, retry, fail, recover.
+"""SQL for the built-in engine's job table: enqueue, claim with a lease, retry, fail,
+recover.
 
-A finished job is deleted by the step that finished it (see delivery.repository.finish_job),
-so the table only ever holds work still to do.
+A finished job is deleted in the commit of the step that finished it (finish_jobs), so the
+table only ever holds work still to do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from clarion.storage.bulk import insert_ignore
 from clarion.storage.models import Job, utcnow
 
 J = cast(Table, Job.__table__)
@@ -36,6 +38,18 @@ _LEASE = (
     .values(status="running", attempts=bindparam("n"), locked_until=bindparam("until"))
 )
 _ENQUEUE = insert(J).values(kind="resolve", chunk_no=0, status="queued", attempts=0)
+_RETRY_JOB = (
+    update(J)
+    .where(
+        J.c.trigger_id == bindparam("tid"), J.c.kind == bindparam("job_kind"),
+        J.c.chunk_no == bindparam("chunk"),
+    )
+    .values(status="queued", run_after=bindparam("at"), locked_until=None)
+)  # fmt: skip
+_FINISH_JOB = delete(J).where(
+    J.c.trigger_id == bindparam("tid"), J.c.kind == bindparam("kind"),
+    J.c.chunk_no == bindparam("chunk"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +64,45 @@ class Claimed:
 def enqueue_resolve(session: Session, trigger_ids: Sequence[str]) -> None:
     now = utcnow()
     session.execute(_ENQUEUE, [{"trigger_id": t, "run_after": now} for t in trigger_ids])
+
+
+def add_deliver_jobs(
+    session: Session, chunks: Sequence[tuple[str, int]], lease_until: datetime | None = None
+) -> None:
+    """Queue a deliver job per (trigger, chunk). With ``lease_until`` the jobs are written
+    already claimed by the caller, who delivers them at once."""
+    now = utcnow()
+    jobs = [
+        {
+            "kind": "deliver",
+            "trigger_id": trigger_id,
+            "chunk_no": chunk,
+            "status": "running" if lease_until else "queued",
+            "attempts": 1 if lease_until else 0,
+            "run_after": now,
+            "locked_until": lease_until,
+        }
+        for trigger_id, chunk in chunks
+    ]
+    insert_ignore(session, J, jobs)
+
+
+def finish_jobs(session: Session, kind: str, chunks: Sequence[tuple[str, int]]) -> None:
+    """A finished job is deleted: the job table holds only work still to do."""
+    if chunks:
+        session.execute(_FINISH_JOB, [{"tid": t, "kind": kind, "chunk": c} for t, c in chunks])
+
+
+def retry_jobs(session: Session, kind: str, delays: Sequence[tuple[str, int, float]]) -> None:
+    now = utcnow()
+    if delays:
+        session.execute(
+            _RETRY_JOB,
+            [
+                {"tid": t, "job_kind": kind, "chunk": c, "at": now + timedelta(seconds=d)}
+                for t, c, d in delays
+            ],
+        )
 
 
 def claim(session: Session, lease_seconds: int, limit: int) -> list[Claimed]:

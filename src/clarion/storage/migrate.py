@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -15,6 +16,12 @@ from clarion.storage.models import VALUE_INDEXES
 
 SORT_RUN_KB = 16 * 1024  # SQLite index builds: the sorter's run size (see restore_indexes)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """What Alembic compares with the models: not Procrastinate's tables (migration 0012),
+    which are its own."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
 
 
 def alembic_config(url: str) -> Config:

@@ -17,13 +17,21 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from clarion import metrics
+from clarion.runner.engine import TaskEngine
 from clarion.storage.db import Database
 from clarion.triggers import service
 
 
 class TriggerIntake:
-    def __init__(self, db: Database, notify: Callable[[], None], max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        db: Database,
+        engine: TaskEngine,
+        notify: Callable[[], None],
+        max_batch: int = 500,
+    ) -> None:
         self.db = db
+        self.engine = engine
         self.notify = notify
         self.max_batch = max_batch
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
@@ -77,4 +85,4 @@ class TriggerIntake:
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         with self.db.write() as session:
-            service.write(session, rows)
+            service.write(session, rows, self.engine)

@@ -15,7 +15,7 @@ from clarion.campaigns import service as campaigns
 from clarion.campaigns.service import Version
 from clarion.errors import ClarionError, NotFound
 from clarion.ids import uuid7
-from clarion.runner import jobs
+from clarion.runner.engine import TaskEngine
 from clarion.storage.models import Trigger, utcnow
 from clarion.triggers import amplification
 from clarion.triggers.body import TriggerRequest
@@ -103,14 +103,14 @@ def check(
     }, absent
 
 
-def write(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+def write(session: Session, rows: Sequence[dict[str, Any]], engine: TaskEngine) -> None:
     """Write checked triggers and their first jobs. The caller's one commit makes each
     trigger and its job durable together."""
     keyed = [r for r in rows if "idempotency" in r]
     if keyed:  # the answer to an Idempotency-Key is stored in the trigger's own commit
         rows = [{k: v for k, v in r.items() if k != "idempotency"} for r in rows]
     session.execute(_INSERT, list(rows))
-    jobs.enqueue_resolve(session, [r["id"] for r in rows])
+    engine.enqueue_resolve(session, [r["id"] for r in rows])
     for r in keyed:
         claimed, body, headers = r["idempotency"]
         idempotency.complete(session, claimed, 200, body, headers, r["id"])

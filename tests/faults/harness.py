@@ -1,0 +1,391 @@
+"""The fault run: a broadcast and single-target triggers through 2 API processes and 3
+workers on the Procrastinate engine, delivering to a local FCM (tests.fakes.fcm) that records
+every send, while workers are SIGKILLed and restarted, PostgreSQL restarts once and an API
+process is killed mid-request. `tests/faults/` runs it small in CI; `make bench-faults`
+(bench/faults.py) runs it at 100,000 recipients.
+
+PostgreSQL is a private instance (initdb in a temporary directory, its own port), so that
+restarting it disturbs nothing else on the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import orjson
+from sqlalchemy import func, insert, select
+
+from clarion.ids import uuid7
+from clarion.storage.db import Database
+from clarion.storage.migrate import upgrade
+from clarion.storage.models import Device, Message, Trigger, User, utcnow
+from tests.conftest import Project, free_port, make_project
+from tests.fakes import fcm
+
+API_PROCESSES = 2
+WORKERS = 3
+
+
+def _pg_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        raise RuntimeError("the fault run needs PostgreSQL's initdb and pg_ctl")
+    return Path(initdb).parent
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL server (trust authentication, no fsync) that can restart."""
+
+    def __init__(self) -> None:
+        # Its own directory under the system's temporary one: when run as root, the server
+        # runs as the postgres user, who may not enter the caller's (pytest's are 0700).
+        self.root = Path(tempfile.mkdtemp(prefix="clarion-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.bin = _pg_bin()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        command = [str(self.bin / args[0]), *args[1:]]
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def _ctl(self, action: str, *extra: str) -> None:
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=off -c max_connections=300")  # fmt: skip
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w",
+                  "-o", options, action, *extra)  # fmt: skip
+
+    def start(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                  "--no-sync", "-E", "UTF8")  # fmt: skip
+        self._ctl("start")
+
+    def restart(self) -> None:
+        self._ctl("restart", "-m", "fast")  # open connections are cut
+
+    def stop(self) -> None:
+        try:
+            self._ctl("stop", "-m", "immediate")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass
+class Process:
+    args: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    port: int = 0
+
+    def start(self) -> None:
+        if self.args[0] == "serve":
+            self.port = free_port()
+            self.env["CLARION_PORT"] = str(self.port)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "clarion.cli", *self.args], env=self.env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Counts:
+    recipients: int
+    singles: int
+    accepted: int = 0  # triggers answered 200 (the broadcast and the single ones)
+    completed: int = 0  # of those, completed
+    messages: int = 0  # message rows of the accepted triggers
+    eligible: int = 0  # recipients they should reach: one message each
+    lost: int = 0  # eligible recipients without a message row
+    extra_rows: int = 0  # message rows beyond one per recipient
+    sent_at_fake: int = 0  # requests the fake FCM accepted
+    unique_at_fake: int = 0  # distinct message ids among them
+    duplicates_at_fake: int = 0
+    in_flight_at_kills: int = 0  # messages being sent when a worker was killed
+    in_flight_at_restart: int = 0  # ... and when PostgreSQL restarted
+    worker_kills: int = 0
+    api_kills: int = 0
+    api_answers_lost: int = 0  # single triggers whose request got no answer (then retried)
+    postgres_restarts: int = 0
+    seconds: float = 0.0
+    events: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        rows = [
+            ("triggers answered 200", self.accepted),
+            ("  of which completed", self.completed),
+            ("eligible recipients", self.eligible),
+            ("message rows", self.messages),
+            ("recipients lost", self.lost),
+            ("rows beyond one per recipient", self.extra_rows),
+            ("sends at the fake FCM", self.sent_at_fake),
+            ("  distinct messages", self.unique_at_fake),
+            ("  duplicate sends", self.duplicates_at_fake),
+            ("in flight at the worker kills", self.in_flight_at_kills),
+            ("in flight at the PostgreSQL restart", self.in_flight_at_restart),
+            ("workers SIGKILLed", self.worker_kills),
+            ("API processes SIGKILLed", self.api_kills),
+            ("requests unanswered (retried)", self.api_answers_lost),
+            ("PostgreSQL restarts", self.postgres_restarts),
+        ]
+        lines = [f"  {name:<38} {value:>9,}" for name, value in rows]
+        return "\n".join([f"fault run: {self.recipients:,} recipients, {self.singles} single "
+                          f"triggers, {self.seconds:.1f} s", *lines])  # fmt: skip
+
+
+def seed(db: Database, project_id: str, n: int) -> None:
+    """n users with one Android device each (bulk rows: the run is about delivery)."""
+    now = utcnow()
+    for start in range(0, n, 5000):
+        users = [{"id": uuid7(), "project_id": project_id, "project_user_id": f"u{i}",
+                  "properties": {"first_name": f"N{i}"}, "created_at": now, "updated_at": now}
+                 for i in range(start, min(n, start + 5000))]  # fmt: skip
+        devices = [{"project_id": project_id, "id": f"d{u['project_user_id']}",
+                    "user_id": u["id"], "attributes": {}, "platform": "ANDROID",
+                    "locale_region": "", "locale_language": "", "timezone": "",
+                    "is_push_permission_granted": True, "push_token": f"tok-{i}",
+                    "push_token_type": "FCM", "created_at": now, "updated_at": now}
+                   for i, u in enumerate(users, start)]  # fmt: skip
+        with db.write() as session:
+            session.execute(insert(User), users)
+            session.execute(insert(Device), devices)
+
+
+def _sending(db: Database) -> int:
+    with db.read() as session:
+        stmt = select(func.count()).select_from(Message).where(Message.status == "sending")
+        return int(session.scalar(stmt) or 0)
+
+
+@contextmanager
+def _fleet(
+    pg: PrivatePostgres, var: Path, fake: fcm.FakeFcm, chunk: int
+) -> Iterator[tuple[list[Process], list[Process]]]:
+    env = dict(
+        os.environ,
+        CLARION_DATABASE_URL=pg.url,
+        CLARION_VAR_DIR=str(var),  # shared: every process reads the same credentials key
+        CLARION_DEMO="false",
+        CLARION_TASK_ENGINE="procrastinate",
+        CLARION_FCM_BASE_URL=fake.url,
+        CLARION_CHUNK_SIZE=str(chunk),
+        CLARION_JOB_LEASE_SECONDS="5",
+        CLARION_POLL_INTERVAL_SECONDS="0.2",
+        CLARION_RATE_LIMIT_PER_SECOND="100000",
+    )
+    apis = [Process(["serve", "--no-worker"], dict(env)) for _ in range(API_PROCESSES)]
+    workers = [Process(["worker", "--concurrency", "2"], dict(env)) for _ in range(WORKERS)]
+    try:
+        for p in [*apis, *workers]:
+            p.start()
+        for api in apis:
+            _wait_ready(api)
+        yield apis, workers
+    finally:
+        for p in [*apis, *workers]:
+            p.stop()
+
+
+def _wait_ready(api: Process, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{api.url}/api/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the API process on {api.url} did not start")
+
+
+def run(root: Path, recipients: int, singles: int = 200, kill_every: float = 2.0,
+        chunk: int = 500, timeout: float = 600) -> Counts:  # fmt: skip
+    """The whole fault run; returns its counts (the caller asserts or prints them)."""
+    counts = Counts(recipients, singles)
+    pg = PrivatePostgres()
+    pg.start()
+    try:
+        with fcm.serve() as fake:
+            fake.keep_messages = True
+            _run(pg, root / "var", fake, counts, kill_every, chunk, timeout)
+    finally:
+        pg.stop()
+    return counts
+
+
+def _run(pg: PrivatePostgres, var: Path, fake: fcm.FakeFcm, counts: Counts,
+         kill_every: float, chunk: int, timeout: float) -> None:  # fmt: skip
+    upgrade(pg.url)
+    db = Database(pg.url)
+    project = make_project(db)
+    seed(db, project.id, counts.recipients)
+    rng = random.Random(7)
+    started = time.monotonic()
+    with _fleet(pg, var, fake, chunk) as (apis, workers):
+        client = httpx.Client(timeout=10)
+        r = client.put(f"{apis[0].url}/api/v1/providers/fcm", headers=project.headers,
+                       json={"service_account": fake.service_account()})  # fmt: skip
+        r.raise_for_status()
+        spec = {"name": "all", "status": "active",
+                "message": {"title": "Hi {{ user.first_name }}"}}  # fmt: skip
+        r = client.post(f"{apis[0].url}/api/v1/campaigns", json=spec, headers=project.headers)
+        r.raise_for_status()
+        campaign = r.json()["id"]
+        r = client.post(f"{apis[0].url}/api/v1/campaigns/{campaign}:trigger",
+                        headers=project.headers)  # fmt: skip
+        r.raise_for_status()
+        accepted: dict[str, int] = {r.json()["trigger_id"]: counts.recipients}
+        done = threading.Event()
+        singles = threading.Thread(
+            target=_singles, args=(apis, project, campaign, counts, accepted, done, rng)
+        )
+        singles.start()
+        try:
+            _chaos(db, pg, apis, workers, counts, kill_every, done, rng)
+        finally:
+            done.set()
+            singles.join(120)
+        _wait_completed(db, list(accepted), started + timeout)
+        counts.seconds = time.monotonic() - started
+        _tally(db, fake, accepted, counts)
+        client.close()
+    db.dispose()
+
+
+def _singles(
+    apis: list[Process],
+    project: Project,
+    campaign: str,
+    counts: Counts,
+    accepted: dict[str, int],
+    done: threading.Event,
+    rng: random.Random,
+) -> None:
+    """Single-target triggers, spread over the run and over both API processes. A request
+    that gets no answer (its API process was killed) is sent again to the other process with
+    the same Idempotency-Key, so that it is accepted exactly once."""
+    with httpx.Client(timeout=10) as client:
+        for i in range(counts.singles):
+            body = {
+                "audience": {
+                    "targets": [{"project_user_id": f"u{rng.randrange(counts.recipients)}"}]
+                }
+            }
+            headers = {**project.headers, "Idempotency-Key": f"single-{i}"}
+            for attempt in range(30):
+                api = apis[(i + attempt) % len(apis)]
+                try:
+                    r = client.post(f"{api.url}/api/v1/campaigns/{campaign}:trigger",
+                                    json=body, headers=headers)  # fmt: skip
+                except httpx.HTTPError:
+                    counts.api_answers_lost += 1
+                    time.sleep(0.2)
+                    continue
+                if r.status_code == 200:
+                    accepted[r.json()["trigger_id"]] = 1
+                    break
+                time.sleep(0.2)  # 503 while PostgreSQL restarts: try again
+            time.sleep(0.02 if not done.is_set() else 0)
+
+
+def _chaos(db: Database, pg: PrivatePostgres, apis: list[Process], workers: list[Process],
+           counts: Counts, kill_every: float, done: threading.Event,
+           rng: random.Random) -> None:  # fmt: skip
+    """Until the broadcast is delivered: SIGKILL a random worker every ``kill_every``
+    seconds and start it again; restart PostgreSQL once and kill an API process once, both
+    a third of the way through."""
+    restarted = api_killed = False
+    while True:
+        time.sleep(kill_every * rng.uniform(0.5, 1.5))
+        with db.read() as session:
+            pending = int(session.scalar(select(func.count()).select_from(Message).where(
+                Message.status.in_(("queued", "sending")))) or 0)  # fmt: skip
+            written = int(session.scalar(select(func.count()).select_from(Message)) or 0)
+        if written >= counts.recipients and pending == 0:
+            return
+        victim = rng.choice(workers)
+        in_flight = _sending(db)
+        victim.kill()
+        counts.in_flight_at_kills += in_flight
+        counts.worker_kills += 1
+        victim.start()
+        if not api_killed and written >= counts.recipients // 3:
+            api = apis[1]
+            api.kill()  # the single-target thread is mid-request on it about half the time
+            counts.api_kills += 1
+            api.start()
+            _wait_ready(api)
+            api_killed = True
+        if not restarted and written >= counts.recipients // 3:
+            counts.in_flight_at_restart = _sending(db)
+            pg.restart()
+            counts.postgres_restarts += 1
+            db.engine.dispose()  # our own connections died with it
+            restarted = True
+
+
+def _wait_completed(db: Database, trigger_ids: list[str], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        with db.read() as session:
+            open_ = session.scalar(select(func.count()).select_from(Trigger).where(
+                Trigger.id.in_(trigger_ids), Trigger.status != "completed"))  # fmt: skip
+        if not open_:
+            return
+        time.sleep(0.5)
+
+
+def _tally(db: Database, fake: fcm.FakeFcm, accepted: dict[str, int], counts: Counts) -> None:
+    ids = list(accepted)
+    with db.read() as session:
+        counts.accepted = len(ids)
+        counts.completed = int(session.scalar(select(func.count()).select_from(Trigger).where(
+            Trigger.id.in_(ids), Trigger.status == "completed")) or 0)  # fmt: skip
+        per_trigger = dict(session.execute(
+            select(Message.trigger_id, func.count(func.distinct(Message.device_id)))
+            .where(Message.trigger_id.in_(ids)).group_by(Message.trigger_id)).all())  # fmt: skip
+        counts.messages = int(session.scalar(select(func.count()).select_from(Message).where(
+            Message.trigger_id.in_(ids))) or 0)  # fmt: skip
+    counts.eligible = sum(accepted.values())
+    reached = sum(min(per_trigger.get(t, 0), n) for t, n in accepted.items())
+    counts.lost = counts.eligible - reached
+    counts.extra_rows = counts.messages - reached
+    sent = [orjson.loads(m["data"]["clix"])["message_id"] for m in fake.messages]
+    counts.sent_at_fake = len(sent)
+    counts.unique_at_fake = len(set(sent))
+    counts.duplicates_at_fake = counts.sent_at_fake - counts.unique_at_fake

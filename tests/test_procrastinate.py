@@ -1,0 +1,102 @@
+"""CLARION_TASK_ENGINE=procrastinate: API nodes defer Procrastinate jobs in the trigger's own
+commit, `clarion worker` processes run them, and a worker killed mid-broadcast loses nothing:
+its jobs are retried once its heartbeat is older than the lease."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, text
+
+from clarion.storage.db import Database
+from clarion.storage.models import Message
+from tests.conftest import make_project
+from tests.helpers import ok
+from tests.test_restart import N, clarion_env, seed, start
+
+ENGINE = {"CLARION_TASK_ENGINE": "procrastinate"}
+
+
+def start_worker(db_url: str, var: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "clarion.cli", "worker", *args],
+        env=clarion_env(db_url, var, **ENGINE),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def scalar(db: Database, stmt: Any) -> int:
+    with db.read() as session:
+        return int(session.scalar(stmt) or 0)
+
+
+def messages(db: Database, *where: Any) -> int:
+    return scalar(db, select(func.count()).select_from(Message).where(*where))
+
+
+def test_procrastinate_needs_postgresql_or_runs_a_broadcast_through_a_killed_worker(
+    db_url: str, db: Database, tmp_path: Path
+) -> None:
+    var = tmp_path / "var"
+    if db.is_sqlite:
+        refused = start_worker(db_url, var)
+        output, _ = refused.communicate(timeout=60)
+        assert refused.returncode == 2, output
+        assert "CLARION_TASK_ENGINE=procrastinate needs PostgreSQL" in output
+        return
+
+    project = make_project(db)
+    seed(db, project.id)
+    api, client = start(db_url, var, "--no-worker", **ENGINE)
+    workers: list[subprocess.Popen[str]] = []
+    try:
+        spec: dict[str, Any] = {"name": "all", "status": "active",
+                                "message": {"title": "Hi {{ user.first_name }}"}}  # fmt: skip
+        campaign = ok(client.post("/api/v1/campaigns", json=spec, headers=project.headers), 201)
+        trigger_id = ok(client.post(f"/api/v1/campaigns/{campaign['id']}:trigger",
+                                    headers=project.headers))["trigger_id"]  # fmt: skip
+        # Committed with the trigger: its resolve job, waiting in Procrastinate's table.
+        job = text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'clarion.resolve'"
+                   " AND args->>'trigger_id' = :t AND status = 'todo'")  # fmt: skip
+        with db.read() as session:
+            assert session.scalar(job, {"t": trigger_id}) == 1
+
+        workers = [start_worker(db_url, var, "--concurrency", "2") for _ in range(2)]
+        deadline = time.monotonic() + 60
+        while messages(db, Message.status == "sent") < 300 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert messages(db, Message.status == "sent") >= 300, "the workers deliver"
+        workers[0].send_signal(signal.SIGKILL)  # mid-broadcast, mid-send
+        workers[0].wait(10)
+        in_flight = messages(db, Message.status == "sending")
+        assert messages(db, Message.status == "sent") < N, "the kill must land mid-broadcast"
+        workers.append(start_worker(db_url, var, "--concurrency", "2"))
+
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            status = ok(client.get(f"/api/v1/triggers/{trigger_id}", headers=project.headers))
+            if status["status"] == "completed":
+                break
+            time.sleep(0.2)
+        assert status["counts"] == {"matched": N, "sent": N, "failed": 0, "skipped": 0,
+                                    "pending": 0}  # fmt: skip
+        with db.read() as session:
+            pairs = session.execute(select(Message.user_id, Message.device_id)).all()
+            left = session.scalar(text("SELECT count(*) FROM procrastinate_jobs "
+                                       "WHERE status IN ('todo', 'doing')"))  # fmt: skip
+        assert len(pairs) == len(set(pairs)) == N  # one message per recipient
+        # Only what the killed worker had in flight may have gone out twice, and is marked.
+        assert messages(db, Message.possible_duplicate.is_(True)) <= in_flight
+        assert left == 0
+    finally:
+        for proc in [*workers, api]:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(30)
+
+        client.close()
