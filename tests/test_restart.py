@@ -85,6 +85,23 @@ def clarion_env(db_url: str, var: Path, **settings: str) -> dict[str, str]:
     )
 
 
+def assert_each_reached_once(
+    client: httpx.Client, project: Any, trigger_id: str, db: Database, timeout: float
+) -> None:
+    """Wait for the trigger to complete: all N recipients sent, one message each."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client.get(f"/api/v1/triggers/{trigger_id}", headers=project.headers).json()
+        if status["status"] == "completed":
+            break
+        time.sleep(0.1)
+    assert status["counts"] == {"matched": N, "sent": N, "failed": 0, "skipped": 0,
+                                "pending": 0}  # fmt: skip
+    with db.read() as session:
+        pairs = session.execute(select(Message.user_id, Message.device_id)).all()
+    assert len(pairs) == len(set(pairs)) == N
+
+
 def sent_count(db: Database) -> int:
     with db.read() as session:
         stmt = select(func.count()).where(Message.status == "sent")

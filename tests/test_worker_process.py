@@ -18,7 +18,7 @@ from clarion.storage.db import Database
 from clarion.storage.models import Job, Message
 from tests.conftest import free_port, make_project
 from tests.helpers import ok
-from tests.test_restart import N, clarion_env, seed, start
+from tests.test_restart import N, assert_each_reached_once, clarion_env, seed, start
 
 
 def start_worker(db_url: str, var: Path, *args: str) -> subprocess.Popen[str]:
@@ -90,17 +90,7 @@ def test_api_nodes_accept_and_a_worker_process_delivers_and_drains(
         assert count(db, Message.status == "sent") == at_stop  # the API node sends nothing
 
         worker = start_worker(db_url, var)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            status = ok(client.get(f"/api/v1/triggers/{trigger_id}", headers=project.headers))
-            if status["status"] == "completed":
-                break
-            time.sleep(0.1)
-        assert status["counts"] == {"matched": N, "sent": N, "failed": 0, "skipped": 0,
-                                    "pending": 0}  # fmt: skip
-        with db.read() as session:
-            pairs = session.execute(select(Message.user_id, Message.device_id)).all()
-        assert len(pairs) == len(set(pairs)) == N
+        assert_each_reached_once(client, project, trigger_id, db, timeout=60)
         assert count(db, Message.possible_duplicate.is_(True)) == 0  # a drain, not a crash
     finally:
         for proc in (worker, api):

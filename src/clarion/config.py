@@ -84,8 +84,9 @@ class Settings(BaseSettings):
     )
     rate_limit_backend: Literal["memory", "redis", "postgres"] = Field(
         default="memory",
-        description="Where the rate-limit buckets live: memory (per API process), redis or "
-        "postgres (shared by every API process, so the limits hold across them).",
+        description="Where the rate-limit buckets live, for the API's limits and the "
+        "campaigns' send rates: memory (per process), redis or postgres (shared by every API "
+        "process and worker, so the limits hold across them).",
     )
     redis_url: SecretStr = Field(
         default=SecretStr("redis://127.0.0.1:6379/0"),

@@ -24,7 +24,7 @@ from clarion.delivery.providers.base import (
     clix_payload,
 )
 from clarion.delivery.providers.registry import ProviderRegistry
-from clarion.delivery.ratelimit import RETRY_IN, SendRates
+from clarion.delivery.ratelimit import RETRY_IN, Rates, SendRates
 from clarion.emails import EMAIL, one_line
 from clarion.ids import uuid7
 from clarion.runner.engine import BuiltinEngine, TaskEngine
@@ -53,7 +53,7 @@ class Pipeline:
     lease_seconds: int = 60
     engine: TaskEngine = field(default_factory=BuiltinEngine)
     wake: Callable[[], None] = lambda: None
-    rates: SendRates = field(default_factory=SendRates)  # per-campaign send rates
+    rates: Rates = field(default_factory=SendRates)  # per-campaign send rates
 
     # -- resolve ---------------------------------------------------------------------------
     def resolve(self, trigger_ids: Sequence[str]) -> None:

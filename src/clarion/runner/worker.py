@@ -13,6 +13,7 @@ from clarion.config import Settings
 from clarion.credentials.crypto import Box
 from clarion.delivery.pipeline import Pipeline
 from clarion.delivery.providers.registry import ProviderRegistry
+from clarion.delivery.ratelimit import build_send_rates
 from clarion.runner.embedded import EmbeddedRunner
 from clarion.runner.engine import TaskEngine, engine_named
 from clarion.runner.pacing import Pacer
@@ -74,6 +75,9 @@ def build_worker(
         chunk_size=settings.chunk_size,
         lease_seconds=settings.job_lease_seconds,
         engine=engine,
+        rates=build_send_rates(
+            settings.rate_limit_backend, db, settings.redis_url.get_secret_value()
+        ),
     )
     runner: Runner
     if engine.name == "procrastinate":
