@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from clarion.config import Settings
-from clarion.delivery.pipeline import FAIL_TWICE, Pipeline
+from clarion.delivery.pipeline import FAIL_INTERRUPTED, MAX_HANDOVERS, Pipeline
 from clarion.delivery.providers.registry import build_registry
 from clarion.runner import jobs
 from clarion.storage.db import Database
@@ -39,7 +39,7 @@ def _crash_mid_send(db: Database, trigger_id: str) -> None:
         jobs.add_deliver_jobs(session, [(trigger_id, 0)], lease_until=utcnow())
 
 
-def test_a_message_left_sending_is_resent_once_then_given_up(
+def test_a_message_left_sending_is_resent_until_its_last_handover_then_given_up(
     server_factory: Any, db: Database, tmp_path: Path
 ) -> None:
     server: Server = server_factory(embedded_worker=False)
@@ -54,18 +54,22 @@ def test_a_message_left_sending_is_resent_once_then_given_up(
     message = _message(db)
     assert (message.status, message.attempts, message.possible_duplicate) == ("sent", 1, False)
 
-    _crash_mid_send(db, trigger_id)
-    pipeline.deliver([(trigger_id, 0)])
-    message = _message(db)
-    assert (message.status, message.attempts, message.possible_duplicate) == ("sent", 2, True)
+    for handover in range(2, MAX_HANDOVERS + 1):
+        _crash_mid_send(db, trigger_id)
+        pipeline.deliver([(trigger_id, 0)])
+        message = _message(db)
+        assert (message.status, message.attempts, message.possible_duplicate) == (
+            "sent", handover, True,
+        )  # fmt: skip
 
-    _crash_mid_send(db, trigger_id)  # and again: there is no third hand-over
+    _crash_mid_send(db, trigger_id)  # and again: there is no hand-over past the last
     pipeline.deliver([(trigger_id, 0)])
     message = _message(db)
-    assert (message.status, message.reason) == ("failed", FAIL_TWICE)
+    assert (message.status, message.reason) == ("failed", FAIL_INTERRUPTED)
 
     outbox = settings.resolved_outbox_path().read_text().splitlines()
-    assert [json.loads(line)["data"]["clix"]["message_id"] for line in outbox] == [message.id] * 2
+    sent = [json.loads(line)["data"]["clix"]["message_id"] for line in outbox]
+    assert sent == [message.id] * MAX_HANDOVERS
     with db.read() as session:
         assert session.scalars(select(Job)).all() == []  # every job finished
     status = server.wait_done(project, trigger_id)

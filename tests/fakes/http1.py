@@ -5,6 +5,7 @@ header names come lower-cased."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +16,13 @@ Respond = Callable[[str, str, dict[str, str], bytes], tuple[int, dict[str, str],
 
 
 @contextmanager
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-request (a killed process) is no error of the fake."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def serve_json(respond: Respond, *, keep_alive: bool = False) -> Iterator[str]:
     """Yields the server's base URL."""
 
@@ -43,7 +51,7 @@ def serve_json(respond: Respond, *, keep_alive: bool = False) -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -131,6 +131,8 @@ class Counts:
     accepted: int = 0  # triggers answered 200 (the broadcast and the single ones)
     completed: int = 0  # of those, completed
     messages: int = 0  # message rows of the accepted triggers
+    sent: int = 0  # of those, sent (the others failed: see failed)
+    failed: int = 0
     eligible: int = 0  # recipients they should reach: one message each
     lost: int = 0  # eligible recipients without a message row
     extra_rows: int = 0  # message rows beyond one per recipient
@@ -146,12 +148,27 @@ class Counts:
     seconds: float = 0.0
     events: list[str] = field(default_factory=list)
 
+    @property
+    def verdict(self) -> bool:
+        """Nothing lost: every trigger answered 200 completed, every eligible recipient has
+        one message, sent and received by the fake; duplicates within what was in flight."""
+        return (
+            self.completed == self.accepted
+            and self.lost == 0
+            and self.extra_rows == 0
+            and self.sent == self.eligible
+            and self.unique_at_fake == self.eligible
+            and self.duplicates_at_fake <= self.in_flight_at_kills + self.in_flight_at_restart
+        )
+
     def report(self) -> str:
         rows = [
             ("triggers answered 200", self.accepted),
             ("  of which completed", self.completed),
             ("eligible recipients", self.eligible),
             ("message rows", self.messages),
+            ("  sent", self.sent),
+            ("  failed", self.failed),
             ("recipients lost", self.lost),
             ("rows beyond one per recipient", self.extra_rows),
             ("sends at the fake FCM", self.sent_at_fake),
@@ -379,8 +396,11 @@ def _tally(db: Database, fake: fcm.FakeFcm, accepted: dict[str, int], counts: Co
         per_trigger = dict(session.execute(
             select(Message.trigger_id, func.count(func.distinct(Message.device_id)))
             .where(Message.trigger_id.in_(ids)).group_by(Message.trigger_id)).all())  # fmt: skip
-        counts.messages = int(session.scalar(select(func.count()).select_from(Message).where(
-            Message.trigger_id.in_(ids))) or 0)  # fmt: skip
+        statuses = dict(session.execute(
+            select(Message.status, func.count()).where(Message.trigger_id.in_(ids))
+            .group_by(Message.status)).all())  # fmt: skip
+    counts.messages = sum(statuses.values())
+    counts.sent, counts.failed = statuses.get("sent", 0), statuses.get("failed", 0)
     counts.eligible = sum(accepted.values())
     reached = sum(min(per_trigger.get(t, 0), n) for t, n in accepted.items())
     counts.lost = counts.eligible - reached

@@ -17,6 +17,7 @@ def test_nothing_accepted_is_lost_under_kills_and_a_database_restart(tmp_path: P
     assert counts.accepted == 201  # the broadcast and every single trigger, exactly once
     assert counts.completed == counts.accepted
     assert counts.eligible == 10_200 and counts.lost == 0 and counts.extra_rows == 0
-    assert counts.messages == counts.eligible  # one message row per eligible recipient
+    assert counts.messages == counts.sent == counts.eligible  # one each, and it was sent
     assert counts.unique_at_fake == counts.eligible  # every one of them reached the fake
     assert counts.duplicates_at_fake <= counts.in_flight_at_kills + counts.in_flight_at_restart
+    assert counts.verdict

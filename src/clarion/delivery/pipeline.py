@@ -39,7 +39,14 @@ SKIP_NO_DEVICE = "no_device: the user has no registered device"
 SKIP_NO_TOKEN = "no_push_token: the device has no push token"
 SKIP_NO_EMAIL = "no_email_address: the user property {prop!r} holds no e-mail address"
 SKIP_PERMISSION = "push_permission_off: the device has not granted push permission"
-FAIL_TWICE = "interrupted twice while sending; not retried again to avoid a third duplicate"
+# A message found 'sending' was being handed over when its worker died: it is handed over
+# again, flagged possible_duplicate, up to this many times in all. Past that it fails with
+# FAIL_INTERRUPTED: a message that keeps taking its worker down must not do so forever.
+MAX_HANDOVERS = 5
+FAIL_INTERRUPTED = (
+    f"interrupted {MAX_HANDOVERS} times while sending (each time its worker stopped "
+    "mid-send); not handed over again"
+)
 
 
 @dataclass
@@ -138,8 +145,8 @@ class Pipeline:
             triggers = repository.get_triggers(session, {t for t, _ in chunks})
             for row in repository.chunk_messages(session, chunks):
                 trigger = triggers[row.trigger_id]
-                if row.status == "sending" and row.attempts >= 2:
-                    given_up.append({"mid": row.id, "status": "failed", "reason": FAIL_TWICE})
+                if row.status == "sending" and row.attempts >= MAX_HANDOVERS:
+                    given_up.append({"mid": row.id, "status": "failed", "reason": FAIL_INTERRUPTED})
                     continue
                 version = load_version(session, trigger.campaign_id, trigger.campaign_version)
                 if version.send_rate and not self.rates.take(trigger.campaign_id,
