@@ -1,5 +1,6 @@
 """Scale-out on one machine, PostgreSQL: a broadcast delivered by 1, 2 and 3 `clarion worker`
-processes beside an API-only node, and trigger throughput with 1 and 2 API processes.
+processes beside an API-only node, and trigger throughput with 1 and 2 API processes, on each
+task engine (builtin and procrastinate, side by side in one run).
 
 Every process is a real `clarion` subprocess on its own port or var directory, sharing one
 fresh PostgreSQL database (made and dropped here) and one secret key; the provider is the
@@ -7,7 +8,8 @@ sink (the development provider: it appends each message to a file, nothing more)
 worker count gets a new broadcast to the same users, timed from the 200 to the trigger's
 completion.
 
-    python bench/scaleout.py [--recipients 100000] [--workers 1 2 3] [--admin-url URL]
+    python bench/scaleout.py [--recipients 100000] [--workers 1 2 3]
+                             [--engines builtin procrastinate] [--admin-url URL]
 """
 
 from __future__ import annotations
@@ -83,10 +85,11 @@ class Fleet:
         self.env, self.work = env, work
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def api(self) -> int:
+    def api(self, engine: str) -> int:
         port = free_port()
         var = self.work / f"api-{port}"
-        self._start(["serve", "--no-worker"], var, CLARION_PORT=str(port))
+        self._start(["serve", "--no-worker"], var, CLARION_PORT=str(port),
+                    CLARION_TASK_ENGINE=engine)  # fmt: skip
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -96,9 +99,10 @@ class Fleet:
                 time.sleep(0.1)
         raise SystemExit("an API process did not start")
 
-    def worker(self, concurrency: int) -> subprocess.Popen[bytes]:
+    def worker(self, concurrency: int, engine: str) -> subprocess.Popen[bytes]:
         return self._start(["worker", "--concurrency", str(concurrency)],
-                           self.work / f"worker-{len(self.procs)}")  # fmt: skip
+                           self.work / f"worker-{len(self.procs)}",
+                           CLARION_TASK_ENGINE=engine)  # fmt: skip
 
     def _start(self, args: list[str], var: Path, **extra: str) -> subprocess.Popen[bytes]:
         env = dict(self.env, CLARION_VAR_DIR=str(var), **extra)
@@ -163,6 +167,8 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--concurrency", type=int, default=2, help="threads per worker")
+    parser.add_argument("--engines", nargs="+", default=["builtin", "procrastinate"],
+                        choices=["builtin", "procrastinate"])  # fmt: skip
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
     name = f"clarion_scaleout_{uuid.uuid4().hex[:8]}"
@@ -183,29 +189,31 @@ def main() -> None:
                    CLARION_SECRET_KEY=Fernet.generate_key().decode(),
                    CLARION_LOG_LEVEL="warning")  # fmt: skip
         fleet = Fleet(env, work)
-        port = fleet.api()
         headers = {"X-Clix-Project-ID": project_id, "X-Clix-API-Key": key}
-        campaign = httpx.post(f"http://127.0.0.1:{port}/api/v1/campaigns", json=SPEC,
-                              headers=headers, timeout=30)  # fmt: skip
-        campaign.raise_for_status()
-        campaign_id = campaign.json()["id"]
-
-        rates: dict[int, float] = {}
-        for count in args.workers:
-            workers = [fleet.worker(args.concurrency) for _ in range(count)]
-            time.sleep(1.0)  # started and polling
-            seconds = broadcast(db, port, headers, campaign_id)
-            rates[count] = args.recipients / seconds
-            fleet.stop_workers(workers)
-            print(f"{count} worker(s) x {args.concurrency} threads: {args.recipients:,} messages "
-                  f"in {seconds:.1f} s = {rates[count]:,.0f} messages/s")  # fmt: skip
-        base = rates[args.workers[0]]
-        print("scaling: " + ", ".join(f"{n} workers {r / base:.2f}x" for n, r in rates.items()))
-
-        one = trigger_rate([port], headers, campaign_id)
-        two = trigger_rate([port, fleet.api()], headers, campaign_id)
-        print(f"triggers/s (no workers running, 32 clients): 1 API process {one:,.0f}, "
-              f"2 API processes {two:,.0f} ({two / one:.2f}x)")  # fmt: skip
+        campaign_id = ""
+        for engine in args.engines:
+            port = fleet.api(engine)
+            if not campaign_id:
+                campaign = httpx.post(f"http://127.0.0.1:{port}/api/v1/campaigns", json=SPEC,
+                                      headers=headers, timeout=30)  # fmt: skip
+                campaign.raise_for_status()
+                campaign_id = campaign.json()["id"]
+            print(f"\n== {engine} engine ==")
+            rates: dict[int, float] = {}
+            for count in args.workers:
+                workers = [fleet.worker(args.concurrency, engine) for _ in range(count)]
+                time.sleep(1.0)  # started and polling
+                seconds = broadcast(db, port, headers, campaign_id)
+                rates[count] = args.recipients / seconds
+                fleet.stop_workers(workers)
+                print(f"{count} worker(s) x {args.concurrency} threads: {args.recipients:,} "
+                      f"messages in {seconds:.1f} s = {rates[count]:,.0f} messages/s")  # fmt: skip
+            base = rates[args.workers[0]]
+            print("scaling: " + ", ".join(f"{n} workers {r / base:.2f}x" for n, r in rates.items()))
+            one = trigger_rate([port], headers, campaign_id)
+            two = trigger_rate([port, fleet.api(engine)], headers, campaign_id)
+            print(f"triggers/s (no workers running, 32 clients): 1 API process {one:,.0f}, "
+                  f"2 API processes {two:,.0f} ({two / one:.2f}x)")  # fmt: skip
         db.dispose()
     finally:
         if fleet is not None:

@@ -67,13 +67,17 @@ def test_a_locked_database_gets_503_and_nothing_is_half_written(
     assert server.wait_done(project, trigger_id["trigger_id"])["status"] == "completed"
 
 
-def test_readiness_covers_the_database_and_a_shared_rate_limit_store(
+def test_readiness_covers_the_database_the_engine_and_a_shared_rate_limit_store(
     server_factory: Any, db: Database
 ) -> None:
     server: Server = server_factory()
     r = server.client.get("/api/v1/health/ready")
     assert r.status_code == 200
-    assert r.json() == {"status": "ready", "checks": {"database": "ok", "rate_limits": "ok"}}
+    checks = {"database": "ok", "engine": "ok", "rate_limits": "ok"}
+    assert r.json() == {"status": "ready", "checks": checks}
+    if not db.is_sqlite:  # Procrastinate's tables answer too (on SQLite it is refused)
+        api_only = server_factory(task_engine="procrastinate", embedded_worker=False)
+        assert api_only.client.get("/api/v1/health/ready").json()["checks"]["engine"] == "ok"
 
     # A shared rate-limit store that cannot be reached: not ready, and API calls get 503
     # (not a 500, not a call let through unlimited).

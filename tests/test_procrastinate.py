@@ -1,6 +1,6 @@
 """CLARION_TASK_ENGINE=procrastinate: API nodes defer Procrastinate jobs in the trigger's own
-commit, `clarion worker` processes run them, and a worker killed mid-broadcast loses nothing:
-its jobs are retried once its heartbeat is older than the lease."""
+commit, `clarion worker` processes run them, a worker killed mid-broadcast loses nothing (its
+jobs are retried once its heartbeat is older than the lease) and SIGTERM drains a worker."""
 
 from __future__ import annotations
 
@@ -68,6 +68,9 @@ def test_procrastinate_needs_postgresql_or_runs_a_broadcast_through_a_killed_wor
         in_flight = count(db, Message.status == "sending")
         assert count(db, Message.status == "sent") < N, "the kill must land mid-broadcast"
         workers.append(start_worker(db_url, var, "--concurrency", "2"))
+        workers[1].send_signal(signal.SIGTERM)  # a drain, mid-broadcast: finishes, exits 0
+        output, _ = workers[1].communicate(timeout=60)
+        assert workers[1].returncode == 0 and "worker stopped" in output, output
 
         assert_each_reached_once(client, project, trigger_id, db, timeout=90)
         with db.read() as session:

@@ -1,6 +1,7 @@
 """Liveness, readiness and the Prometheus metrics. Liveness says the process answers;
-readiness says it can do its work now: the database answers, and so does the rate-limit store
-when it is shared. A load balancer sends traffic to ready nodes only."""
+readiness says it can do its work now: the database answers, so do the task engine's tables,
+and so does the rate-limit store when it is shared. A load balancer sends traffic to ready
+nodes only."""
 
 from __future__ import annotations
 
@@ -33,12 +34,14 @@ def install(app: FastAPI) -> None:
     }
 
     @app.get("/api/v1/health/ready", tags=["health"], response_model=Ready,
-             summary="Readiness: the database (and a shared rate-limit store) answer",
+             summary="Readiness: the database, the task engine (and a shared rate-limit store) "
+             "answer",
              responses=unavailable)  # fmt: skip
     async def ready(request: Request) -> JSONResponse:
         app_state = state(request)
         checks = {
             "database": await _check(run_in_threadpool(_ping, app_state.db)),
+            "engine": await _check(run_in_threadpool(_engine, app_state)),
             "rate_limits": await _check(app_state.buckets.peek("ready", 1.0)),
         }
         ok = all(v == "ok" for v in checks.values())
@@ -55,6 +58,11 @@ def install(app: FastAPI) -> None:
 def _ping(db: Any) -> None:
     with db.engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+def _engine(app_state: Any) -> None:
+    with app_state.db.read() as session:
+        app_state.intake.engine.check(session)
 
 
 async def _check(work: Any) -> str:

@@ -15,7 +15,6 @@ from typing import Any
 Respond = Callable[[str, str, dict[str, str], bytes], tuple[int, dict[str, str], Any]]
 
 
-@contextmanager
 class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away mid-request (a killed process) is no error of the fake."""
@@ -23,6 +22,7 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+@contextmanager
 def serve_json(respond: Respond, *, keep_alive: bool = False) -> Iterator[str]:
     """Yields the server's base URL."""
 

@@ -54,6 +54,10 @@ class TaskEngine(Protocol):
         """Deliver these chunks again after their delays (seconds), in the same commit."""
         ...
 
+    def check(self, session: Session) -> None:
+        """Raise unless the engine's tables answer (for readiness)."""
+        ...
+
 
 class BuiltinEngine:
     name: EngineName = "builtin"
@@ -75,6 +79,9 @@ class BuiltinEngine:
 
     def retry_deliver(self, session: Session, delays: Sequence[tuple[str, int, float]]) -> None:
         jobs.retry_jobs(session, "deliver", delays)
+
+    def check(self, session: Session) -> None:
+        session.execute(text("SELECT 1 FROM jobs LIMIT 1"))
 
 
 # Procrastinate's own deferral function (its schema, migration 0012), fed one row per job.
@@ -109,6 +116,9 @@ class ProcrastinateEngine:
         now = utcnow()
         _defer(session, [(DELIVER_TASK, {"trigger_id": t, "chunk_no": c},
                           now + timedelta(seconds=d)) for t, c, d in delays])  # fmt: skip
+
+    def check(self, session: Session) -> None:
+        session.execute(text("SELECT 1 FROM procrastinate_jobs LIMIT 1"))
 
 
 Deferred = tuple[str, dict[str, object], datetime | None]  # task, arguments, not before
