@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -294,7 +295,8 @@ def _run(pg: PrivatePostgres, var: Path, fake: fcm.FakeFcm, counts: Counts,
         )
         singles.start()
         try:
-            _chaos(db, pg, apis, workers, counts, kill_every, done, rng)
+            _chaos(db, pg, apis, workers, counts, kill_every, done, rng,
+                   project, campaign, accepted)  # fmt: skip
         finally:
             done.set()
             singles.join(120)
@@ -342,8 +344,8 @@ def _singles(
 
 
 def _chaos(db: Database, pg: PrivatePostgres, apis: list[Process], workers: list[Process],
-           counts: Counts, kill_every: float, done: threading.Event,
-           rng: random.Random) -> None:  # fmt: skip
+           counts: Counts, kill_every: float, done: threading.Event, rng: random.Random,
+           project: Project, campaign: str, accepted: dict[str, int]) -> None:  # fmt: skip
     """Until the broadcast is delivered: SIGKILL a random worker every ``kill_every``
     seconds and start it again; restart PostgreSQL once and kill an API process once, both
     a third of the way through."""
@@ -363,11 +365,7 @@ def _chaos(db: Database, pg: PrivatePostgres, apis: list[Process], workers: list
         counts.worker_kills += 1
         victim.start()
         if not api_killed and written >= counts.recipients // 3:
-            api = apis[1]
-            api.kill()  # the single-target thread is mid-request on it about half the time
-            counts.api_kills += 1
-            api.start()
-            _wait_ready(api)
+            _kill_mid_request(apis[1], apis[0], project, campaign, accepted, counts)
             api_killed = True
         if not restarted and written >= counts.recipients // 3:
             counts.in_flight_at_restart = _sending(db)
@@ -375,6 +373,36 @@ def _chaos(db: Database, pg: PrivatePostgres, apis: list[Process], workers: list
             counts.postgres_restarts += 1
             db.engine.dispose()  # our own connections died with it
             restarted = True
+
+
+def _kill_mid_request(api: Process, other: Process, project: Project, campaign: str,
+                      accepted: dict[str, int], counts: Counts) -> None:  # fmt: skip
+    """Kill an API process in the middle of a trigger request (its headers and half its
+    body sent), then send the request again to the other process with the same
+    Idempotency-Key, as a client does when its connection drops: accepted exactly once."""
+    path = f"/api/v1/campaigns/{campaign}:trigger"
+    body = orjson.dumps({"audience": {"targets": [{"project_user_id": "u0"}]}})
+    headers = {**project.headers, "Idempotency-Key": "killed-mid-request"}
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}Content-Type: "
+                     f"application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                     + body[: len(body) // 2])  # fmt: skip
+        time.sleep(0.2)  # the server is reading the request
+        api.kill()
+        try:
+            answer = sock.recv(1)
+        except OSError:
+            answer = b""
+    assert answer == b"", "a killed process cannot answer"
+    counts.api_kills += 1
+    counts.api_answers_lost += 1
+    r = httpx.post(f"{other.url}{path}", content=body, timeout=10,
+                   headers={**headers, "Content-Type": "application/json"})  # fmt: skip
+    r.raise_for_status()
+    accepted[r.json()["trigger_id"]] = 1
+    api.start()
+    _wait_ready(api)
 
 
 def _wait_completed(db: Database, trigger_ids: list[str], deadline: float) -> None:
