@@ -11,12 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
+from clarion.runner.worker import EngineUnavailable
 from clarion.storage.db import Database
 from clarion.storage.models import Message
-from tests.conftest import make_project
-from tests.helpers import ok
+from tests.conftest import Server, make_project
+from tests.helpers import PROPS, ok, store_pickup
 from tests.test_restart import N, assert_each_reached_once, clarion_env, seed, start
 from tests.test_worker_process import count
 
@@ -86,3 +88,23 @@ def test_procrastinate_needs_postgresql_or_runs_a_broadcast_through_a_killed_wor
                 proc.wait(30)
 
         client.close()
+
+
+def test_serve_runs_procrastinate_in_process_or_refuses_sqlite(
+    server_factory: Any, db: Database
+) -> None:
+    """`clarion serve` with its embedded worker on the Procrastinate engine: a trigger goes
+    through Procrastinate's tables inside the one process."""
+    if db.is_sqlite:
+        with pytest.raises(EngineUnavailable, match="needs PostgreSQL"):
+            server_factory(task_engine="procrastinate")
+        return
+    server: Server = server_factory(task_engine="procrastinate")
+    project = make_project(db)
+    campaign_id = store_pickup(server.client, project)
+    targets = {"audience": {"targets": [{"project_user_id": "sf-staff-1"}]}, "properties": PROPS}
+    _, status = server.fire(project, campaign_id, targets)
+    assert status["status"] == "completed" and status["counts"]["sent"] == 1, status
+    with db.read() as session:
+        done = session.scalar(text("SELECT count(*) FROM procrastinate_jobs"))
+    assert done == 0  # its jobs ran and were deleted on success
