@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/audience.py
+	$(BIN)/python bench/broadcast.py --fcm
 
 ## Scale-out on this machine (needs PostgreSQL): 1-3 worker processes, 1-2 API processes.
 bench-scaleout: $(STAMP)

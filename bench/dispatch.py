@@ -23,6 +23,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -146,6 +148,22 @@ def bare_h2(url: str, bodies: list[bytes], token: str, concurrency: int) -> floa
     return new_loop().run_until_complete(run())  # the event loop the providers use
 
 
+@contextmanager
+def fake_server(kind: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The fake FCM in its own process (Node's HTTP/2 server when node is installed, else
+    the Python fake): yields its messages:send base URL and a service account it accepts."""
+    kind = kind or ("node" if shutil.which("node") else "python")
+    command = [sys.executable, "-m", "tests.fakes.fcm_h2"] + (["--node"] * (kind == "node"))
+    fake = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert fake.stdout is not None
+        _token_url, url, account_path = fake.stdout.readline().split()
+        yield url, json.loads(Path(account_path).read_text())
+    finally:
+        fake.terminate()
+        fake.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=100_000)
@@ -154,12 +172,7 @@ def main() -> None:
     parser.add_argument("--fake", choices=("node", "python"),
                         default="node" if shutil.which("node") else "python")  # fmt: skip
     args = parser.parse_args()
-    command = [sys.executable, "-m", "tests.fakes.fcm_h2"] + (["--node"] * (args.fake == "node"))
-    fake = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        assert fake.stdout is not None
-        _token_url, url, account_path = fake.stdout.readline().split()
-        account = json.loads(Path(account_path).read_text())
+    with fake_server(args.fake) as (url, account):
         provider = FcmProvider(url, lambda project_id: account, concurrency=args.concurrency)
         pushes = [message(i) for i in range(args.messages)]
         bodies = [orjson.dumps({"message": fcm_message(p)}) for p in pushes[10:]]  # for floors
@@ -193,9 +206,6 @@ def main() -> None:
               f"httpx loop (target >= 0.70); target >= 3,000 messages/s")  # fmt: skip
         print(f"  nothing lost: {sent + 10:,} answered sent, the fake counted {counted:,} "
               f"of {len(pushes):,}")  # fmt: skip
-    finally:
-        fake.terminate()
-        fake.wait(10)
 
 
 if __name__ == "__main__":

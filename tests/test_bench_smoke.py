@@ -54,3 +54,15 @@ def test_dispatch_bench_runs_and_loses_nothing(fake: str) -> None:
     assert "clarion provider:" in run.stdout and "bare httpx loop:" in run.stdout
     assert "bare h2 loop:" in run.stdout
     assert "nothing lost: 300 answered sent, the fake counted 300 of 300" in run.stdout
+
+
+def test_broadcast_bench_runs_and_prints_its_figures() -> None:
+    run = subprocess.run(
+        [sys.executable, str(BENCH.with_name("broadcast.py")), "--devices", "1000", "--fcm"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    for line in ("== SQLite, sink: 1,000 devices ==", "== SQLite, fake FCM: 1,000 devices ==",
+                 "messages/s", "first message", "server peak RSS", "stages (thread-seconds): "
+                 "resolve", "floor (read recipients + insert final rows"):  # fmt: skip
+        assert line in run.stdout, run.stdout

@@ -11,11 +11,15 @@
   which sends to FCM, APNs or the sink, the other channels are named by their provider.
 - ``clarion_queue_jobs{kind,status}``: jobs waiting (queued) and held (running), read from
   the database at each scrape, so every process reports the same, shared queue.
+- ``clarion_pipeline_stage_seconds_total{stage}``: where the pipeline's threads spend their
+  time (resolve, load, render, dispatch, persist), summed over threads.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -41,6 +45,41 @@ PROVIDER_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
+
+STAGE_SECONDS = Counter(
+    "clarion_pipeline_stage_seconds",
+    "Time the pipeline's threads spent per stage: resolve (streaming recipients into message "
+    "rows), load (reading chunks to deliver), render, dispatch (provider hand-over) and "
+    "persist (every write).",
+    ["stage"],
+    registry=REGISTRY,
+)
+_STAGES = {name: STAGE_SECONDS.labels(name) for name in
+           ("resolve", "load", "render", "dispatch", "persist")}  # fmt: skip
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Add the time spent in the block to the stage's counter."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        _STAGES[name].inc(time.perf_counter() - started)
+
+
+def timed(items: Iterator[Any], name: str) -> Iterator[Any]:
+    """``items``, with the time spent producing each added to the stage's counter."""
+    counter = _STAGES[name]
+    while True:
+        started = time.perf_counter()
+        try:
+            item = next(items)
+        except StopIteration:
+            counter.inc(time.perf_counter() - started)
+            return
+        counter.inc(time.perf_counter() - started)
+        yield item
 
 
 def count_outcomes(outcomes: Sequence[dict[str, Any]], channel_of: dict[str, str]) -> None:

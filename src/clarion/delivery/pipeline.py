@@ -87,7 +87,7 @@ class Pipeline:
                     inline.append((trigger.id, chunk_no))
         engine = self.engine
         lease = utcnow() + timedelta(seconds=self.lease_seconds)
-        with self.db.write() as session:
+        with metrics.stage("persist"), self.db.write() as session:
             repository.add_messages(session, last_rows)
             engine.enqueue_deliver(session, inline, lease if engine.inline_delivery else None)
             repository.finalize_resolve(session, finals)
@@ -106,15 +106,16 @@ class Pipeline:
         total = 0
         seen_users: set[str] = set()
         seen_devices: set[str] = set()
-        parts = repository.stream_recipients(
+        parts = metrics.timed(repository.stream_recipients(
             reader, trigger, version.audience, self.chunk_size, per_user=version.per_user
-        )
+        ), "resolve")  # fmt: skip
         # Resuming after a crash: recipients come in no fixed order (and the data may have
         # changed), so new rows go to new chunk numbers, never into a chunk whose job may
         # already be done; rows written before the crash are skipped by their identity.
         first = 0 if trigger.status == "accepted" else repository.next_chunk(reader, trigger.id)
         for chunk_no, part, last in _numbered_with_last(parts, first):
-            rows = [_message_row(trigger, version, chunk_no, r) for r in part]
+            with metrics.stage("resolve"):
+                rows = [_message_row(trigger, version, chunk_no, r) for r in part]
             total += len(rows)
             if trigger.audience_mode == "targets":  # bounded by max_targets
                 seen_users.update(r["project_user_id"] for r in rows)
@@ -122,7 +123,7 @@ class Pipeline:
             if last:
                 devices = None if version.per_user else seen_devices  # per user: no devices
                 return rows, chunk_no, total, _excluded(reader, trigger, seen_users, devices)
-            with self.db.write() as session:
+            with metrics.stage("persist"), self.db.write() as session:
                 repository.add_messages(session, rows)
                 if any(r["status"] == "queued" for r in rows):
                     self.engine.enqueue_deliver(session, [(trigger.id, chunk_no)])
@@ -141,7 +142,7 @@ class Pipeline:
         given_up: list[dict[str, Any]] = []
         waiting: set[tuple[str, int]] = set()  # chunks with messages held back by a send rate
         renderers: dict[str, TriggerMessages] = {}  # per trigger: shared fields render once
-        with self.db.read() as session:
+        with metrics.stage("load"), self.db.read() as session:
             triggers = repository.get_triggers(session, {t for t, _ in chunks})
             for row in repository.chunk_messages(session, chunks):
                 trigger = triggers[row.trigger_id]
@@ -167,7 +168,7 @@ class Pipeline:
                     renderer = version.plan.for_trigger(trigger.properties, schemes)
                     renderers[trigger.id] = renderer
                 claimed.append((row, version, renderer))
-        with self.db.write() as session:
+        with metrics.stage("persist"), self.db.write() as session:
             repository.mark_sending(session, marks)
             repository.record_outcomes(session, given_up)
         outcomes, retry_after, dead_tokens = self._send(claimed)
@@ -177,7 +178,7 @@ class Pipeline:
             key = chunk_of[message_id]
             delays[key] = max(delays.get(key, 0.0), delay)
         attempt_of = {m["mid"]: m["n"] for m in marks}
-        with self.db.write() as session:
+        with metrics.stage("persist"), self.db.write() as session:
             repository.record_outcomes(session, outcomes)
             repository.record_attempts(session, outcomes, attempt_of)
             repository.invalidate_tokens(session, dead_tokens)  # with the outcomes, atomically
@@ -194,11 +195,42 @@ class Pipeline:
         """Render and hand over, one provider call per channel; returns the outcome of each
         message, for retryable ones the delay before the next try, and the tokens providers
         called dead (project, device, token, reason)."""
+        retry_after: dict[str, float] = {}
+        with metrics.stage("render"):
+            outcomes, pushes, others, rendered = self._render(claimed)
+        dead: list[tuple[str, str, str, str]] = []
+        if pushes:
+            push = self.providers.push
+            with metrics.stage("dispatch"), metrics.PROVIDER_SECONDS.labels(push.name).time():
+                results = push.send(pushes)
+            outcomes += self._outcomes(self.providers.push.name, results, rendered, retry_after)
+            by_id = {m.message_id: m for m in pushes}
+            for r in results:
+                if r.outcome == "invalid_recipient":  # stop sending to that token
+                    m = by_id[r.message_id]
+                    dead.append((m.project_id, m.device_id, m.push_token, r.reason or "invalid"))
+        for channel, batch in others.items():
+            provider = self.providers.for_channel(channel)
+            with metrics.stage("dispatch"), metrics.PROVIDER_SECONDS.labels(provider.name).time():
+                sent = provider.send(batch)
+            outcomes += self._outcomes(provider.name, sent, rendered, retry_after)
+        return outcomes, retry_after, dead
+
+    @staticmethod
+    def _render(
+        claimed: list[tuple[Any, Version, TriggerMessages]],
+    ) -> tuple[
+        list[dict[str, Any]],
+        list[OutboundPush],
+        dict[str, list[OutboundMessage]],
+        dict[str, dict[str, str]],
+    ]:
+        """Each message rendered into what its provider takes, or its outcome when it cannot
+        be (no address, a template that fails for this recipient)."""
         outcomes: list[dict[str, Any]] = []
         pushes: list[OutboundPush] = []
         others: dict[str, list[OutboundMessage]] = {}
         rendered: dict[str, dict[str, str]] = {}
-        retry_after: dict[str, float] = {}
         for row, version, renderer in claimed:
             address = ""
             if version.email is not None:
@@ -241,22 +273,7 @@ class Pipeline:
             )
             push.data.update(clix_payload(push))
             pushes.append(push)
-        dead: list[tuple[str, str, str, str]] = []
-        if pushes:
-            with metrics.PROVIDER_SECONDS.labels(self.providers.push.name).time():
-                results = self.providers.push.send(pushes)
-            outcomes += self._outcomes(self.providers.push.name, results, rendered, retry_after)
-            by_id = {m.message_id: m for m in pushes}
-            for r in results:
-                if r.outcome == "invalid_recipient":  # stop sending to that token
-                    m = by_id[r.message_id]
-                    dead.append((m.project_id, m.device_id, m.push_token, r.reason or "invalid"))
-        for channel, batch in others.items():
-            provider = self.providers.for_channel(channel)
-            with metrics.PROVIDER_SECONDS.labels(provider.name).time():
-                sent = provider.send(batch)
-            outcomes += self._outcomes(provider.name, sent, rendered, retry_after)
-        return outcomes, retry_after, dead
+        return outcomes, pushes, others, rendered
 
     @staticmethod
     def _outcomes(

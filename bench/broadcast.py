@@ -1,0 +1,358 @@
+"""A million-device broadcast, end to end, beside its floor (issue: 1,000,000 in <= 30 s).
+
+1,000,000 users with one device each are generated and imported once through the import path
+(`clarion users import`'s code) into a template database cached under var/bench/ (SQLite;
+with --postgres, a template database `clarion_bench_broadcast_<N>` kept on the server). Each
+run copies the template, starts a real `clarion serve` process on the copy (embedded worker,
+default settings), creates the store-pickup campaign (one dynamic filter that matches
+everyone, a title and body personalised with user.* and `default`), triggers it over HTTP
+and waits for the trigger to complete. Delivery goes to the sink provider, and with --fcm
+a second run goes to the fake FCM (Node's HTTP/2 server when node is installed).
+
+It prints the total time from the 200 to completion, messages/s, the time from the 200 to
+the first message handed over, the server's peak RSS, and the pipeline's time per stage
+(thread-seconds, from /metrics). Then the floor, measured in the same run on another copy:
+reading the same recipient rows and inserting the same number of final message rows through
+the database driver alone; the result is stated as a ratio to it.
+
+    python bench/broadcast.py [--devices 1000000] [--postgres [ADMIN_URL]] [--fcm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psycopg
+from cryptography.fernet import Fernet
+from sqlalchemy import func, select
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from trigger import free_port  # noqa: E402
+
+from clarion.auth import service as auth  # noqa: E402
+from clarion.auth.keys import SCOPES  # noqa: E402
+from clarion.storage.db import Database  # noqa: E402
+from clarion.storage.migrate import upgrade  # noqa: E402
+from clarion.storage.models import Message  # noqa: E402
+from clarion.triggers import amplification  # noqa: E402
+from clarion.users import importer  # noqa: E402
+
+CACHE = ROOT / "var" / "bench"
+CITIES = [f"City {i}" for i in range(20)]
+TIERS = ["free", "silver", "gold", "platinum"]
+CAMPAIGN = {
+    "name": "New pickup order",
+    "status": "active",
+    "audience": {"conditions": [
+        # Dynamic, and true for everyone: nobody's tier is the one the trigger excludes.
+        {"attribute": "tier", "operator": "not_equals", "value": "{{ trigger.excluded_tier }}"},
+    ]},
+    "message": {
+        "title": "Hi {{ user.first_name | default: 'there' }}, new pickup order",
+        "body": "Order {{ trigger.order_id }} at {{ user.city | default: 'your store' }} "
+                "is waiting for {{ user.first_name | default: 'you' }}",
+    },
+}  # fmt: skip
+TRIGGER = {"properties": {"excluded_tier": "none-such", "order_id": "A-1042"}}
+
+
+def generate(path: Path, n: int) -> None:
+    rng = random.Random(42)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as fh:
+        for i in range(n):
+            row = {
+                "project_user_id": f"user-{i}",
+                "properties": {"first_name": f"Name{i}", "city": CITIES[i % 20],
+                               "tier": rng.choice(TIERS)},
+                "devices": [{"id": f"dev-{i}", "platform": "ANDROID" if i % 2 else "IOS",
+                             "push_token": f"tok-{i}", "push_token_type": "FCM",
+                             "is_push_permission_granted": True, "app_version": "3.2.0"}],
+            }  # fmt: skip
+            fh.write(orjson.dumps(row) + b"\n")
+    tmp.rename(path)
+
+
+def build_template(url: str, data: Path) -> tuple[str, str]:
+    """Import the users into ``url``; returns the project id and a secret key."""
+    upgrade(url)
+    db = Database(url)
+    with db.write() as session:
+        project = auth.create_project(session, "broadcast")
+        auth.set_rate_limit(session, project.id, 1_000_000)
+        amplification.set_multiplier(session, project.id, 1_000)
+        key = auth.create_key(session, project.id, "secret", "bench", SCOPES).plaintext
+    report = importer.import_rows(db, project.id, importer.read_file(data), 5000,
+                                  expected_rows=importer.count_rows(data))  # fmt: skip
+    print(f"imported {report.rows:,} users in {report.seconds:.1f} s")
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+    db.dispose()
+    return project.id, key
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def stages(base: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in httpx.get(f"{base}/metrics", timeout=30).text.splitlines():
+        if line.startswith("clarion_pipeline_stage_seconds_total{"):
+            name = line.split('stage="', 1)[1].split('"', 1)[0]
+            out[name] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def run_broadcast(
+    url: str,
+    project_id: str,
+    key: str,
+    devices: int,
+    work: Path,
+    fcm_url: str = "",
+    fcm_account: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    port = free_port()
+    env = dict(os.environ, CLARION_DATABASE_URL=url, CLARION_DEMO="false", CLARION_PORT=str(port),
+               CLARION_VAR_DIR=str(work / f"var-{port}"), CLARION_LOG_LEVEL="warning",
+               CLARION_SECRET_KEY=Fernet.generate_key().decode())  # fmt: skip
+    if fcm_url:
+        env["CLARION_FCM_BASE_URL"] = fcm_url
+    server = subprocess.Popen([sys.executable, "-m", "clarion.cli", "serve"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    headers = {"X-Clix-Project-ID": project_id, "X-Clix-API-Key": key}
+    client = httpx.Client(base_url=base, headers=headers, timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if client.get("/api/v1/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the server did not start") from None
+                time.sleep(0.1)
+        if fcm_account is not None:
+            client.put("/api/v1/providers/fcm",
+                       json={"service_account": fcm_account}).raise_for_status()  # fmt: skip
+        campaign = client.post("/api/v1/campaigns", json=CAMPAIGN)
+        campaign.raise_for_status()
+        answer = client.post(f"/api/v1/campaigns/{campaign.json()['id']}:trigger", json=TRIGGER)
+        accepted_at = datetime.now(UTC)
+        started = time.perf_counter()
+        answer.raise_for_status()
+        trigger_id = answer.json()["trigger_id"]
+        while True:
+            status = client.get(f"/api/v1/triggers/{trigger_id}").json()
+            if status["status"] in ("completed", "failed"):
+                break
+            time.sleep(0.05)
+        total = time.perf_counter() - started
+        split = stages(base)
+        rss = peak_rss_mb(server.pid)
+    finally:
+        client.close()
+        server.send_signal(signal.SIGTERM)
+        server.wait(120)
+    counts = status["counts"]
+    if status["status"] != "completed" or counts["sent"] != devices:
+        raise SystemExit(f"the broadcast did not send every message: {status}")
+    return {"total": total, "counts": counts, "rss": rss, "stages": split,
+            "first": first_sent(url, trigger_id, accepted_at)}  # fmt: skip
+
+
+def first_sent(url: str, trigger_id: str, accepted_at: datetime) -> float:
+    """Seconds from the 200 to the first message recorded as handed over."""
+    db = Database(url)
+    with db.read() as session:
+        first = session.scalar(select(func.min(Message.sent_at))
+                               .where(Message.trigger_id == trigger_id))  # fmt: skip
+    db.dispose()
+    return (first - accepted_at).total_seconds() if first else float("nan")
+
+
+def floor_sqlite(path: Path, project_id: str) -> float:
+    """Read the recipients and insert the final message rows with sqlite3 alone (without a
+    trigger row: the messages table's other indexes are all maintained)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    now = datetime.now(UTC).isoformat(sep=" ")[:26]
+    started = time.perf_counter()
+    cursor = conn.execute("SELECT u.id, u.project_user_id, d.id, d.push_token FROM users u "
+                          "JOIN devices d ON d.user_id = u.id WHERE u.project_id = ?",
+                          (project_id,))  # fmt: skip
+    n = 0
+    while rows := cursor.fetchmany(5000):
+        batch = [(f"floor-{n + i}", project_id, None, (n + i) // 500, uid, puid, did, "push",
+                  "sent", f"Hi {puid}", f"Order A-1042 for {puid}", "sink", 1, 0, now, now)
+                 for i, (uid, puid, did, _) in enumerate(rows)]  # fmt: skip
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO messages (id, project_id, trigger_id, chunk_no, user_id, "
+                         "project_user_id, device_id, channel, status, title, body, provider, "
+                         "attempts, possible_duplicate, created_at, sent_at) VALUES "
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch)  # fmt: skip
+        conn.execute("COMMIT")
+        n += len(rows)
+    seconds = time.perf_counter() - started
+    conn.close()
+    return seconds
+
+
+def floor_postgres(url: str, project_id: str) -> float:
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    with psycopg.connect(conninfo) as conn:
+        with conn.cursor(name="recipients") as read, conn.cursor() as write:
+            read.execute("SELECT u.id, u.project_user_id, d.id FROM users u JOIN devices d "
+                         "ON d.user_id = u.id WHERE u.project_id = %s", (project_id,))  # fmt: skip
+            n = 0
+            while rows := read.fetchmany(5000):
+                with write.copy("COPY messages (id, project_id, trigger_id, chunk_no, user_id, "
+                                "project_user_id, device_id, channel, status, title, body, "
+                                "provider, attempts, possible_duplicate, created_at, sent_at) "
+                                "FROM STDIN") as copy:  # fmt: skip
+                    for i, (uid, puid, did) in enumerate(rows):
+                        copy.write_row((f"floor-{n + i}", project_id, None, (n + i) // 500,
+                                        uid, puid, did, "push", "sent", f"Hi {puid}",
+                                        f"Order A-1042 for {puid}", "sink", 1, False, now,
+                                        now))  # fmt: skip
+                n += len(rows)
+        conn.commit()
+    return time.perf_counter() - started
+
+
+def report(engine: str, devices: int, result: dict[str, Any], floor: float, label: str) -> None:
+    total = result["total"]
+    print(f"\n== {engine}, {label}: {devices:,} devices ==")
+    print(f"total {total:.1f} s = {devices / total:,.0f} messages/s (target <= 30 s)")
+    print(f"first message {result['first']:.2f} s after the 200 (target <= 1 s)")
+    print(f"server peak RSS {result['rss']:.0f} MB (target <= 400)")
+    split = result["stages"]
+    print("stages (thread-seconds): " + ", ".join(f"{k} {split.get(k, 0):.1f}" for k in
+          ("resolve", "load", "render", "dispatch", "persist")))  # fmt: skip
+    print(f"floor (read recipients + insert final rows, driver alone): {floor:.1f} s; "
+          f"ratio {total / floor:.1f}x (target <= 3x)")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--devices", type=int, default=1_000_000)
+    parser.add_argument("--postgres", nargs="?", const="postgresql://postgres@127.0.0.1:5432/postgres",
+                        default=None, help="also run on PostgreSQL (admin URL)")  # fmt: skip
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--fcm", action="store_true", help="a second run to the fake FCM")
+    args = parser.parse_args()
+    n = args.devices
+    data = CACHE / f"broadcast-{n}.jsonl"
+    if not data.exists():
+        generate(data, n)
+    work = Path(tempfile.mkdtemp(prefix="clarion-broadcast-"))
+    try:
+        if not args.no_sqlite:
+            run_sqlite(n, data, work, args.fcm)
+        if args.postgres:
+            run_postgres(n, data, work, args.postgres, args.fcm)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _ids(path: Path) -> tuple[str, str]:
+    return tuple(orjson.loads(path.read_bytes()))  # type: ignore[return-value]
+
+
+def run_sqlite(n: int, data: Path, work: Path, fcm: bool) -> None:
+    template = CACHE / f"broadcast-{n}.db"
+    ids = CACHE / f"broadcast-{n}.ids.json"
+    if not template.exists() or not ids.exists():
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{template}{suffix}").unlink(missing_ok=True)
+        project_id, key = build_template(f"sqlite:///{template}", data)
+        ids.write_bytes(orjson.dumps([project_id, key]))
+    project_id, key = _ids(ids)
+    upgrade(f"sqlite:///{template}")  # a template made before a new migration catches up
+
+    def copy(name: str) -> Path:
+        target = work / name
+        shutil.copyfile(template, target)
+        return target
+
+    run_db = copy("run.db")
+    result = run_broadcast(f"sqlite:///{run_db}", project_id, key, n, work)
+    floor = floor_sqlite(copy("floor.db"), project_id)
+    report("SQLite", n, result, floor, "sink")
+    if fcm:
+        result = _fcm_run(f"sqlite:///{copy('fcm.db')}", project_id, key, n, work)
+        report("SQLite", n, result, floor, "fake FCM")
+
+
+def run_postgres(n: int, data: Path, work: Path, admin: str, fcm: bool) -> None:
+    template = f"clarion_bench_broadcast_{n}"
+    base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    ids = CACHE / f"broadcast-{n}.pg-ids.json"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                              (template,)).fetchone()  # fmt: skip
+        if not exists or not ids.exists():
+            conn.execute(f'DROP DATABASE IF EXISTS "{template}"')
+            conn.execute(f'CREATE DATABASE "{template}"')
+            project_id, key = build_template(f"{base}/{template}", data)
+            ids.write_bytes(orjson.dumps([project_id, key]))
+    project_id, key = _ids(ids)
+    upgrade(f"{base}/{template}")
+    made: list[str] = []
+
+    def copy(name: str) -> str:
+        db = f"clarion_bench_{name}_{os.getpid()}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{db}" TEMPLATE "{template}"')
+        made.append(db)
+        return f"{base}/{db}"
+
+    try:
+        result = run_broadcast(copy("run"), project_id, key, n, work)
+        floor = floor_postgres(copy("floor"), project_id)
+        report("PostgreSQL", n, result, floor, "sink")
+        if fcm:
+            result = _fcm_run(copy("fcm"), project_id, key, n, work)
+            report("PostgreSQL", n, result, floor, "fake FCM")
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            for db in made:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def _fcm_run(url: str, project_id: str, key: str, n: int, work: Path) -> dict[str, Any]:
+    from dispatch import fake_server  # the fake FCM of bench/dispatch.py, in its own process
+
+    with fake_server() as (fcm_url, account):
+        return run_broadcast(url, project_id, key, n, work, fcm_url, account)
+
+
+if __name__ == "__main__":
+    main()
