@@ -290,13 +290,15 @@ def _run(pg: PrivatePostgres, var: Path, fake: fcm.FakeFcm, counts: Counts,
         r.raise_for_status()
         accepted: dict[str, int] = {r.json()["trigger_id"]: counts.recipients}
         done = threading.Event()
+        requesting = threading.Lock()  # held by each single-target request
         singles = threading.Thread(
-            target=_singles, args=(apis, project, campaign, counts, accepted, done, rng)
+            target=_singles,
+            args=(apis, project, campaign, counts, accepted, done, rng, requesting),
         )
         singles.start()
         try:
             _chaos(db, pg, apis, workers, counts, kill_every, done, rng,
-                   project, campaign, accepted)  # fmt: skip
+                   project, campaign, accepted, requesting)  # fmt: skip
         finally:
             done.set()
             singles.join(120)
@@ -315,23 +317,28 @@ def _singles(
     accepted: dict[str, int],
     done: threading.Event,
     rng: random.Random,
+    requesting: threading.Lock,
 ) -> None:
     """Single-target triggers, spread over the run and over both API processes. A request
     that gets no answer (its API process was killed) is sent again to the other process with
-    the same Idempotency-Key, so that it is accepted exactly once."""
+    the same Idempotency-Key, so that it is accepted exactly once; 503 (PostgreSQL
+    restarting) and 409 (the key's first request still in flight, or claimed by a process
+    that died: taken over after a minute) are retried after their Retry-After. Each request
+    holds ``requesting``, so that the chaos thread can pick its moment."""
     with httpx.Client(timeout=10) as client:
         for i in range(counts.singles):
-            body = {
-                "audience": {
-                    "targets": [{"project_user_id": f"u{rng.randrange(counts.recipients)}"}]
-                }
-            }
+            target = {"project_user_id": f"u{rng.randrange(counts.recipients)}"}
+            body = {"audience": {"targets": [target]}}
             headers = {**project.headers, "Idempotency-Key": f"single-{i}"}
-            for attempt in range(30):
+            deadline = time.monotonic() + 180
+            attempt = 0
+            while time.monotonic() < deadline:
                 api = apis[(i + attempt) % len(apis)]
+                attempt += 1
                 try:
-                    r = client.post(f"{api.url}/api/v1/campaigns/{campaign}:trigger",
-                                    json=body, headers=headers)  # fmt: skip
+                    with requesting:
+                        r = client.post(f"{api.url}/api/v1/campaigns/{campaign}:trigger",
+                                        json=body, headers=headers)  # fmt: skip
                 except httpx.HTTPError:
                     counts.api_answers_lost += 1
                     time.sleep(0.2)
@@ -339,13 +346,14 @@ def _singles(
                 if r.status_code == 200:
                     accepted[r.json()["trigger_id"]] = 1
                     break
-                time.sleep(0.2)  # 503 while PostgreSQL restarts: try again
+                time.sleep(min(5.0, float(r.headers.get("retry-after", 0.2))))
             time.sleep(0.02 if not done.is_set() else 0)
 
 
 def _chaos(db: Database, pg: PrivatePostgres, apis: list[Process], workers: list[Process],
            counts: Counts, kill_every: float, done: threading.Event, rng: random.Random,
-           project: Project, campaign: str, accepted: dict[str, int]) -> None:  # fmt: skip
+           project: Project, campaign: str, accepted: dict[str, int],
+           requesting: threading.Lock) -> None:  # fmt: skip
     """Until the broadcast is delivered: SIGKILL a random worker every ``kill_every``
     seconds and start it again; restart PostgreSQL once and kill an API process once, both
     a third of the way through."""
@@ -365,7 +373,8 @@ def _chaos(db: Database, pg: PrivatePostgres, apis: list[Process], workers: list
         counts.worker_kills += 1
         victim.start()
         if not api_killed and written >= counts.recipients // 3:
-            _kill_mid_request(apis[1], apis[0], project, campaign, accepted, counts)
+            with requesting:  # between two single-target requests: ours is the one cut off
+                _kill_mid_request(apis[1], apis[0], project, campaign, accepted, counts)
             api_killed = True
         if not restarted and written >= counts.recipients // 3:
             counts.in_flight_at_restart = _sending(db)

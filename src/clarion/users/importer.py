@@ -364,7 +364,7 @@ def _write(db: Database, fixed: _Stamp, batch: Prepared, report: Report) -> None
         )
         new_users: list[tuple[Any, ...]] = batch.users
         props: list[tuple[Any, ...]] = []
-        devices: dict[str, tuple[Any, ...]] = {}  # id: _DEVICE_INSERT values
+        devices: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}  # id: (values, attrs)
         updates: list[dict[str, Any]] = []
         stale: list[dict[str, Any]] = []
         if existing:
@@ -375,16 +375,16 @@ def _write(db: Database, fixed: _Stamp, batch: Prepared, report: Report) -> None
                 if existing:
                     new_users.append(batch.users[i])
                 props += batch.indexed[i]
-                for device in batch.devices[i]:
-                    devices[device[1]] = device
+                for device, attributes in zip(batch.devices[i], row.devices, strict=True):
+                    devices[device[1]] = (device, attributes)
                 continue
             uid, stored = current
             clean = {k: v for k, v in {**stored, **row.properties}.items() if v is not None}
             updates.append({"uid": uid, "props": clean, "now": fixed.now})
             stale += [{"uid": uid, "k": k} for k in row.properties]
             props += [(uid, *entry[1:]) for entry in batch.indexed[i]]
-            for device in batch.devices[i]:
-                devices[device[1]] = (*device[:2], uid, *device[3:])
+            for device, attributes in zip(batch.devices[i], row.devices, strict=True):
+                devices[device[1]] = ((*device[:2], uid, *device[3:]), attributes)
         bulk.insert_tuples(session, U, _USER_INSERT, new_users)
         if updates:
             session.execute(_UPDATE_USER, updates)
@@ -420,7 +420,9 @@ def _existing_users(
     return {puid: (uid, props or {}) for puid, uid, props in session.execute(stmt)}
 
 
-def _write_devices(session: Session, fixed: _Stamp, devices: dict[str, tuple[Any, ...]]) -> None:
+def _write_devices(
+    session: Session, fixed: _Stamp, devices: dict[str, tuple[tuple[Any, ...], dict[str, Any]]]
+) -> None:
     """Insert new devices, update known ones (a device moves to the row's user)."""
     if not devices:
         return
@@ -431,12 +433,11 @@ def _write_devices(session: Session, fixed: _Stamp, devices: dict[str, tuple[Any
     )
     fresh = []
     changed = []
-    for did, values in devices.items():
+    for did, (values, attributes) in devices.items():
         if did not in found:
             fresh.append(values)
             continue
         # (project, id, user, attributes JSON, *columns, created, updated)
-        attributes = orjson.loads(values[3])
         update = (values[2], attributes, *values[4:-2], fixed.now)
         changed.append(
             {"pid": fixed.project_id, "did": did}
