@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 import orjson
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import OperationalError
 
 from clarion.ids import uuid7
 from clarion.storage.db import Database
@@ -354,34 +355,64 @@ def _chaos(db: Database, pg: PrivatePostgres, apis: list[Process], workers: list
            counts: Counts, kill_every: float, done: threading.Event, rng: random.Random,
            project: Project, campaign: str, accepted: dict[str, int],
            requesting: threading.Lock) -> None:  # fmt: skip
-    """Until the broadcast is delivered: SIGKILL a random worker every ``kill_every``
-    seconds and start it again; restart PostgreSQL once and kill an API process once, both
-    a third of the way through."""
-    restarted = api_killed = False
-    while True:
-        time.sleep(kill_every * rng.uniform(0.5, 1.5))
-        with db.read() as session:
-            pending = int(session.scalar(select(func.count()).select_from(Message).where(
-                Message.status.in_(("queued", "sending")))) or 0)  # fmt: skip
-            written = int(session.scalar(select(func.count()).select_from(Message)) or 0)
-        if written >= counts.recipients and pending == 0:
-            return
-        victim = rng.choice(workers)
-        in_flight = _sending(db)
-        victim.kill()
-        counts.in_flight_at_kills += in_flight
-        counts.worker_kills += 1
-        victim.start()
-        if not api_killed and written >= counts.recipients // 3:
-            with requesting:  # between two single-target requests: ours is the one cut off
-                _kill_mid_request(apis[1], apis[0], project, campaign, accepted, counts)
-            api_killed = True
-        if not restarted and written >= counts.recipients // 3:
-            counts.in_flight_at_restart = _sending(db)
-            pg.restart()
-            counts.postgres_restarts += 1
-            db.engine.dispose()  # our own connections died with it
-            restarted = True
+    """Until the broadcast is delivered, SIGKILL a random worker and start it again: every
+    ``kill_every`` seconds (about), and also each time another sixth of the broadcast has
+    been sent, so that a fast run still sees several kills mid-send. A third of the way
+    through, another thread kills an API process mid-request and restarts PostgreSQL, once
+    each, while the worker kills go on."""
+    marks = [counts.recipients * k // 6 for k in range(1, 6)]
+    next_kill = time.monotonic() + kill_every * rng.uniform(0.5, 1.5)
+    others: threading.Thread | None = None
+    try:
+        while True:
+            time.sleep(0.1)
+            try:
+                with db.read() as session:
+                    by_status = dict(session.execute(select(Message.status, func.count())
+                                                     .group_by(Message.status)).all())  # fmt: skip
+                in_flight = _sending(db)
+            except OperationalError:  # PostgreSQL is restarting
+                db.engine.dispose()
+                continue
+            written = sum(by_status.values())
+            pending = by_status.get("queued", 0) + by_status.get("sending", 0)
+            if written >= counts.recipients and pending == 0:
+                return
+            if others is None and written >= counts.recipients // 3:
+                faults = (db, pg, apis, counts, project, campaign, accepted, requesting)
+                others = threading.Thread(target=_api_and_database_faults, args=faults)
+                others.start()
+            passed = bool(marks) and by_status.get("sent", 0) >= marks[0]
+            if time.monotonic() < next_kill and not passed:
+                continue
+            if passed:
+                marks.pop(0)  # one kill per mark: several passed at once take several rounds
+            next_kill = time.monotonic() + kill_every * rng.uniform(0.5, 1.5)
+            victim = rng.choice(workers)
+            victim.kill()
+            counts.in_flight_at_kills += in_flight
+            counts.worker_kills += 1
+            victim.start()
+    finally:
+        if others is not None:
+            others.join(120)
+
+
+def _api_and_database_faults(
+    db: Database,
+    pg: PrivatePostgres,
+    apis: list[Process],
+    counts: Counts,
+    project: Project,
+    campaign: str,
+    accepted: dict[str, int],
+    requesting: threading.Lock,
+) -> None:
+    with requesting:  # between two single-target requests: ours is the one cut off
+        _kill_mid_request(apis[1], apis[0], project, campaign, accepted, counts)
+    counts.in_flight_at_restart = _sending(db)
+    pg.restart()
+    counts.postgres_restarts += 1
 
 
 def _kill_mid_request(api: Process, other: Process, project: Project, campaign: str,
