@@ -19,7 +19,6 @@ from sqlalchemy import (
     insert,
     null,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.orm import Session
@@ -85,8 +84,12 @@ _CHUNK = (
     .join(U, U.c.id == M.c.user_id)
     # Outer: a per-user channel's message has no device (device_id "").
     .outerjoin(D, and_(D.c.project_id == M.c.project_id, D.c.id == M.c.device_id))
+    # One trigger at a time, so that both databases walk ix_messages_chunk for the chunks'
+    # rows: with (trigger, chunk) pairs SQLite scanned every user, or every pending message
+    # of the trigger, per chunk (a million-recipient broadcast spent most of its time there).
     .where(
-        tuple_(M.c.trigger_id, M.c.chunk_no).in_(bindparam("chunks", expanding=True)),
+        M.c.trigger_id == bindparam("tid"),
+        M.c.chunk_no.in_(bindparam("nos", expanding=True)),
         M.c.status.in_(PENDING),
     )
     .order_by(M.c.id)
@@ -198,7 +201,13 @@ def complete_if_done(session: Session, trigger_ids: Sequence[str]) -> list[Any]:
 def chunk_messages(session: Session, chunks: Sequence[tuple[str, int]]) -> list[Any]:
     """The undelivered messages of these (trigger, chunk) pairs, with what rendering and
     sending need."""
-    return list(session.execute(_CHUNK, {"chunks": list(chunks)}).all())
+    by_trigger: dict[str, list[int]] = {}
+    for trigger_id, chunk_no in chunks:
+        by_trigger.setdefault(trigger_id, []).append(chunk_no)
+    rows: list[Any] = []
+    for trigger_id, numbers in by_trigger.items():
+        rows += session.execute(_CHUNK, {"tid": trigger_id, "nos": numbers}).all()
+    return rows
 
 
 def mark_sending(session: Session, marks: Sequence[dict[str, Any]]) -> None:
