@@ -18,8 +18,15 @@ from clarion.runner.worker import EngineUnavailable
 from clarion.storage.db import Database
 from clarion.storage.models import Message
 from tests.conftest import Server, make_project
-from tests.helpers import PROPS, ok, store_pickup
-from tests.test_restart import N, assert_each_reached_once, clarion_env, seed, start
+from tests.helpers import PROPS, store_pickup
+from tests.test_restart import (
+    N,
+    assert_each_reached_once,
+    clarion_env,
+    seed,
+    start,
+    trigger_everyone,
+)
 from tests.test_worker_process import count
 
 ENGINE = {"CLARION_TASK_ENGINE": "procrastinate"}
@@ -49,11 +56,7 @@ def test_procrastinate_needs_postgresql_or_runs_a_broadcast_through_a_killed_wor
     api, client = start(db_url, var, "--no-worker", **ENGINE)
     workers: list[subprocess.Popen[str]] = []
     try:
-        spec: dict[str, Any] = {"name": "all", "status": "active",
-                                "message": {"title": "Hi {{ user.first_name }}"}}  # fmt: skip
-        campaign = ok(client.post("/api/v1/campaigns", json=spec, headers=project.headers), 201)
-        trigger_id = ok(client.post(f"/api/v1/campaigns/{campaign['id']}:trigger",
-                                    headers=project.headers))["trigger_id"]  # fmt: skip
+        trigger_id = trigger_everyone(client, project)
         # Committed with the trigger: its resolve job, waiting in Procrastinate's table.
         job = text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'clarion.resolve'"
                    " AND args->>'trigger_id' = :t AND status = 'todo'")  # fmt: skip

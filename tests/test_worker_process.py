@@ -17,8 +17,14 @@ from sqlalchemy import func, select
 from clarion.storage.db import Database
 from clarion.storage.models import Job, Message
 from tests.conftest import free_port, make_project
-from tests.helpers import ok
-from tests.test_restart import N, assert_each_reached_once, clarion_env, seed, start
+from tests.test_restart import (
+    N,
+    assert_each_reached_once,
+    clarion_env,
+    seed,
+    start,
+    trigger_everyone,
+)
 
 
 def start_worker(db_url: str, var: Path, *args: str) -> subprocess.Popen[str]:
@@ -60,11 +66,7 @@ def test_api_nodes_accept_and_a_worker_process_delivers_and_drains(
     metrics_port = free_port()
     worker = start_worker(db_url, var, "--concurrency", "2", "--metrics-port", str(metrics_port))
     try:
-        spec: dict[str, Any] = {"name": "all", "status": "active",
-                                "message": {"title": "Hi {{ user.first_name }}"}}  # fmt: skip
-        campaign = ok(client.post("/api/v1/campaigns", json=spec, headers=project.headers), 201)
-        trigger_id = ok(client.post(f"/api/v1/campaigns/{campaign['id']}:trigger",
-                                    headers=project.headers))["trigger_id"]  # fmt: skip
+        trigger_id = trigger_everyone(client, project)
         deadline = time.monotonic() + 30
         while count(db, Message.status == "sent") < 200 and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -203,7 +203,7 @@ class Pipeline:
             push = self.providers.push
             with metrics.stage("dispatch"), metrics.PROVIDER_SECONDS.labels(push.name).time():
                 results = push.send(pushes)
-            outcomes += self._outcomes(self.providers.push.name, results, rendered, retry_after)
+            outcomes += self._outcomes(push.name, results, rendered, retry_after)
             by_id = {m.message_id: m for m in pushes}
             for r in results:
                 if r.outcome == "invalid_recipient":  # stop sending to that token

@@ -203,7 +203,6 @@ class Prepared:
     takes them). The write re-keys the few rows whose user already exists."""
 
     rows: list[Row]
-    uids: list[str]
     users: list[tuple[Any, ...]]  # per row: _USER_INSERT values
     indexed: list[list[tuple[Any, ...]]]  # per row: _PROPERTY_INSERT values
     devices: list[list[tuple[Any, ...]]]  # per row: _DEVICE_INSERT values
@@ -240,7 +239,7 @@ def _prepare(rows: list[Row], fixed: _Stamp) -> Prepared:
             columns.append((pid, device["id"], uid, as_json(device),
                             *(values[c] for c in _DEVICE_COLUMNS), stamp, stamp))  # fmt: skip
         devices.append(columns)
-    return Prepared(rows, uids, users, indexed, devices)
+    return Prepared(rows, users, indexed, devices)
 
 
 def _batches(
