@@ -67,6 +67,31 @@ def plan_commands(ctx: typer.Context) -> None:
     raise typer.Exit(code=client_cli(["plan", *ctx.args], prog="clarion"))
 
 
+@app.command("mcp")
+def mcp_server(
+    allow_broadcast: Annotated[
+        bool,
+        typer.Option(
+            "--allow-broadcast", help="Let trigger_campaign send without explicit targets."
+        ),
+    ] = False,
+) -> None:
+    """Model Context Protocol server over stdio, for coding agents: docs search, campaigns,
+    plan checks, dry runs, test sends, delivery explanations. Credentials: CLIX_PROJECT_ID,
+    CLIX_API_KEY, CLIX_BASE_URL (as for the client SDK)."""
+    from clarion_client import Client
+    from clarion_client.config import MissingCredentialsError
+
+    from clarion.mcp_server.server import build
+
+    try:
+        client = Client()
+    except MissingCredentialsError as exc:
+        raise _fail(str(exc)) from None
+    with client:
+        build(client, allow_broadcast=allow_broadcast).run("stdio")
+
+
 # Piped or captured output gets wide lines, so that ids and tables are never folded.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)

@@ -240,14 +240,28 @@ class BaseClient:
                   wait_ms=round(wait * 1000))  # fmt: skip
         return wait
 
-    @staticmethod
-    def _page_params(status: str | None, page_size: int, cursor: str | None) -> dict[str, Any]:
-        params: dict[str, Any] = {"limit": page_size}
+    def _messages_call(
+        self, trigger_id: str, status: str | None, limit: int, cursor: str | None
+    ) -> Call:
+        params: dict[str, Any] = {"limit": limit}
         if status:
             params["status"] = status
         if cursor:
             params["cursor"] = cursor
-        return params
+        return Call("GET", f"/api/v1/triggers/{trigger_id}/messages", params=params,
+                    timeout=self.timeout)  # fmt: skip
+
+    def _explain_call(
+        self, trigger_id: str, project_user_id: str | None, device_id: str | None
+    ) -> Call:
+        if (project_user_id is None) == (device_id is None):
+            raise errors.InvalidRequestError(
+                "give exactly one of project_user_id or device_id", code="invalid_target"
+            )
+        params = {"project_user_id": project_user_id} if project_user_id is not None else {
+            "device_id": device_id}  # fmt: skip
+        return Call("GET", f"/api/v1/triggers/{trigger_id}/explain", params=params,
+                    timeout=self.timeout)  # fmt: skip
 
     def _dry_run_call(
         self,

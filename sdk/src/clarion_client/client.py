@@ -124,13 +124,29 @@ class Client(BaseClient):
         """The message log, every page."""
         cursor: str | None = None
         while True:
-            params = self._page_params(status, page_size, cursor)
-            page = self._send(Call("GET", f"/api/v1/triggers/{trigger_id}/messages",
-                                   params=params, timeout=self.timeout))[0]  # fmt: skip
+            page = self.message_page(trigger_id, status=status, limit=page_size, cursor=cursor)
             yield from page["messages"]
             cursor = page.get("next_cursor")
             if not cursor:
                 return
+
+    def message_page(
+        self,
+        trigger_id: str,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of the message log: ``messages`` and ``next_cursor`` (None at the end)."""
+        return dict(self._send(self._messages_call(trigger_id, status, limit, cursor))[0])
+
+    def explain_delivery(
+        self, trigger_id: str, *, project_user_id: str | None = None, device_id: str | None = None
+    ) -> dict[str, Any]:
+        """Clarion: why one user or device was (not) reached, step by step."""
+        call = self._explain_call(trigger_id, project_user_id, device_id)
+        return dict(self._send(call)[0])
 
     def create_user(
         self, project_user_id: str, properties: Mapping[str, Any] | None = None
@@ -154,6 +170,14 @@ class Client(BaseClient):
         """Clarion's management API: status, rules, the trigger keys rules and templates use."""
         call = Call("GET", f"/api/v1/campaigns/{campaign_id}", timeout=self.timeout)
         return dict(self._send(call)[0])
+
+    def list_campaigns(self) -> list[dict[str, Any]]:
+        call = Call("GET", "/api/v1/campaigns", timeout=self.timeout)
+        return list(self._send(call)[0]["campaigns"])
+
+    def openapi(self) -> dict[str, Any]:
+        """The server's OpenAPI document (its API reference)."""
+        return dict(self._send(Call("GET", "/openapi.json", timeout=self.timeout))[0])
 
     def _write(self, method: str, path: str, body: Any) -> Any:
         return self._send(self._write_call(method, path, body))[0]
@@ -266,15 +290,30 @@ class AsyncClient(BaseClient):
     ) -> AsyncIterator[dict[str, Any]]:
         cursor: str | None = None
         while True:
-            params = self._page_params(status, page_size, cursor)
-            call = Call("GET", f"/api/v1/triggers/{trigger_id}/messages", params=params,
-                        timeout=self.timeout)  # fmt: skip
-            page = (await self._send(call))[0]
+            page = await self.message_page(trigger_id, status=status, limit=page_size,
+                                           cursor=cursor)  # fmt: skip
             for message in page["messages"]:
                 yield message
             cursor = page.get("next_cursor")
             if not cursor:
                 return
+
+    async def message_page(
+        self,
+        trigger_id: str,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        call = self._messages_call(trigger_id, status, limit, cursor)
+        return dict((await self._send(call))[0])
+
+    async def explain_delivery(
+        self, trigger_id: str, *, project_user_id: str | None = None, device_id: str | None = None
+    ) -> dict[str, Any]:
+        call = self._explain_call(trigger_id, project_user_id, device_id)
+        return dict((await self._send(call))[0])
 
     async def create_user(
         self, project_user_id: str, properties: Mapping[str, Any] | None = None
@@ -300,6 +339,13 @@ class AsyncClient(BaseClient):
     async def get_campaign(self, campaign_id: str) -> dict[str, Any]:
         call = Call("GET", f"/api/v1/campaigns/{campaign_id}", timeout=self.timeout)
         return dict((await self._send(call))[0])
+
+    async def list_campaigns(self) -> list[dict[str, Any]]:
+        call = Call("GET", "/api/v1/campaigns", timeout=self.timeout)
+        return list((await self._send(call))[0]["campaigns"])
+
+    async def openapi(self) -> dict[str, Any]:
+        return dict((await self._send(Call("GET", "/openapi.json", timeout=self.timeout)))[0])
 
     async def _write(self, method: str, path: str, body: Any) -> Any:
         return (await self._send(self._write_call(method, path, body)))[0]

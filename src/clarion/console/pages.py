@@ -587,10 +587,10 @@ def trigger_page(request: Request, admin: Admin, project_id: str, trigger_id: st
     import time
 
     from clarion.campaigns.service import load_version
-    from clarion.console import why
     from clarion.delivery import repository as delivery_repo
     from clarion.messages import repository as messages_repo
     from clarion.storage.models import Trigger
+    from clarion.triggers import explain
 
     q = request.query_params
     filters = {k: q.get(k) or None for k in ("status", "user", "device")}
@@ -608,7 +608,7 @@ def trigger_page(request: Request, admin: Admin, project_id: str, trigger_id: st
         steps = []
         if who:
             version = load_version(session, trigger.campaign_id, trigger.campaign_version)
-            steps = why.explain(session, trigger, version, who, time.time())
+            steps = explain.explain(session, trigger, version, who, time.time())
         parent = campaigns.get(session, project_id, trigger.campaign_id)
     total = trigger.matched if trigger.matched is not None else sum(counts.values())
     settled = sum(n for s, n in counts.items() if s in ("sent", "failed", "skipped"))

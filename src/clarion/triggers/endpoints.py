@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from typing import Annotated, Any, Literal, cast
 
@@ -11,13 +12,23 @@ from starlette.concurrency import run_in_threadpool
 
 from clarion import idempotency
 from clarion.auth.service import Principal
+from clarion.campaigns.service import load_version
 from clarion.delivery import repository as delivery_repo
+from clarion.errors import InvalidRequest
 from clarion.messages import repository as messages_repo
 from clarion.messages.schemas import MessageList, MessageOut
-from clarion.triggers import amplification, dry_run, service
+from clarion.triggers import amplification, dry_run, explain, service
 from clarion.triggers.body import parse_trigger
 from clarion.triggers.dry_run_schemas import DryRunOut
-from clarion.triggers.schemas import Counts, TriggerAccepted, TriggerBody, TriggerOut
+from clarion.triggers.schemas import (
+    Counts,
+    ExplainOut,
+    ExplainStep,
+    Target,
+    TriggerAccepted,
+    TriggerBody,
+    TriggerOut,
+)
 from clarion.web import FollowKey, JSONResponse, api_router, principal_from, state
 
 router = api_router("triggers")
@@ -175,6 +186,39 @@ def trigger_messages(
     return MessageList(
         messages=[MessageOut.from_row(r) for r in rows],
         next_cursor=rows[-1].id if more and rows else None,
+    )
+
+
+@router.get(
+    "/triggers/{trigger_id}/explain",
+    response_model=ExplainOut,
+    summary="Why a user or device was (not) reached by a trigger, step by step",
+)
+def explain_delivery(
+    trigger_id: str,
+    principal: FollowKey,
+    request: Request,
+    project_user_id: Annotated[str | None, Query(max_length=255)] = None,
+    device_id: Annotated[str | None, Query(max_length=255)] = None,
+) -> ExplainOut:
+    """The seed's debugging checklist for one target: the target, each audience condition
+    with the values compared, devices and tokens, rendering, and the message log."""
+    if (project_user_id is None) == (device_id is None):
+        raise InvalidRequest("give exactly one of project_user_id or device_id",
+                             path="query")  # fmt: skip
+    who = project_user_id or device_id or ""
+    with state(request).db.read() as session:
+        trigger = service.get(session, principal, trigger_id)
+        version = load_version(session, trigger.campaign_id, trigger.campaign_version)
+        kind: Literal["user", "device"] = "user" if project_user_id is not None else "device"
+        steps = explain.explain(session, trigger, version, who, time.time(), kind)
+    return ExplainOut(
+        trigger_id=trigger.id,
+        campaign_id=trigger.campaign_id,
+        target=Target(project_user_id=project_user_id, device_id=device_id),
+        reached=explain.reached(steps),
+        first_failure=explain.first_failure(steps),
+        steps=[ExplainStep(title=s.title, ok=s.ok, detail=s.detail) for s in steps],
     )
 
 

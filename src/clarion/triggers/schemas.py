@@ -58,3 +58,22 @@ class TriggerOut(BaseModel):
     error: str | None
     created_at: datetime
     completed_at: datetime | None
+
+
+class ExplainStep(BaseModel):
+    title: str
+    ok: bool | None = Field(description="true passed, false failed, null informational.")
+    detail: str
+
+
+class ExplainOut(BaseModel):
+    """``GET /triggers/{id}/explain``: why one user or device was (not) reached."""
+
+    trigger_id: str
+    campaign_id: str
+    target: Target
+    reached: bool = Field(description="A message of this trigger was sent to the target.")
+    first_failure: str | None = Field(
+        description="The first failed step, title and detail: where to look first."
+    )
+    steps: list[ExplainStep]

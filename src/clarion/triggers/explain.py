@@ -1,12 +1,13 @@
 """ "Why didn't user X get it?" for one trigger: the seed's debugging checklist, answered
 step by step from stored state, with the same evaluators the pipeline and the dry run use:
 the target, each audience condition (pass or fail, with the values compared), the device
-and token checks, rendering, and what the message log says happened."""
+and token checks, rendering, and what the message log says happened. The console's trigger
+page and ``GET /api/v1/triggers/{id}/explain`` both show it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,12 +20,24 @@ from clarion.delivery.pipeline import SKIP_NO_EMAIL, email_address, skip_reason
 from clarion.storage.models import Device, Message, Trigger, User
 from clarion.templating.message import MessageRejected
 
+LOG = "Message log"
+
 
 @dataclass(frozen=True)
 class Step:
     title: str
     ok: bool | None  # None: informational
     detail: str
+
+
+def reached(steps: list[Step]) -> bool:
+    """A message of the trigger was sent to the target (the message-log steps say so)."""
+    return any(s.title == LOG and s.ok for s in steps)
+
+
+def first_failure(steps: list[Step]) -> str | None:
+    failed = next((s for s in steps if s.ok is False), None)
+    return None if failed is None else f"{failed.title}: {failed.detail}"
 
 
 def _actual(condition: Any, user: User, devices: list[Device]) -> str:
@@ -42,22 +55,30 @@ def _actual(condition: Any, user: User, devices: list[Device]) -> str:
 
 
 def explain(
-    session: Session, trigger: Trigger, version: Version, who: str, now: float
+    session: Session,
+    trigger: Trigger,
+    version: Version,
+    who: str,
+    now: float,
+    kind: Literal["user", "device"] | None = None,
 ) -> list[Step]:
-    """``who``: a project user id or a device id."""
+    """``who``: a project user id or a device id (``kind`` says which; None: either)."""
     project_id = trigger.project_id
-    user = session.scalars(
-        select(User).where(User.project_id == project_id, User.project_user_id == who)
-    ).first()
+    user = None
+    if kind != "device":
+        user = session.scalars(
+            select(User).where(User.project_id == project_id, User.project_user_id == who)
+        ).first()
     devices: list[Device]
     if user is not None:
         devices = list(session.scalars(select(Device).where(Device.user_id == user.id)))
         steps = [Step("Target", True, f"User {who!r} exists with {len(devices)} device(s).")]
     else:
-        device = session.get(Device, (project_id, who))
+        device = session.get(Device, (project_id, who)) if kind != "user" else None
         user = session.get(User, device.user_id) if device is not None else None
         if device is None or user is None:
-            return [Step("Target", False, f"No user or device {who!r} in this project: check "
+            noun = kind or "user or device"
+            return [Step("Target", False, f"No {noun} {who!r} in this project: check "
                          "the id the backend sent, and that the app registered it.")]  # fmt: skip
         devices = [device]
         steps = [Step("Target", True, f"Device {who!r} of user {user.project_user_id!r}.")]
@@ -117,10 +138,10 @@ def explain(
         select(Message).where(Message.trigger_id == trigger.id, Message.user_id == user.id)
     ).all()
     if not sent:
-        steps.append(Step("Message log", False, "No message for this user in this trigger."))
+        steps.append(Step(LOG, False, "No message for this user in this trigger."))
     for m in sent:
         where = f" to device {m.device_id}" if m.device_id else ""
         outcome = f"{m.status}{where}" + (f" via {m.provider}" if m.provider else "")
-        steps.append(Step("Message log", m.status == "sent",
+        steps.append(Step(LOG, m.status == "sent",
                           outcome + (f": {m.reason}" if m.reason else "")))  # fmt: skip
     return steps
