@@ -75,6 +75,47 @@ def test_targets_are_narrowed_by_the_segment(server: Server, db: Database) -> No
     )
 
 
+def test_explain_says_step_by_step_why_a_target_was_or_was_not_reached(
+    server: Server, db: Database
+) -> None:
+    project = make_project(db)
+    campaign_id = store_pickup(server.client, project)
+    body = {
+        "audience": {
+            "targets": [{"project_user_id": "sf-staff-1"}, {"project_user_id": "sf-cust-1"}]
+        },
+        "properties": PROPS,
+    }
+    trigger_id, _ = server.fire(project, campaign_id, body)  # fmt: skip
+
+    def explain(**query: str) -> Any:
+        return server.client.get(f"/api/v1/triggers/{trigger_id}/explain", params=query,
+                                 headers=project.headers)  # fmt: skip
+
+    customer = ok(explain(project_user_id="sf-cust-1"))
+    assert customer["target"] == {"project_user_id": "sf-cust-1", "device_id": None}
+    assert customer["reached"] is False
+    assert customer["first_failure"].startswith("Condition audience.groups[0].conditions[0]: "
+                                                "user_role = 'store_staff'")  # fmt: skip
+    assert "stored: 'customer'" in customer["first_failure"]
+    assert [s["ok"] for s in customer["steps"]][:3] == [True, True, False]  # target, listed
+    staff = ok(explain(device_id="dev-sf-staff-1"))
+    assert staff["reached"] is True and staff["first_failure"] is None
+    assert staff["steps"][-1]["title"] == "Message log" and staff["steps"][-1]["ok"] is True
+    # A device id asked for as a user is not found as one, and the answer says which.
+    wrong = ok(explain(project_user_id="dev-sf-staff-1"))
+    assert wrong["reached"] is False
+    assert wrong["first_failure"].startswith("Target: No user 'dev-sf-staff-1'")
+    for query in ({}, {"project_user_id": "sf-staff-1", "device_id": "dev-sf-staff-1"}):
+        refused = explain(**query)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["code"] == "invalid_request"
+        assert "exactly one of project_user_id or device_id" in refused.json()["error"]["message"]
+    unknown = server.client.get("/api/v1/triggers/nope/explain", headers=project.headers,
+                                params={"project_user_id": "sf-staff-1"})  # fmt: skip
+    assert unknown.status_code == 404, unknown.text
+
+
 def test_broadcast_true_ignores_targets(server: Server, db: Database) -> None:
     project = make_project(db)
     campaign_id = store_pickup(server.client, project)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -88,6 +89,7 @@ def mcp_server(
         client = Client()
     except MissingCredentialsError as exc:
         raise _fail(str(exc)) from None
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per call is noise here
     with client:
         build(client, allow_broadcast=allow_broadcast).run("stdio")
 

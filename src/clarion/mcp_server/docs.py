@@ -2,7 +2,7 @@
 trigger API, the campaign file format and the configuration reference), the client SDK's
 README (the trigger-plan format) and the API reference generated from the live server's
 OpenAPI document. Each passage is one section and carries its citation; the ranking is
-Okapi BM25 over title and body, the title counted twice."""
+BM25F over the section title and its body."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ import clarion
 
 K1 = 1.2
 B = 0.75
-TITLE_WEIGHT = 2
+TITLE_WEIGHT = 3.0
+WINDOW = 1200  # characters: a long section is searched in windows of whole paragraphs
 EXCERPT = 1500  # characters of a passage shown in a result
 ROOT = Path(clarion.__file__).resolve().parents[2]  # the source checkout, when there is one
 STOP = frozenset(
@@ -48,6 +50,13 @@ def tokens(text: str) -> list[str]:
     return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOP]
 
 
+def terms(text: str) -> list[str]:
+    """Words and adjacent word pairs: a pair is a term of its own, so that a passage with
+    the query's phrase ("audience filter") outranks one with the words apart."""
+    words = tokens(text)
+    return words + [f"{a} {b}" for a, b in pairwise(words)]
+
+
 @dataclass(frozen=True)
 class Passage:
     source: str  # README.md, sdk/README.md, openapi.json
@@ -59,17 +68,48 @@ class Passage:
         return f"{self.source} § {self.section}"
 
 
+def windows(text: str, size: int = WINDOW) -> Iterator[str]:
+    """A long section as consecutive windows of whole paragraphs (a code block or table is
+    one paragraph), so that a focused paragraph is not drowned by the rest of its section."""
+    paragraphs: list[str] = []
+    current: list[str] = []
+    fenced = False
+    for line in text.splitlines():
+        if _FENCE.match(line):
+            fenced = not fenced
+        if not line.strip() and not fenced:
+            if current:
+                paragraphs.append("\n".join(current))
+            current = []
+        else:
+            current.append(line)
+    if current:
+        paragraphs.append("\n".join(current))
+    window: list[str] = []
+    for paragraph in paragraphs:
+        if window and sum(map(len, window)) + len(paragraph) > size:
+            yield "\n\n".join(window)
+            window = []
+        window.append(paragraph)
+    if window:
+        yield "\n\n".join(window)
+
+
 def markdown_passages(source: str, text: str) -> Iterator[Passage]:
-    """One passage per section (headings up to ####; headings inside code fences do not
-    count). A section's name is its heading path: ``Campaign files > Audience rules``."""
+    """Passages of each section (headings up to ####; headings inside code fences do not
+    count), a long one in windows. A section's name is its heading path below the document
+    title: ``Campaign files > Audience rules``."""
     trail: list[tuple[int, str]] = []
     lines: list[str] = []
     fenced = False
 
     def flush() -> Iterator[Passage]:
         body = "\n".join(lines).strip()
-        if trail and body:
-            yield Passage(source, " > ".join(t for _, t in trail), body)
+        if not trail or not body:
+            return
+        named = [t for level, t in trail if level > 1] or [trail[0][1]]
+        for window in windows(body):
+            yield Passage(source, " > ".join(named), window)
 
     for line in text.splitlines():
         if _FENCE.match(line):
@@ -88,6 +128,8 @@ def markdown_passages(source: str, text: str) -> Iterator[Passage]:
 def _schema_words(schema: Any, schemas: Mapping[str, Any], seen: set[str]) -> Iterator[str]:
     """Field names and descriptions of a JSON schema, following $refs once each."""
     if isinstance(schema, dict):
+        if isinstance(schema.get("$defs"), dict):
+            schemas = {**schemas, **schema["$defs"]}
         ref = schema.get("$ref")
         if isinstance(ref, str):
             name = ref.rsplit("/", 1)[-1]
@@ -135,44 +177,62 @@ def openapi_passages(document: Mapping[str, Any]) -> Iterator[Passage]:
             yield Passage("openapi.json", f"{method.upper()} {path}", text)
 
 
+class _Field:
+    """One field's term counts and lengths across the passages."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.terms = [Counter(terms(t)) for t in texts]
+        self.lengths = [sum(t.values()) for t in self.terms]
+        self.average = (sum(self.lengths) / len(self.lengths)) if self.lengths else 0.0
+
+    def weight(self, i: int, term: str) -> float:
+        """The length-normalised frequency of ``term`` in passage ``i`` (BM25F's tf~)."""
+        tf = self.terms[i].get(term, 0)
+        if not tf or not self.average:
+            return 0.0
+        return tf / (1 - B + B * self.lengths[i] / self.average)
+
+
 @dataclass
 class Index:
-    """BM25 over passages; built once, searched many times."""
+    """BM25F over two fields, the section title (counted TITLE_WEIGHT times) and the body:
+    each field's frequency is normalised by its own length, then they are summed and
+    saturated once, so a term in a heading counts more than one more mention in a long
+    section. Built once, searched many times."""
 
     passages: list[Passage]
-    _terms: list[Counter[str]] = field(init=False, repr=False)
-    _lengths: list[int] = field(init=False, repr=False)
+    _title: _Field = field(init=False, repr=False)
+    _body: _Field = field(init=False, repr=False)
     _idf: dict[str, float] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._terms = []
-        for p in self.passages:
-            title = p.section.split(" > ")[-1]
-            self._terms.append(Counter(tokens(title) * TITLE_WEIGHT + tokens(p.text)))
-        self._lengths = [sum(t.values()) for t in self._terms]
+        self._title = _Field([p.section.split(" > ")[-1] for p in self.passages])
+        self._body = _Field([p.text for p in self.passages])
         n = len(self.passages)
         df: Counter[str] = Counter()
-        for terms in self._terms:
-            df.update(terms.keys())
+        for title, body in zip(self._title.terms, self._body.terms, strict=True):
+            df.update(title.keys() | body.keys())
         self._idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
 
     def search(self, query: str, limit: int = 5) -> list[tuple[float, Passage]]:
-        wanted = set(tokens(query))
-        if not wanted or not self.passages:
-            return []
-        average = sum(self._lengths) / len(self._lengths)
+        wanted = set(terms(query)) & self._idf.keys()
         scored = []
-        for i, terms in enumerate(self._terms):
+        for i in range(len(self.passages)):
             score = 0.0
-            norm = K1 * (1 - B + B * self._lengths[i] / average)
             for term in wanted:
-                tf = terms.get(term, 0)
+                tf = TITLE_WEIGHT * self._title.weight(i, term) + self._body.weight(i, term)
                 if tf:
-                    score += self._idf[term] * tf * (K1 + 1) / (tf + norm)
+                    score += self._idf[term] * tf * (K1 + 1) / (tf + K1)
             if score > 0:
                 scored.append((score, i))
         scored.sort(key=lambda s: (-s[0], s[1]))
-        return [(score, self.passages[i]) for score, i in scored[:limit]]
+        best: dict[str, tuple[float, Passage]] = {}  # a section's best window stands for it
+        for score, i in scored:
+            passage = self.passages[i]
+            best.setdefault(passage.citation, (score, passage))
+            if len(best) == limit:
+                break
+        return list(best.values())
 
 
 def _readme(relative: str, distribution: str) -> str | None:

@@ -49,9 +49,12 @@ TRIGGER_BODY_DOC = {
     openapi_extra=TRIGGER_BODY_DOC,
 )
 async def trigger_campaign(campaign_id: str, request: Request) -> Response:
-    """Accept a trigger. The 200 comes only once the trigger and its first job are committed;
-    delivery is asynchronous (see GET /triggers/{id}). With an ``Idempotency-Key`` header a
-    retry gets the first answer, byte for byte (see clarion.idempotency)."""
+    """Accept a trigger: ``audience.broadcast``, ``audience.targets`` (users or devices) or
+    neither (the campaign's own audience), and ``properties``, each of which is
+    ``trigger.<key>`` in the campaign's dynamic audience filters (rules whose value is
+    ``{{ trigger.key }}``) and in its templates. The 200 comes only once the trigger and its
+    first job are committed; delivery is asynchronous (see GET /triggers/{id}). With an
+    ``Idempotency-Key`` header a retry gets the first answer, byte for byte."""
     app = state(request)
     key = idempotency.checked_key(request.headers.get(idempotency.HEADER))
     if key is not None:
