@@ -532,3 +532,31 @@ def test_the_triggers_list_marks_idempotent_replays(server: Server, db: Database
     client = sign_in(server)
     shown = client.get(f"/console/projects/{project.id}/campaigns/{campaign_id}").text
     assert "replayed 2\u00d7 (Idempotency-Key)" in shown
+
+
+def test_saving_in_the_editor_keeps_the_settings_it_does_not_show(
+    server: Server, db: Database
+) -> None:
+    from clarion.campaigns.schemas import CampaignOut
+    from clarion.console import editor
+    from tests.conftest import make_project
+    from tests.helpers import PICKUP, create_campaign
+
+    make_admin(db)
+    project = make_project(db, "Keep shop")
+    kept = {"send_rate": 5.0, "push": {"android": {"priority": "high"}},
+            "trigger_schema": {"store_location": {"type": "string", "required": True}}}  # fmt: skip
+    campaign_id = create_campaign(server.client, project, {**PICKUP, **kept})
+    url = f"/api/v1/campaigns/{campaign_id}"
+    out = CampaignOut.model_validate(server.client.get(url, headers=project.headers).json())
+    client = sign_in(server)
+    form = {**editor.form_from_campaign(out), "title": "Edited", "campaign_id": campaign_id,
+            "csrf": csrf_of(client)}  # fmt: skip
+    r = client.post(f"/console/projects/{project.id}/campaigns/save", data=form)
+    assert r.status_code == 303, r.text
+    versions = server.client.get(url + "/versions", headers=project.headers).json()["versions"]
+    latest = max(versions, key=lambda v: v["version"])["definition"]
+    assert latest["message"]["title"] == "Edited"
+    assert latest["send_rate"] == 5.0
+    assert latest["push"]["android"]["priority"] == "high"
+    assert latest["trigger_schema"]["store_location"]["required"] is True

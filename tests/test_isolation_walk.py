@@ -40,6 +40,7 @@ WALK: dict[tuple[str, str], tuple[Any, dict[str, Any] | None]] = {
     ("PUT", "/api/v1/campaigns/{campaign_id}"): (PICKUP, None),
     ("POST", "/api/v1/campaigns/{campaign_id}:preview"): ({"properties": PROPS}, None),
     ("GET", "/api/v1/campaigns/{campaign_id}/versions"): (None, None),
+    ("GET", "/api/v1/campaigns/{campaign_id}/plan"): (None, None),
     ("POST", "/api/v1/campaigns/{campaign_id}:activate"): (None, None),
     ("POST", "/api/v1/campaigns/{campaign_id}:pause"): (None, None),
     ("POST", "/api/v1/campaigns/{campaign_id}:archive"): (None, None),

@@ -72,6 +72,9 @@ def parser(prog: str = "clix-trigger") -> argparse.ArgumentParser:
     init = plans.add_parser("init", help="write a plan (asks for what the flags leave out)")
     init.add_argument("path", type=Path, nargs="?", default=plan.DEFAULT_PATH)
     init.add_argument("--campaign-id")
+    init.add_argument("--from-campaign", metavar="CAMPAIGN_ID",
+                      help="write the plan the server makes of the campaign (its "
+                           "trigger_schema, rule and template keys)")  # fmt: skip
     init.add_argument("--mode", choices=plan.MODES)
     init.add_argument("--prop", action="append", default=[],
                       metavar="NAME:TYPE[:required][:pii]")  # fmt: skip
@@ -207,6 +210,25 @@ def _init(args: argparse.Namespace) -> int:
     if args.path.exists() and not args.force:
         print(f"error: {args.path} exists (--force to overwrite)", file=sys.stderr)
         return USAGE
+    if args.from_campaign:
+        with Client() as client:
+            data = client.campaign_plan(args.from_campaign)
+        if args.mode:
+            data["audience"] = {"mode": args.mode}
+    else:
+        data = _asked_plan(args)
+    if data["audience"]["mode"] == "targets":
+        data["audience"]["targets"] = [{"project_user_id": "REPLACE_ME"}]
+    verdict = plan.validate(data)
+    args.path.parent.mkdir(parents=True, exist_ok=True)
+    args.path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.path}")
+    for problem in verdict.errors + verdict.warnings:
+        print(f"- to fix: {problem}")
+    return OK if verdict.passed() else FAILED
+
+
+def _asked_plan(args: argparse.Namespace) -> dict[str, Any]:
     campaign_id = args.campaign_id or _ask("campaign id")
     mode = args.mode or _ask("audience mode (broadcast, targets, default)", "default")
     props = args.prop or [p for p in _ask("properties as name:type[:required][:pii], "
@@ -222,17 +244,8 @@ def _init(args: argparse.Namespace) -> int:
     dynamic = args.dynamic_key
     for key in dynamic:
         properties.setdefault(key, {"type": "string", "required": True})
-    data: dict[str, Any] = {"campaign_id": campaign_id, "audience": {"mode": mode},
-                            "dynamic_filter_keys": dynamic, "properties": properties}  # fmt: skip
-    if mode == "targets":
-        data["audience"]["targets"] = [{"project_user_id": "REPLACE_ME"}]
-    verdict = plan.validate(data)
-    args.path.parent.mkdir(parents=True, exist_ok=True)
-    args.path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.path}")
-    for problem in verdict.errors + verdict.warnings:
-        print(f"- to fix: {problem}")
-    return OK if verdict.passed() else FAILED
+    return {"campaign_id": campaign_id, "audience": {"mode": mode},
+            "dynamic_filter_keys": dynamic, "properties": properties}  # fmt: skip
 
 
 def _ask(question: str, default: str | None = None) -> str:
@@ -304,6 +317,20 @@ def drift(client: Client, checked: plan.Plan) -> list[dict[str, str]]:
         if key not in checked.properties:
             add(f"the templates use trigger.{key}, not declared in the plan",
                 f"declare properties.{key} (its type, and whether it is required)")  # fmt: skip
+    for key, spec in (campaign.get("trigger_schema") or {}).items():
+        mine = checked.properties.get(key)
+        required = spec.get("required") and key not in rules  # rule keys: told above
+        if mine is None:
+            if required:
+                add(f"the campaign's trigger_schema requires {key}, not declared in the plan",
+                    f'declare properties.{key} as {spec["type"]}, "required": true')  # fmt: skip
+            continue
+        if mine.get("type") != spec["type"]:
+            add(f"the plan types {key} as {mine.get('type')}, the campaign's trigger_schema "
+                f"as {spec['type']}", f'set properties.{key}.type to "{spec["type"]}"')  # fmt: skip
+        if required and mine.get("required") is not True:
+            add(f"the campaign's trigger_schema requires {key}, optional in the plan",
+                f"set properties.{key}.required to true")  # fmt: skip
     return out
 
 

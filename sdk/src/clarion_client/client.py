@@ -175,6 +175,11 @@ class Client(BaseClient):
         call = Call("GET", "/api/v1/campaigns", timeout=self.timeout)
         return list(self._send(call)[0]["campaigns"])
 
+    def campaign_plan(self, campaign_id: str) -> dict[str, Any]:
+        """Clarion: the campaign's trigger plan, as .clix/api-trigger-plan.json holds it."""
+        call = Call("GET", f"/api/v1/campaigns/{campaign_id}/plan", timeout=self.timeout)
+        return dict(self._send(call)[0])
+
     def openapi(self) -> dict[str, Any]:
         """The server's OpenAPI document (its API reference)."""
         return dict(self._send(Call("GET", "/openapi.json", timeout=self.timeout))[0])
@@ -343,6 +348,10 @@ class AsyncClient(BaseClient):
     async def list_campaigns(self) -> list[dict[str, Any]]:
         call = Call("GET", "/api/v1/campaigns", timeout=self.timeout)
         return list((await self._send(call))[0]["campaigns"])
+
+    async def campaign_plan(self, campaign_id: str) -> dict[str, Any]:
+        call = Call("GET", f"/api/v1/campaigns/{campaign_id}/plan", timeout=self.timeout)
+        return dict((await self._send(call))[0])
 
     async def openapi(self) -> dict[str, Any]:
         return dict((await self._send(Call("GET", "/openapi.json", timeout=self.timeout)))[0])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 
-from clarion.campaigns import preview, repository, service
+from clarion.campaigns import preview, repository, service, trigger_plan
 from clarion.campaigns.preview import PreviewIn, PreviewOut
 from clarion.campaigns.schemas import (
     CampaignList,
@@ -70,6 +72,20 @@ def preview_campaign(
     previews unsaved templates (checked as a save checks them)."""
     with state(request).db.read() as session:
         return preview.preview(session, principal.project_id, campaign_id, body)
+
+
+@router.get(
+    "/campaigns/{campaign_id}/plan",
+    summary="The campaign's trigger plan (.clix/api-trigger-plan.json)",
+    response_model=dict[str, Any],
+)
+def campaign_plan(campaign_id: str, principal: ReadKey, request: Request) -> dict[str, Any]:
+    """Every trigger.* key the rules and templates use and the trigger_schema declares, typed
+    and with an example; ``clarion plan validate`` accepts it as is, and ``clarion plan init
+    --from-campaign`` writes it."""
+    with state(request).db.read() as session:
+        out = service.to_out(session, service.get(session, principal.project_id, campaign_id))
+    return trigger_plan.plan(out)
 
 
 @router.get(

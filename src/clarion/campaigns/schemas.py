@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from clarion.audience.rules import Audience
+from clarion.campaigns.payload import TriggerProperty, check_keys
 
 Status = Literal["draft", "active", "paused", "archived"]
 Channel = Literal["push", "in_app", "email", "webhook"]
@@ -119,6 +120,19 @@ class CampaignSpec(BaseModel):
         le=100_000,
         description="At most this many messages per second (a Clarion addition; omit: no limit).",
     )
+    trigger_schema: dict[str, TriggerProperty] | None = Field(
+        default=None,
+        max_length=100,
+        description="The trigger properties this campaign takes, with their types; a trigger "
+        "that breaks it is refused with 400 invalid_trigger_payload naming each bad key. Keys "
+        "it does not declare are still accepted. Omit: no check.",
+    )
+
+    @model_validator(mode="after")
+    def _schema_covers_the_rules(self) -> CampaignSpec:
+        if self.trigger_schema is not None:
+            check_keys(self.trigger_schema, self.audience.trigger_keys())
+        return self
 
     @model_validator(mode="after")
     def _sections_match_the_channel(self) -> CampaignSpec:
@@ -136,7 +150,7 @@ class CampaignSpec(BaseModel):
         """The versioned part: everything but the lifecycle status, without the keys that are
         not set (so that versions saved before they existed compare equal)."""
         definition = self.model_dump(mode="json", exclude={"status"})
-        for key in ("send_rate", "message", "email", "webhook", "push"):
+        for key in ("send_rate", "message", "email", "webhook", "push", "trigger_schema"):
             if definition.get(key) is None:
                 definition.pop(key, None)
         return definition
@@ -154,6 +168,7 @@ class CampaignOut(BaseModel):
     webhook: WebhookTemplate | None = None
     push: PushOverrides | None = None
     audience: Audience
+    trigger_schema: dict[str, TriggerProperty] | None = None
     trigger_keys: list[str] = Field(description="trigger.* keys the audience rules need.")
     template_keys: list[str] = Field(
         default_factory=list, description="trigger.* keys the message templates use."

@@ -13,6 +13,7 @@ from clarion.audience.rules import Audience
 from clarion.audit import service as audit
 from clarion.auth import service as auth
 from clarion.campaigns import repository
+from clarion.campaigns.payload import TriggerProperty
 from clarion.campaigns.schemas import (
     CampaignOut,
     CampaignSpec,
@@ -62,6 +63,7 @@ class Version:
     email: EmailTemplate | None = None
     webhook: WebhookTemplate | None = None
     push: PushOverrides | None = None
+    trigger_schema: dict[str, TriggerProperty] | None = None
 
     @property
     def plan(self) -> MessagePlan:
@@ -117,13 +119,27 @@ def load_version(session: Session, campaign_id: str, number: int) -> Version:
         email=_optional(EmailTemplate, definition.get("email")),
         webhook=_optional(WebhookTemplate, definition.get("webhook")),
         push=_optional(PushOverrides, definition.get("push")),
+        trigger_schema=_schema(definition.get("trigger_schema")),
     )
     _versions.put((campaign_id, number), parsed)  # never stale: a version never changes
     return parsed
 
 
+def definition(session: Session, campaign: Campaign) -> dict[str, Any]:
+    """The current version's definition, as saved."""
+    row = repository.version(session, campaign.id, campaign.version)
+    assert row is not None, "a campaign always has its current version"
+    return dict(row.definition)
+
+
 def _optional(model: Any, value: Any) -> Any:
     return None if value is None else model.model_validate(value)
+
+
+def _schema(value: Any) -> dict[str, TriggerProperty] | None:
+    if value is None:
+        return None
+    return {k: TriggerProperty.model_validate(v) for k, v in value.items()}
 
 
 def to_out(session: Session, campaign: Campaign) -> CampaignOut:
@@ -140,6 +156,7 @@ def to_out(session: Session, campaign: Campaign) -> CampaignOut:
         webhook=loaded.webhook,
         push=loaded.push,
         audience=loaded.audience,
+        trigger_schema=loaded.trigger_schema,
         trigger_keys=loaded.audience.trigger_keys(),
         template_keys=loaded.plan.trigger_keys,
         warnings=loaded.plan.warnings,

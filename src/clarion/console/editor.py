@@ -77,7 +77,13 @@ def _json_object(text: str, path: str) -> dict[str, Any]:
     return value
 
 
-def spec_from_form(form: dict[str, str]) -> CampaignSpec:
+# Set in campaign files or over the API, not in the editor: saving from the editor keeps them.
+UNEDITED = ("send_rate", "push", "trigger_schema")
+
+
+def spec_from_form(form: dict[str, str], current: dict[str, Any] | None = None) -> CampaignSpec:
+    """``current``: the definition being edited, whose UNEDITED settings carry over (push
+    overrides only while the channel stays push)."""
     """Raises FormProblem with the message to show."""
     groups = []
     for g in range(GROUPS):
@@ -115,6 +121,9 @@ def spec_from_form(form: dict[str, str]) -> CampaignSpec:
         data["message"] = {f: form.get(f, "") for f in FIELDS}
     if form.get("status"):
         data["status"] = form["status"]
+    for key in UNEDITED:
+        if current and current.get(key) is not None and (key != "push" or channel == "push"):
+            data[key] = current[key]
     try:
         return CampaignSpec.model_validate(data)
     except ValidationError as exc:

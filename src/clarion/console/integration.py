@@ -1,51 +1,13 @@
 """The campaign page's integration panel: the trigger call ready to paste (curl, Python
-``clarion-client``, Node ``fetch``) with the campaign's ``trigger.*`` keys filled in, and the
-seed's ``.clix/api-trigger-plan.json`` for it (``clarion plan validate`` accepts it as is)."""
+``clarion-client``, Node ``fetch``) with the campaign's ``trigger.*`` keys filled in (the
+plan download is campaigns.trigger_plan's)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from clarion.audience.rules import trigger_key
 from clarion.campaigns.schemas import CampaignOut
-
-EXAMPLES = {"string": "example", "number": 1, "boolean": True,
-            "datetime": "2026-05-01T14:30:00Z"}  # fmt: skip
-PLAN_TYPES = {"string": "string", "number": "number", "boolean": "boolean",
-              "datetime": "datetime", "version": "string"}  # fmt: skip
-
-
-def key_types(campaign: CampaignOut) -> dict[str, str]:
-    """Each ``trigger.*`` key the campaign uses, with the type its rules compare it as
-    (template-only keys are strings)."""
-    types: dict[str, str] = {}
-    for located in campaign.audience.located():
-        condition = located.condition
-        for item in condition.operands:
-            key = trigger_key(item)
-            if key is not None:
-                types.setdefault(key, PLAN_TYPES.get(condition.type or "string", "string"))
-    for key in campaign.template_keys:
-        types.setdefault(key, "string")
-    return types
-
-
-def example_properties(campaign: CampaignOut) -> dict[str, Any]:
-    return {key: EXAMPLES[kind] for key, kind in key_types(campaign).items()}
-
-
-def plan(campaign: CampaignOut) -> dict[str, Any]:
-    types = key_types(campaign)
-    return {
-        "campaign_id": campaign.id,
-        "audience": {"mode": "default"},
-        "dynamic_filter_keys": list(campaign.trigger_keys),
-        "properties": {
-            key: {"type": kind, "required": True, "example": EXAMPLES[kind]}
-            for key, kind in types.items()
-        },
-    }
+from clarion.campaigns.trigger_plan import example_properties
 
 
 def snippets(campaign: CampaignOut, base_url: str, project_id: str) -> dict[str, str]:

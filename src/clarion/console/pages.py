@@ -28,6 +28,7 @@ from clarion.auth.keys import SCOPE_HELP, SCOPES
 from clarion.auth.repository import get_project, list_projects
 from clarion.campaigns import repository as campaign_repo
 from clarion.campaigns import service as campaigns
+from clarion.campaigns import trigger_plan
 from clarion.console import accounts, editor, integration, testing
 from clarion.console import repository as console_repo
 from clarion.console.accounts import SignedIn
@@ -446,14 +447,15 @@ def save_campaign(request: Request, admin: Admin, project_id: str, form: Form) -
     checked(admin, form)
     campaign_id = form.get("campaign_id", "")
     try:
-        spec = editor.spec_from_form(form)
         with state(request).db.write() as session:
             if get_project(session, project_id) is None:
                 raise ClarionError(f"No project {project_id!r}.", code="project_not_found")
             if campaign_id:
-                saved = campaigns.update(session, campaigns.get(session, project_id, campaign_id),
-                                         spec, audit.admin_actor(admin.email))  # fmt: skip
+                edited = campaigns.get(session, project_id, campaign_id)
+                spec = editor.spec_from_form(form, campaigns.definition(session, edited))
+                saved = campaigns.update(session, edited, spec, audit.admin_actor(admin.email))
             else:
+                spec = editor.spec_from_form(form)
                 saved = campaigns.create(session, project_id, spec, audit.admin_actor(admin.email))
     except editor.FormProblem as exc:
         return _editor(request, admin, project_id, form, 400, str(exc))
@@ -525,7 +527,7 @@ def _diff(versions: list[Any], old: str | None, new: str | None) -> list[str] | 
 
 
 @router.get("/projects/{project_id}/campaigns/{campaign_id}/plan.json")
-def trigger_plan(request: Request, admin: Admin, project_id: str, campaign_id: str) -> Response:
+def plan_download(request: Request, admin: Admin, project_id: str, campaign_id: str) -> Response:
     """The campaign's .clix/api-trigger-plan.json, as a download."""
     with state(request).db.read() as session:
         try:
@@ -533,7 +535,7 @@ def trigger_plan(request: Request, admin: Admin, project_id: str, campaign_id: s
         except ClarionError as exc:
             return page(request, "message.html", 404, admin=admin, title="No such campaign",
                         message=exc.message)  # fmt: skip
-    body = orjson.dumps(integration.plan(out), option=orjson.OPT_INDENT_2) + b"\n"
+    body = orjson.dumps(trigger_plan.plan(out), option=orjson.OPT_INDENT_2) + b"\n"
     return Response(body, media_type="application/json", headers={
         "Content-Disposition": 'attachment; filename="api-trigger-plan.json"'})  # fmt: skip
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from clarion import idempotency
 from clarion.auth.service import Principal
+from clarion.campaigns import payload
 from clarion.campaigns import repository as campaign_repository
 from clarion.campaigns import service as campaigns
 from clarion.campaigns.service import Version
@@ -73,6 +74,7 @@ def campaign_version(
             missing=missing,
             expected=needed,
         )
+    payload.check(version.trigger_schema, request.properties)  # the campaign's own schema
     version.audience.bind(request.properties)  # refuses values the rules cannot compare
     return campaign, version
 
