@@ -79,8 +79,13 @@ class InvalidTriggerPayload(ClarionError):
     code = "invalid_trigger_payload"
 
 
-def check(schema: Mapping[str, TriggerProperty] | None, properties: Mapping[str, Any]) -> None:
-    """Trigger time: raises InvalidTriggerPayload naming every bad key, with ``problems``."""
+def check(
+    schema: Mapping[str, TriggerProperty] | None,
+    properties: Mapping[str, Any],
+    recipient: str = "",
+) -> None:
+    """Trigger time: raises InvalidTriggerPayload naming every bad key, with ``problems``.
+    ``recipient``: the target whose merged properties these are (named in the answer)."""
     if not schema:
         return
     problems: list[dict[str, str]] = []
@@ -96,7 +101,10 @@ def check(schema: Mapping[str, TriggerProperty] | None, properties: Mapping[str,
             problems.append({"key": key, "problem": f"must be {wrong}, got {got}"[:300]})
     if problems:
         said = "; ".join(f"{p['key']} {p['problem']}" for p in problems)
+        whose = f" (for {recipient}, its properties over the top level)" if recipient else ""
+        details: dict[str, Any] = {"problems": problems}
+        if recipient:
+            details["path"] = recipient
         raise InvalidTriggerPayload(
-            f"properties do not match the campaign's trigger_schema: {said}.",
-            problems=problems,
+            f"properties{whose} do not match the campaign's trigger_schema: {said}.", **details
         )

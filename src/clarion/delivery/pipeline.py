@@ -32,6 +32,7 @@ from clarion.storage.db import Database
 from clarion.storage.models import utcnow
 from clarion.templating import jsonbody
 from clarion.templating.message import MessageRejected, TriggerMessages
+from clarion.triggers import recipients
 from clarion.webhooks import service as webhooks
 from clarion.webhooks.repository import subscribed
 
@@ -141,7 +142,9 @@ class Pipeline:
         marks: list[dict[str, Any]] = []
         given_up: list[dict[str, Any]] = []
         waiting: set[tuple[str, int]] = set()  # chunks with messages held back by a send rate
-        renderers: dict[str, TriggerMessages] = {}  # per trigger: shared fields render once
+        # Per trigger and per set of recipient properties: shared fields render once.
+        renderers: dict[tuple[str, recipients.Key], TriggerMessages] = {}
+        own: dict[str, recipients.RecipientProperties] = {}
         with metrics.stage("load"), self.db.read() as session:
             triggers = repository.get_triggers(session, {t for t, _ in chunks})
             for row in repository.chunk_messages(session, chunks):
@@ -162,11 +165,17 @@ class Pipeline:
                         "dup": row.possible_duplicate or crashed_mid_send,
                     }
                 )
-                renderer = renderers.get(trigger.id)
+                given = own.get(trigger.id)
+                if given is None:
+                    given = own[trigger.id] = _recipient_properties(session, trigger, version)
+                whose = given.key(row.project_user_id, row.device_id or None)
+                renderer = renderers.get((trigger.id, whose))
                 if renderer is None:
                     schemes = auth.url_schemes(session, trigger.project_id)
-                    renderer = version.plan.for_trigger(trigger.properties, schemes)
-                    renderers[trigger.id] = renderer
+                    properties = given.merged(trigger.properties, whose)
+                    renderer = renderers[trigger.id, whose] = version.plan.for_trigger(
+                        properties, schemes
+                    )
                 claimed.append((row, version, renderer))
         with metrics.stage("persist"), self.db.write() as session:
             repository.mark_sending(session, marks)
@@ -304,6 +313,14 @@ class Pipeline:
                 outcome["status"] = "failed"
             outcomes.append(outcome)
         return outcomes
+
+
+def _recipient_properties(
+    session: Session, trigger: Any, version: Version
+) -> recipients.RecipientProperties:
+    if trigger.audience_mode != "targets":
+        return recipients.NONE
+    return recipients.of(session, trigger.project_id, trigger.targets, version.per_user)
 
 
 def _completed(session: Session, done: Sequence[Any]) -> None:

@@ -21,7 +21,7 @@ class TooManyTargets(InvalidRequest):
 @dataclass(frozen=True, slots=True)
 class TriggerRequest:
     mode: Mode
-    targets: list[dict[str, str]] = field(default_factory=list)
+    targets: list[dict[str, Any]] = field(default_factory=list)  # an id, and "properties"
     properties: dict[str, Any] = field(default_factory=dict)
 
 
@@ -87,7 +87,7 @@ def parse_trigger(raw: bytes, max_targets: int) -> TriggerRequest:
     return TriggerRequest(mode="targets", targets=targets, properties=properties)
 
 
-def _target(index: int, target: Any) -> dict[str, str]:
+def _target(index: int, target: Any) -> dict[str, Any]:
     path = f"$.audience.targets[{index}]"
     if not isinstance(target, dict):
         raise _bad(path, f"must be an object, not {_kind(target)}")
@@ -99,7 +99,14 @@ def _target(index: int, target: Any) -> dict[str, str]:
     value = target[key]
     if not isinstance(value, str) or not value:
         raise _bad(f"{path}.{key}", f"must be a non-empty string, not {_kind(value)}")
-    return {key: value}
+    properties = target.get("properties")
+    if properties is None:
+        return {key: value}
+    if not isinstance(properties, dict):
+        raise _bad(f"{path}.properties", "must be an object of this recipient's properties, "
+                   f"not {_kind(properties)}")  # fmt: skip
+    limits.check_properties(properties, f"{path}.properties")
+    return {key: value, "properties": properties} if properties else {key: value}
 
 
 def _kind(value: Any) -> str:

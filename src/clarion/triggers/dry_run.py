@@ -24,6 +24,7 @@ from clarion.delivery.context import DeviceView, template_context
 from clarion.delivery.pipeline import SKIP_NO_EMAIL, email_address, log_fields, skip_reason
 from clarion.storage.models import Device, User
 from clarion.templating.message import MessageRejected, TriggerMessages
+from clarion.triggers import recipients as recipient_properties
 from clarion.triggers import service
 from clarion.triggers.body import TriggerRequest
 from clarion.triggers.dry_run_schemas import (
@@ -86,10 +87,19 @@ def dry_run(
         sub = recipients.subquery()
         recipients = select(*list(sub.c)[:2], null()).distinct()
     rows = session.execute(recipients.limit(sample_size), params)
-    renderer = version.plan.for_trigger(
-        request.properties, auth.url_schemes(session, principal.project_id)
-    )
-    sample = [_sample(session, renderer, row, version) for row in rows]
+    schemes = auth.url_schemes(session, principal.project_id)
+    given = recipient_properties.of(session, principal.project_id, targets or [],
+                                    version.per_user)  # fmt: skip
+    renderers: dict[recipient_properties.Key, TriggerMessages] = {}
+
+    def renderer_for(row: Any) -> TriggerMessages:
+        whose = given.key(row[1], row[2])
+        if whose not in renderers:
+            merged = given.merged(request.properties, whose)
+            renderers[whose] = version.plan.for_trigger(merged, schemes)
+        return renderers[whose]
+
+    sample = [_sample(session, renderer_for(row), row, version) for row in rows]
     excluded = _explain_targets(session, principal.project_id, version, bound, now, targets or [])
     warnings = list(version.plan.warnings)
     absent = [k for k in version.plan.trigger_keys if k not in request.properties]

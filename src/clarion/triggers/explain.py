@@ -19,6 +19,7 @@ from clarion.delivery.context import DeviceView, template_context
 from clarion.delivery.pipeline import SKIP_NO_EMAIL, email_address, skip_reason
 from clarion.storage.models import Device, Message, Trigger, User
 from clarion.templating.message import MessageRejected
+from clarion.triggers import recipients
 
 LOG = "Message log"
 
@@ -123,9 +124,14 @@ def explain(
                               reason is None and not fails_device_rule, detail))  # fmt: skip
         if not devices:
             steps.append(Step("Devices", False, skip_reason(None, None, None) or ""))
-    renderer = version.plan.for_trigger(trigger.properties,
-                                        auth.url_schemes(session, project_id))  # fmt: skip
     first = devices[0] if devices else None
+    given = recipients.NONE
+    if trigger.audience_mode == "targets":
+        given = recipients.of(session, project_id, trigger.targets, version.per_user)
+    whose = given.key(user.project_user_id, None if version.per_user or first is None
+                      else first.id)  # fmt: skip
+    renderer = version.plan.for_trigger(given.merged(trigger.properties, whose),
+                                        auth.url_schemes(session, project_id))  # fmt: skip
     context = template_context(renderer.properties, user.project_user_id, user.properties,
                                DeviceView.of(first) if first else None)  # fmt: skip
     try:

@@ -15,11 +15,19 @@ class Target(BaseModel):
     device_id: str | None = None
 
 
+class TargetIn(Target):
+    properties: dict[str, Any] | None = Field(
+        default=None,
+        description="Clarion: this recipient's own properties, merged over the top-level ones "
+        "for its templates (audience rules still compare the top-level values).",
+    )
+
+
 class TriggerAudience(BaseModel):
     broadcast: bool | None = Field(
         default=None, description="true: everyone the campaign's rules admit; targets ignored."
     )
-    targets: list[Target] | None = Field(
+    targets: list[TargetIn] | None = Field(
         default=None, description="Only these users or devices, still filtered by the rules."
     )
 

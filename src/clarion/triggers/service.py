@@ -74,9 +74,22 @@ def campaign_version(
             missing=missing,
             expected=needed,
         )
-    payload.check(version.trigger_schema, request.properties)  # the campaign's own schema
+    _check_payload(version, request)
     version.audience.bind(request.properties)  # refuses values the rules cannot compare
     return campaign, version
+
+
+def _check_payload(version: Version, request: TriggerRequest) -> None:
+    """The campaign's trigger_schema, over what each recipient's templates will see."""
+    schema = version.trigger_schema
+    own = [(i, t["properties"]) for i, t in enumerate(request.targets) if "properties" in t]
+    if not schema or not own:
+        payload.check(schema, request.properties)
+        return
+    if len(own) < len(request.targets):  # some targets get the top level alone
+        payload.check(schema, request.properties)
+    for i, props in own:
+        payload.check(schema, {**request.properties, **props}, f"audience.targets[{i}]")
 
 
 def check(
