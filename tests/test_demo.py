@@ -26,7 +26,14 @@ def test_the_printed_curl_reaches_the_two_san_francisco_staff(server: Server, db
     assert r.status_code == 200, r.text
     project = Project(again.project_id, again.secret_key, "")
     status = server.wait_done(project, r.json()["trigger_id"])
-    assert status["counts"] == {"matched": 3, "sent": 2, "failed": 0, "skipped": 1, "pending": 0}
+    assert status["counts"] == {
+        "matched": 3,
+        "sent": 2,
+        "failed": 0,
+        "skipped": 1,
+        "pending": 0,
+        "cancelled": 0,
+    }
     sent = server.messages(project, r.json()["trigger_id"], status="sent")
     assert {m["body"] for m in sent} == {
         "Order #ORD-12345 from Jamie Chen. 3 items ready by 2:30 PM."

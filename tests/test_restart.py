@@ -105,7 +105,7 @@ def assert_each_reached_once(
             break
         time.sleep(0.1)
     assert status["counts"] == {"matched": N, "sent": N, "failed": 0, "skipped": 0,
-                                "pending": 0}  # fmt: skip
+                                "pending": 0, "cancelled": 0}  # fmt: skip
     with db.read() as session:
         pairs = session.execute(select(Message.user_id, Message.device_id)).all()
     assert len(pairs) == len(set(pairs)) == N

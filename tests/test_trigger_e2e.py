@@ -17,7 +17,14 @@ def test_broadcast_reaches_only_that_stores_staff_rendered(server: Server, db: D
         project, campaign_id, {"audience": {"broadcast": True}, "properties": PROPS}
     )
     assert status["status"] == "completed"
-    assert status["counts"] == {"matched": 2, "sent": 2, "failed": 0, "skipped": 0, "pending": 0}
+    assert status["counts"] == {
+        "matched": 2,
+        "sent": 2,
+        "failed": 0,
+        "skipped": 0,
+        "pending": 0,
+        "cancelled": 0,
+    }
     messages = server.messages(project, trigger_id)
     assert sorted(m["project_user_id"] for m in messages) == ["sf-staff-1", "sf-staff-2"]
     for m in messages:
@@ -140,7 +147,14 @@ def test_device_without_token_or_permission_is_skipped_with_reason(
     ])  # fmt: skip
     add_user(server.client, project, "u2", {}, [])
     trigger_id, status = server.fire(project, campaign_id)
-    assert status["counts"] == {"matched": 4, "sent": 1, "failed": 0, "skipped": 3, "pending": 0}
+    assert status["counts"] == {
+        "matched": 4,
+        "sent": 1,
+        "failed": 0,
+        "skipped": 3,
+        "pending": 0,
+        "cancelled": 0,
+    }
     by_device = {m["device_id"]: m for m in server.messages(project, trigger_id)}
     assert by_device["d-ok"]["title"] == "Hi Ann"
     assert by_device["d-notoken"]["reason"].startswith("no_push_token")

@@ -45,7 +45,7 @@ class TriggerStatus:
 
     @property
     def done(self) -> bool:
-        return self.status in ("completed", "failed")
+        return self.status in ("completed", "failed", "cancelled")
 
 
 @dataclass

@@ -108,6 +108,11 @@ class Client(BaseClient):
         body = self._send(Call("GET", f"/api/v1/triggers/{trigger_id}", timeout=self.timeout))[0]
         return TriggerStatus(body["trigger_id"], body["status"], body["counts"], body)
 
+    def cancel_trigger(self, trigger_id: str) -> TriggerStatus:
+        """Clarion: stop a trigger; its messages not yet handed over are not sent."""
+        body = self._write("POST", f"/api/v1/triggers/{trigger_id}:cancel", None)
+        return TriggerStatus(body["trigger_id"], body["status"], body["counts"], body)
+
     def wait_for_trigger(
         self, trigger_id: str, timeout: float = 60.0, interval: float = 0.5
     ) -> TriggerStatus:
@@ -278,6 +283,10 @@ class AsyncClient(BaseClient):
     async def get_trigger(self, trigger_id: str) -> TriggerStatus:
         call = Call("GET", f"/api/v1/triggers/{trigger_id}", timeout=self.timeout)
         body = (await self._send(call))[0]
+        return TriggerStatus(body["trigger_id"], body["status"], body["counts"], body)
+
+    async def cancel_trigger(self, trigger_id: str) -> TriggerStatus:
+        body = await self._write("POST", f"/api/v1/triggers/{trigger_id}:cancel", None)
         return TriggerStatus(body["trigger_id"], body["status"], body["counts"], body)
 
     async def wait_for_trigger(

@@ -619,7 +619,7 @@ def trigger_page(request: Request, admin: Admin, project_id: str, trigger_id: st
                 campaign=parent, counts=counts, total=total, settled=settled,
                 messages=shown, attempts=attempts, filters=filters, who=who, steps=steps,
                 next_after=rows[PAGE - 1].id if more else None,
-                live=trigger.status not in ("completed", "failed"))  # fmt: skip
+                live=trigger.status not in ("completed", "failed", "cancelled"))  # fmt: skip
 
 
 # -- users and devices ---------------------------------------------------------------------

@@ -44,6 +44,7 @@ SKIP_PERMISSION = "push_permission_off: the device has not granted push permissi
 # again, flagged possible_duplicate, up to this many times in all. Past that it fails with
 # FAIL_INTERRUPTED: a message that keeps taking its worker down must not do so forever.
 MAX_HANDOVERS = 5
+CANCELLED = "cancelled: the trigger was cancelled before this message was handed over"
 FAIL_INTERRUPTED = (
     f"interrupted {MAX_HANDOVERS} times while sending (each time its worker stopped "
     "mid-send); not handed over again"
@@ -89,6 +90,11 @@ class Pipeline:
         engine = self.engine
         lease = utcnow() + timedelta(seconds=self.lease_seconds)
         with metrics.stage("persist"), self.db.write() as session:
+            statuses = repository.locked_statuses(session, trigger_ids, share=True)
+            stopped = {t for t, status in statuses.items() if status == "cancelled"}
+            if stopped:  # cancelled while resolving: no more of its messages
+                last_rows = [r for r in last_rows if r["trigger_id"] not in stopped]
+                inline = [c for c in inline if c[0] not in stopped]
             repository.add_messages(session, last_rows)
             engine.enqueue_deliver(session, inline, lease if engine.inline_delivery else None)
             repository.finalize_resolve(session, finals)
@@ -125,6 +131,11 @@ class Pipeline:
                 devices = None if version.per_user else seen_devices  # per user: no devices
                 return rows, chunk_no, total, _excluded(reader, trigger, seen_users, devices)
             with metrics.stage("persist"), self.db.write() as session:
+                if (
+                    repository.locked_statuses(session, [trigger.id], share=True).get(trigger.id)
+                    == "cancelled"
+                ):
+                    return [], chunk_no, total, []  # cancelled: resolve no further
                 repository.add_messages(session, rows)
                 if any(r["status"] == "queued" for r in rows):
                     self.engine.enqueue_deliver(session, [(trigger.id, chunk_no)])
@@ -178,6 +189,14 @@ class Pipeline:
                     )
                 claimed.append((row, version, renderer))
         with metrics.stage("persist"), self.db.write() as session:
+            statuses = repository.locked_statuses(session, triggers, share=True)
+            stopped = {t for t, status in statuses.items() if status == "cancelled"}
+            if stopped:  # cancelled since these rows were read: none of them goes out
+                given_up += [{"mid": row.id, "status": "cancelled", "reason": CANCELLED}
+                             for row, _, _ in claimed if row.trigger_id in stopped]  # fmt: skip
+                claimed = [c for c in claimed if c[0].trigger_id not in stopped]
+                kept = {row.id for row, _, _ in claimed}
+                marks = [m for m in marks if m["mid"] in kept]
             repository.mark_sending(session, marks)
             repository.record_outcomes(session, given_up)
         outcomes, retry_after, dead_tokens = self._send(claimed)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     exists,
     func,
     insert,
@@ -46,11 +47,32 @@ _LOCK_TRIGGERS = (
     .order_by(T.c.id)
     .with_for_update()
 )
-_SET_STATUS = update(T).where(T.c.id == bindparam("tid")).values(status=bindparam("new_status"))
+# A cancelled trigger stays cancelled, whatever a step that began before the cancel writes.
+_SET_STATUS = (
+    update(T)
+    .where(T.c.id == bindparam("tid"), T.c.status != "cancelled")
+    .values(status=bindparam("new_status"))
+)
 _FINALIZE = (
     update(T)
     .where(T.c.id == bindparam("tid"))
-    .values(status="sending", matched=bindparam("matched"), excluded_targets=bindparam("excl"))
+    .values(
+        status=case((T.c.status == "cancelled", T.c.status), else_="sending"),
+        matched=bindparam("matched"),
+        excluded_targets=bindparam("excl"),
+    )
+)
+_SHARE_TRIGGERS = (
+    select(T.c.id)
+    .where(T.c.id.in_(bindparam("tids", expanding=True)))
+    .order_by(T.c.id)
+    .with_for_update(read=True)
+)
+_STATUSES = select(T.c.id, T.c.status).where(T.c.id.in_(bindparam("tids", expanding=True)))
+_CANCEL_QUEUED = (
+    update(M)
+    .where(M.c.trigger_id == bindparam("tid"), M.c.status == "queued")
+    .values(status="cancelled", reason=bindparam("reason"))
 )
 _COMPLETE = (
     update(T)
@@ -169,7 +191,7 @@ def add_messages(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 def fail_trigger(session: Session, trigger_id: str, kind: str, attempts: int, error: str) -> None:
     """A step of the trigger failed for the last time: the trigger ends as failed."""
     trigger = session.get(Trigger, trigger_id)
-    if trigger is not None and trigger.status not in ("completed", "failed"):
+    if trigger is not None and trigger.status not in ("completed", "failed", "cancelled"):
         trigger.status = "failed"
         trigger.error = f"{kind} step failed {attempts} times: {error}"
         trigger.completed_at = utcnow()
@@ -185,6 +207,26 @@ def finalize_resolve(session: Session, finals: Sequence[tuple[str, int, list[Any
         session.execute(
             _FINALIZE, [{"tid": t, "matched": n, "excl": excl} for t, n, excl in finals]
         )
+
+
+def locked_statuses(
+    session: Session, trigger_ids: Iterable[str], *, share: bool = False
+) -> dict[str, str]:
+    """The triggers' statuses, their rows locked until the commit (on PostgreSQL; SQLite's
+    write lock already serialises writers). The pipeline's steps take a shared lock, so they
+    do not wait for each other, and a cancel the exclusive one: it waits for a step that has
+    read the status to commit, and a step after it sees the cancel."""
+    ids = sorted(set(trigger_ids))
+    if not ids:
+        return {}
+    session.execute(_SHARE_TRIGGERS if share else _LOCK_TRIGGERS, {"tids": ids}).all()
+    return {row.id: row.status for row in session.execute(_STATUSES, {"tids": ids})}
+
+
+def cancel_queued(session: Session, trigger_id: str, reason: str) -> int:
+    """Every message of the trigger not yet handed over ends as cancelled; how many."""
+    result = session.execute(_CANCEL_QUEUED, {"tid": trigger_id, "reason": reason})
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def complete_if_done(session: Session, trigger_ids: Sequence[str]) -> list[Any]:

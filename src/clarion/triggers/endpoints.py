@@ -29,7 +29,7 @@ from clarion.triggers.schemas import (
     TriggerBody,
     TriggerOut,
 )
-from clarion.web import FollowKey, JSONResponse, api_router, principal_from, state
+from clarion.web import FollowKey, JSONResponse, TriggerKey, api_router, principal_from, state
 
 router = api_router("triggers")
 # The endpoints read the raw body themselves (so that refusals name JSON paths); the API
@@ -144,8 +144,27 @@ def _release(app: Any, claimed: idempotency.Claimed) -> None:
 @router.get("/triggers/{trigger_id}", response_model=TriggerOut, summary="Trigger status")
 def trigger_status(trigger_id: str, principal: FollowKey, request: Request) -> TriggerOut:
     with state(request).db.read() as session:
-        trigger = service.get(session, principal, trigger_id)
-        counts = delivery_repo.counts(session, trigger.id)
+        return _status(session, service.get(session, principal, trigger_id))
+
+
+@router.post(
+    "/triggers/{trigger_id}:cancel",
+    response_model=TriggerOut,
+    summary="Cancel a trigger: its messages not yet handed over are not sent",
+)
+def cancel_trigger(trigger_id: str, principal: TriggerKey, request: Request) -> TriggerOut:
+    """Stops a trigger that is accepted, resolving or sending: messages not yet handed to a
+    provider end as ``cancelled`` (``counts.cancelled``), and no more are made. Cancelling
+    again answers the same; a completed or failed trigger answers 409 trigger_finished."""
+    app = state(request)
+    with app.db.write() as session:
+        trigger = service.cancel(session, principal, trigger_id)
+    with app.db.read() as session:
+        return _status(session, service.get(session, principal, trigger.id))
+
+
+def _status(session: Any, trigger: Any) -> TriggerOut:
+    counts = delivery_repo.counts(session, trigger.id)
     pending = counts.get("queued", 0) + counts.get("sending", 0)
     return TriggerOut(
         trigger_id=trigger.id,
@@ -160,6 +179,7 @@ def trigger_status(trigger_id: str, principal: FollowKey, request: Request) -> T
             failed=counts.get("failed", 0),
             skipped=counts.get("skipped", 0),
             pending=pending,
+            cancelled=counts.get("cancelled", 0),
         ),
         excluded_targets=trigger.excluded_targets or [],
         error=trigger.error,
@@ -176,7 +196,7 @@ def trigger_messages(
     principal: FollowKey,
     request: Request,
     status: Annotated[
-        Literal["queued", "sending", "sent", "failed", "skipped"] | None, Query()
+        Literal["queued", "sending", "sent", "failed", "skipped", "cancelled"] | None, Query()
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,

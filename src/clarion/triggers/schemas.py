@@ -52,13 +52,14 @@ class Counts(BaseModel):
     failed: int
     skipped: int
     pending: int
+    cancelled: int = Field(default=0, description="Not handed over: the trigger was cancelled.")
 
 
 class TriggerOut(BaseModel):
     trigger_id: str
     campaign_id: str
     campaign_version: int
-    status: Literal["accepted", "resolving", "sending", "completed", "failed"]
+    status: Literal["accepted", "resolving", "sending", "completed", "failed", "cancelled"]
     audience_mode: Literal["broadcast", "targets", "default"]
     properties: dict[str, Any]
     counts: Counts

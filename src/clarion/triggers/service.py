@@ -14,6 +14,8 @@ from clarion.campaigns import payload
 from clarion.campaigns import repository as campaign_repository
 from clarion.campaigns import service as campaigns
 from clarion.campaigns.service import Version
+from clarion.delivery import repository
+from clarion.delivery.pipeline import CANCELLED
 from clarion.errors import ClarionError, NotFound
 from clarion.ids import uuid7
 from clarion.runner.engine import TaskEngine
@@ -135,6 +137,38 @@ def write(session: Session, rows: Sequence[dict[str, Any]], engine: TaskEngine) 
                 webhooks.trigger_event("trigger.accepted", r, audience_mode=r["audience_mode"])
                 for r in rows if r["project_id"] == project_id
             ])  # fmt: skip
+
+
+class TriggerFinished(ClarionError):
+    status_code = 409
+    code = "trigger_finished"
+
+
+def cancel(session: Session, principal: Principal, trigger_id: str) -> Trigger:
+    """Stop a trigger: every message not yet handed over ends as cancelled, and no step
+    writes or sends more for it. Cancelling a cancelled trigger changes nothing; a completed
+    or failed one answers 409 (nothing is left to stop)."""
+    principal.require("trigger")
+    trigger = get(session, principal, trigger_id)
+    status = repository.locked_statuses(session, [trigger.id])[trigger.id]
+    session.refresh(trigger)
+    if status == "cancelled":
+        return trigger
+    if status in ("completed", "failed"):
+        raise TriggerFinished(
+            f"Trigger {trigger.id} {status} at {trigger.completed_at:%Y-%m-%d %H:%M:%S} UTC; "
+            "there is nothing left to cancel.",
+            status=status,
+        )
+    trigger.status = "cancelled"
+    trigger.completed_at = utcnow()
+    repository.cancel_queued(session, trigger.id, CANCELLED)
+    if subscribed(session, trigger.project_id):
+        row = {"id": trigger.id, "project_id": trigger.project_id,
+               "campaign_id": trigger.campaign_id}  # fmt: skip
+        webhooks.emit(session, trigger.project_id, [
+            webhooks.trigger_event("trigger.cancelled", row, previous_status=status)])  # fmt: skip
+    return trigger
 
 
 def get(session: Session, principal: Principal, trigger_id: str) -> Trigger:

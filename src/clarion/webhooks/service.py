@@ -29,6 +29,7 @@ EVENT_TYPES = (
     "MESSAGE_FAILED",
     "trigger.accepted",
     "trigger.completed",
+    "trigger.cancelled",
 )
 RESERVED_HEADERS = {"host", "content-type", "content-length", "user-agent"}
 
