@@ -32,7 +32,7 @@ from clarion.storage.db import Database
 from clarion.storage.models import utcnow
 from clarion.templating import jsonbody
 from clarion.templating.message import MessageRejected, TriggerMessages
-from clarion.triggers import recipients
+from clarion.triggers import recipients, schedule
 from clarion.webhooks import service as webhooks
 from clarion.webhooks.repository import subscribed
 
@@ -75,7 +75,7 @@ class Pipeline:
             work = [
                 (t, load_version(session, t.campaign_id, t.campaign_version))
                 for t in triggers.values()
-                if t.status in ("accepted", "resolving")
+                if t.status in ("scheduled", "accepted", "resolving")
             ]
         last_rows: list[dict[str, Any]] = []
         finals: list[tuple[str, int, list[Any]]] = []
@@ -123,6 +123,8 @@ class Pipeline:
         for chunk_no, part, last in _numbered_with_last(parts, first):
             with metrics.stage("resolve"):
                 rows = [_message_row(trigger, version, chunk_no, r) for r in part]
+                if trigger.in_local_time and not version.per_user:
+                    _due_in_local_time(reader, trigger, rows)
             total += len(rows)
             if trigger.audience_mode == "targets":  # bounded by max_targets
                 seen_users.update(r["project_user_id"] for r in rows)
@@ -153,6 +155,8 @@ class Pipeline:
         marks: list[dict[str, Any]] = []
         given_up: list[dict[str, Any]] = []
         waiting: set[tuple[str, int]] = set()  # chunks with messages held back by a send rate
+        due_in: dict[tuple[str, int], float] = {}  # chunks with messages not due yet: seconds
+        now = utcnow()
         # Per trigger and per set of recipient properties: shared fields render once.
         renderers: dict[tuple[str, recipients.Key], TriggerMessages] = {}
         own: dict[str, recipients.RecipientProperties] = {}
@@ -162,6 +166,11 @@ class Pipeline:
                 trigger = triggers[row.trigger_id]
                 if row.status == "sending" and row.attempts >= MAX_HANDOVERS:
                     given_up.append({"mid": row.id, "status": "failed", "reason": FAIL_INTERRUPTED})
+                    continue
+                if row.not_before is not None and row.not_before > now:  # scheduled for later
+                    wait = (row.not_before - now).total_seconds()
+                    chunk = (row.trigger_id, row.chunk_no)
+                    due_in[chunk] = min(due_in.get(chunk, wait), wait)
                     continue
                 version = load_version(session, trigger.campaign_id, trigger.campaign_version)
                 if version.send_rate and not self.rates.take(trigger.campaign_id,
@@ -202,6 +211,8 @@ class Pipeline:
         outcomes, retry_after, dead_tokens = self._send(claimed)
         chunk_of = {row.id: (row.trigger_id, row.chunk_no) for row, _, _ in claimed}
         delays: dict[tuple[str, int], float] = dict.fromkeys(waiting, RETRY_IN)
+        for chunk, wait in due_in.items():  # back when the first of them is due
+            delays[chunk] = min(delays.get(chunk, wait), wait)
         for message_id, delay in retry_after.items():
             key = chunk_of[message_id]
             delays[key] = max(delays.get(key, 0.0), delay)
@@ -334,6 +345,14 @@ class Pipeline:
         return outcomes
 
 
+def _due_in_local_time(reader: Session, trigger: Any, rows: list[dict[str, Any]]) -> None:
+    """Each device's message waits for send_at's wall-clock time in the device's timezone."""
+    devices = [r["device_id"] for r in rows if r["device_id"]]
+    zones = repository.device_timezones(reader, trigger.project_id, devices)
+    for row in rows:
+        row["not_before"] = schedule.due(trigger.send_at, zones.get(row["device_id"]))
+
+
 def _recipient_properties(
     session: Session, trigger: Any, version: Version
 ) -> recipients.RecipientProperties:
@@ -433,6 +452,7 @@ def _message_row(trigger: Any, version: Version, chunk_no: int, r: Any) -> dict[
         "attempts": 0,
         "possible_duplicate": False,
         "created_at": utcnow(),
+        "not_before": None,
     }
 
 

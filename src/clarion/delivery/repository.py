@@ -39,7 +39,7 @@ A = cast(Table, MessageAttempt.__table__)
 
 _TRIGGERS = select(
     T.c.id, T.c.project_id, T.c.campaign_id, T.c.campaign_version, T.c.audience_mode,
-    T.c.targets, T.c.properties, T.c.status,
+    T.c.targets, T.c.properties, T.c.status, T.c.send_at, T.c.in_local_time,
 ).where(T.c.id.in_(bindparam("tids", expanding=True)))  # fmt: skip
 _LOCK_TRIGGERS = (
     select(T.c.id)
@@ -93,6 +93,7 @@ _CHUNK = (
         M.c.status,
         M.c.attempts,
         M.c.possible_duplicate,
+        M.c.not_before,
         M.c.project_user_id,
         M.c.user_id,
         D.c.id.label("device_id"),
@@ -181,6 +182,16 @@ def known_targets(
         dstmt = select(D.c.id).where(D.c.project_id == project_id, D.c.id.in_(device_ids))
         devices = set(session.scalars(dstmt).all())
     return users, devices
+
+
+def device_timezones(
+    session: Session, project_id: str, device_ids: Sequence[str]
+) -> dict[str, str | None]:
+    if not device_ids:
+        return {}
+    stmt = select(D.c.id, D.c.timezone).where(D.c.project_id == project_id,
+                                              D.c.id.in_(list(device_ids)))  # fmt: skip
+    return {row.id: row.timezone for row in session.execute(stmt)}
 
 
 def add_messages(session: Session, rows: Sequence[dict[str, Any]]) -> None:

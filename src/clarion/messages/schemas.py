@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from clarion.storage.models import Message
 
@@ -27,6 +27,9 @@ class MessageOut(BaseModel):
     possible_duplicate: bool
     created_at: datetime
     sent_at: datetime | None
+    not_before: datetime | None = Field(
+        default=None, description="Clarion: held until then (its device's local send time)."
+    )
 
     @classmethod
     def from_row(cls, m: Message) -> MessageOut:
@@ -48,6 +51,7 @@ class MessageOut(BaseModel):
             possible_duplicate=m.possible_duplicate,
             created_at=m.created_at,
             sent_at=m.sent_at,
+            not_before=m.not_before,
         )
 
 

@@ -14,7 +14,7 @@ Two engines run the same pipeline steps (delivery.pipeline):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
@@ -37,7 +37,14 @@ class TaskEngine(Protocol):
     # under a lease (the built-in engine), or defers it like every other chunk.
     inline_delivery: bool
 
-    def enqueue_resolve(self, session: Session, trigger_ids: Sequence[str]) -> None: ...
+    def enqueue_resolve(
+        self,
+        session: Session,
+        trigger_ids: Sequence[str],
+        later: Mapping[str, datetime] | None = None,
+    ) -> None:
+        """``later``: triggers whose resolve job must wait until then (scheduled sends)."""
+        ...
 
     def enqueue_deliver(
         self,
@@ -63,8 +70,13 @@ class BuiltinEngine:
     name: EngineName = "builtin"
     inline_delivery = True
 
-    def enqueue_resolve(self, session: Session, trigger_ids: Sequence[str]) -> None:
-        jobs.enqueue_resolve(session, trigger_ids)
+    def enqueue_resolve(
+        self,
+        session: Session,
+        trigger_ids: Sequence[str],
+        later: Mapping[str, datetime] | None = None,
+    ) -> None:
+        jobs.enqueue_resolve(session, trigger_ids, later or {})
 
     def enqueue_deliver(
         self,
@@ -98,8 +110,14 @@ class ProcrastinateEngine:
     name: EngineName = "procrastinate"
     inline_delivery = False
 
-    def enqueue_resolve(self, session: Session, trigger_ids: Sequence[str]) -> None:
-        _defer(session, [(RESOLVE_TASK, {"trigger_id": t}, None) for t in trigger_ids])
+    def enqueue_resolve(
+        self,
+        session: Session,
+        trigger_ids: Sequence[str],
+        later: Mapping[str, datetime] | None = None,
+    ) -> None:
+        at = later or {}
+        _defer(session, [(RESOLVE_TASK, {"trigger_id": t}, at.get(t)) for t in trigger_ids])
 
     def enqueue_deliver(
         self,

@@ -7,7 +7,7 @@ table only ever holds work still to do.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
@@ -61,9 +61,12 @@ class Claimed:
     attempts: int
 
 
-def enqueue_resolve(session: Session, trigger_ids: Sequence[str]) -> None:
+def enqueue_resolve(
+    session: Session, trigger_ids: Sequence[str], later: Mapping[str, datetime]
+) -> None:
     now = utcnow()
-    session.execute(_ENQUEUE, [{"trigger_id": t, "run_after": now} for t in trigger_ids])
+    session.execute(_ENQUEUE, [{"trigger_id": t, "run_after": later.get(t, now)}
+                               for t in trigger_ids])  # fmt: skip
 
 
 def add_deliver_jobs(

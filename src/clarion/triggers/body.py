@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
 
-from clarion import limits
+from clarion import clock, limits
 from clarion.errors import InvalidJSON, InvalidRequest
 
 Mode = Literal["broadcast", "targets", "default"]
@@ -18,11 +19,16 @@ class TooManyTargets(InvalidRequest):
     code = "too_many_targets"
 
 
+MAX_AHEAD = timedelta(days=30)
+
+
 @dataclass(frozen=True, slots=True)
 class TriggerRequest:
     mode: Mode
     targets: list[dict[str, Any]] = field(default_factory=list)  # an id, and "properties"
     properties: dict[str, Any] = field(default_factory=dict)
+    send_at: datetime | None = None  # Clarion: deliver later (aware)
+    in_local_time: bool = False  # send_at's wall-clock time in each device's timezone
 
 
 def parse_json(raw: bytes) -> Any:
@@ -52,6 +58,39 @@ def parse_trigger(raw: bytes, max_targets: int) -> TriggerRequest:
         return TriggerRequest(mode="default")
     if not isinstance(body, dict):
         raise _bad("$", f"the body must be a JSON object, not {_kind(body)}")
+    request = _audience(body, max_targets)
+    send_at, local = _schedule(body)
+    if send_at is None:
+        return request
+    return replace(request, send_at=send_at, in_local_time=local)
+
+
+def _schedule(body: dict[str, Any]) -> tuple[datetime | None, bool]:
+    """``send_at`` (ISO-8601 with an offset, at most MAX_AHEAD away) and ``in_local_time``."""
+    local = body.get("in_local_time")
+    if local is not None and not isinstance(local, bool):
+        raise _bad("$.in_local_time", f"must be true or false, not {_kind(local)}")
+    raw = body.get("send_at")
+    if raw is None:
+        if local:
+            raise _bad("$.in_local_time", "needs send_at: the wall-clock time to send at")
+        return None, False
+    if not isinstance(raw, str):
+        raise _bad("$.send_at", f"must be an ISO-8601 string, not {_kind(raw)}")
+    try:
+        at = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise _bad("$.send_at", f"{raw[:60]!r} is not an ISO-8601 date and time "
+                   "(2026-12-01T09:00:00Z)") from None  # fmt: skip
+    if at.tzinfo is None:
+        raise _bad("$.send_at", f"{raw[:60]!r} has no UTC offset: add Z or +hh:mm (with "
+                   "in_local_time it applies to devices of unknown timezone)")  # fmt: skip
+    if at - clock.now() > MAX_AHEAD:
+        raise _bad("$.send_at", f"is more than {MAX_AHEAD.days} days ahead")
+    return at, bool(local)
+
+
+def _audience(body: dict[str, Any], max_targets: int) -> TriggerRequest:
     properties = body.get("properties")
     if properties is None:
         properties = {}

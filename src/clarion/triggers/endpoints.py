@@ -185,6 +185,8 @@ def _status(session: Any, trigger: Any) -> TriggerOut:
         error=trigger.error,
         created_at=trigger.created_at,
         completed_at=trigger.completed_at,
+        send_at=trigger.send_at,
+        in_local_time=trigger.in_local_time,
     )
 
 

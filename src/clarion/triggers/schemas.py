@@ -40,6 +40,15 @@ class TriggerBody(BaseModel):
     properties: dict[str, Any] = Field(
         default_factory=dict, description="Each key is trigger.<key> in rules and templates."
     )
+    send_at: datetime | None = Field(
+        default=None,
+        description="Clarion: deliver at this instant (ISO-8601 with an offset), up to 30 "
+        "days ahead; the trigger is 'scheduled' until then.",
+    )
+    in_local_time: bool | None = Field(
+        default=None,
+        description="Clarion: send at send_at's wall-clock time in each device's timezone.",
+    )
 
 
 class TriggerAccepted(BaseModel):
@@ -59,7 +68,9 @@ class TriggerOut(BaseModel):
     trigger_id: str
     campaign_id: str
     campaign_version: int
-    status: Literal["accepted", "resolving", "sending", "completed", "failed", "cancelled"]
+    status: Literal[
+        "scheduled", "accepted", "resolving", "sending", "completed", "failed", "cancelled"
+    ]
     audience_mode: Literal["broadcast", "targets", "default"]
     properties: dict[str, Any]
     counts: Counts
@@ -67,6 +78,12 @@ class TriggerOut(BaseModel):
     error: str | None
     created_at: datetime
     completed_at: datetime | None
+    send_at: datetime | None = Field(
+        default=None, description="Clarion: when it was scheduled to go (the request's send_at)."
+    )
+    in_local_time: bool = Field(
+        default=False, description="send_at's wall-clock time in each device's timezone."
+    )
 
 
 class ExplainStep(BaseModel):

@@ -20,12 +20,12 @@ from clarion.errors import ClarionError, NotFound
 from clarion.ids import uuid7
 from clarion.runner.engine import TaskEngine
 from clarion.storage.models import Trigger, utcnow
-from clarion.triggers import amplification
+from clarion.triggers import amplification, schedule
 from clarion.triggers.body import TriggerRequest
 from clarion.webhooks import service as webhooks
 from clarion.webhooks.repository import subscribed
 
-_INSERT = insert(cast(Table, Trigger.__table__)).values(status="accepted", excluded_targets=[])
+_INSERT = insert(cast(Table, Trigger.__table__)).values(excluded_targets=[])
 
 
 class CampaignNotTriggerable(ClarionError):
@@ -117,6 +117,9 @@ def check(
         "targets": request.targets,
         "properties": request.properties,
         "created_at": utcnow(),
+        "status": schedule.status_for(request.send_at),
+        "send_at": request.send_at,
+        "in_local_time": request.in_local_time,
     }, absent
 
 
@@ -127,7 +130,12 @@ def write(session: Session, rows: Sequence[dict[str, Any]], engine: TaskEngine) 
     if keyed:  # the answer to an Idempotency-Key is stored in the trigger's own commit
         rows = [{k: v for k, v in r.items() if k != "idempotency"} for r in rows]
     session.execute(_INSERT, list(rows))
-    engine.enqueue_resolve(session, [r["id"] for r in rows])
+    later = {}
+    for r in rows:
+        at = schedule.resolve_at(r["send_at"], r["in_local_time"])
+        if at is not None:
+            later[r["id"]] = at
+    engine.enqueue_resolve(session, [r["id"] for r in rows], later)
     for r in keyed:
         claimed, body, headers = r["idempotency"]
         idempotency.complete(session, claimed, 200, body, headers, r["id"])
