@@ -23,6 +23,7 @@ from clarion.console import pages as console
 from clarion.console.accounts import any_admin
 from clarion.credentials.crypto import Box, load_key
 from clarion.credentials.endpoints import router as providers_router
+from clarion.delivery.endpoints import router as delivery_router
 from clarion.delivery.providers.registry import build_registry
 from clarion.errors import ClarionError, PayloadTooLarge, unavailable
 from clarion.events.endpoints import router as events_router
@@ -236,6 +237,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     app.include_router(triggers_router)  # first: the hot path is matched with the least work
     app.include_router(campaigns_router)
     app.include_router(users_router)
+    app.include_router(delivery_router)
     app.include_router(events_router)
     app.include_router(messages_router)
     app.include_router(live_activities_router)

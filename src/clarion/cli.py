@@ -6,17 +6,18 @@ import gc
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
+from clarion.audit import service as audit
 from clarion.auth import service as auth
 from clarion.auth.keys import PREFIXES, SCOPES, display_prefix, find_keys
 from clarion.auth.repository import get_project, list_projects
@@ -328,6 +329,63 @@ def projects_set_rate_limit(
     default = get_settings().rate_limit_per_second
     out.print(f"rate limit: {limit if limit is not None else default} requests/s"
               + ("" if limit is not None else " (the default)"))  # fmt: skip
+
+
+@projects_app.command("set-frequency-cap")
+def projects_set_frequency_cap(
+    channel: Annotated[str, typer.Option(help="push, in_app, email or webhook")] = "push",
+    max_messages: Annotated[
+        int | None, typer.Option("--max", help="messages per user ... (omit: no cap)")
+    ] = None,
+    per_hours: Annotated[float, typer.Option(help="... per this many hours")] = 24.0,
+    project: ProjectOpt = None,
+) -> None:
+    """At most N messages of a channel per user per period, across campaigns (transactional
+    campaigns are exempt unless they opt in)."""
+    _change_delivery(project, lambda d: _with_cap(d, channel, max_messages, per_hours))
+
+
+@projects_app.command("set-quiet-hours")
+def projects_set_quiet_hours(
+    start: Annotated[str | None, typer.Option(help="HH:MM local (omit both: none)")] = None,
+    end: Annotated[str | None, typer.Option(help="HH:MM local")] = None,
+    action: Annotated[str, typer.Option(help="delay (until it ends) or drop")] = "delay",
+    project: ProjectOpt = None,
+) -> None:
+    """No sends in this window of the device's local time (urgent campaigns go through)."""
+    window = {"start": start, "end": end, "action": action} if start or end else None
+    _change_delivery(project, lambda d: {**d, "quiet_hours": window})
+
+
+def _with_cap(
+    current: dict[str, Any], channel: str, max_messages: int | None, per_hours: float
+) -> dict[str, Any]:
+    caps = dict(current.get("frequency_caps") or {})
+    caps.pop(channel, None)
+    if max_messages is not None:
+        caps[channel] = {"max": max_messages, "per_hours": per_hours}
+    return {**current, "frequency_caps": caps}
+
+
+def _change_delivery(
+    project: str | None, change: Callable[[dict[str, Any]], dict[str, Any]]
+) -> None:
+    from pydantic import ValidationError
+
+    from clarion.delivery import controls
+
+    db = _db()
+    project_id = _project(db, project)
+    with _reported(), db.write() as session:
+        current = controls.project_settings(session, project_id).model_dump(mode="json")
+        try:
+            wanted = controls.ProjectDelivery.model_validate(change(current))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise _fail(f"{where}: {first['msg']}") from None
+        saved = controls.save_project_settings(session, project_id, wanted, audit.CLI)
+    out.print(json.dumps(saved.model_dump(mode="json"), indent=2))
 
 
 @projects_app.command("set-broadcast-limit")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from clarion.audience.rules import Audience
 from clarion.campaigns.payload import TriggerProperty, check_keys
+from clarion.delivery.controls import CampaignDelivery
 
 Status = Literal["draft", "active", "paused", "archived"]
 Channel = Literal["push", "in_app", "email", "webhook"]
@@ -120,6 +121,11 @@ class CampaignSpec(BaseModel):
         le=100_000,
         description="At most this many messages per second (a Clarion addition; omit: no limit).",
     )
+    delivery: CampaignDelivery | None = Field(
+        default=None,
+        description="Delivery controls (a Clarion addition): kind, re-eligibility, frequency "
+        "cap, quiet hours, urgent, throttle. Omit: transactional, every time, no throttle.",
+    )
     trigger_schema: dict[str, TriggerProperty] | None = Field(
         default=None,
         max_length=100,
@@ -150,7 +156,15 @@ class CampaignSpec(BaseModel):
         """The versioned part: everything but the lifecycle status, without the keys that are
         not set (so that versions saved before they existed compare equal)."""
         definition = self.model_dump(mode="json", exclude={"status"})
-        for key in ("send_rate", "message", "email", "webhook", "push", "trigger_schema"):
+        for key in (
+            "send_rate",
+            "message",
+            "email",
+            "webhook",
+            "push",
+            "trigger_schema",
+            "delivery",
+        ):
             if definition.get(key) is None:
                 definition.pop(key, None)
         return definition
@@ -169,6 +183,7 @@ class CampaignOut(BaseModel):
     push: PushOverrides | None = None
     audience: Audience
     trigger_schema: dict[str, TriggerProperty] | None = None
+    delivery: CampaignDelivery | None = None
     trigger_keys: list[str] = Field(description="trigger.* keys the audience rules need.")
     template_keys: list[str] = Field(
         default_factory=list, description="trigger.* keys the message templates use."

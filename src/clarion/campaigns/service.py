@@ -23,6 +23,8 @@ from clarion.campaigns.schemas import (
     Status,
     WebhookTemplate,
 )
+from clarion.delivery import controls
+from clarion.delivery.controls import CampaignDelivery
 from clarion.errors import ClarionError, InvalidRequest
 from clarion.ids import uuid7
 from clarion.storage.models import Campaign, CampaignVersion, utcnow
@@ -64,6 +66,16 @@ class Version:
     webhook: WebhookTemplate | None = None
     push: PushOverrides | None = None
     trigger_schema: dict[str, TriggerProperty] | None = None
+    delivery: CampaignDelivery = controls.NO_CONTROLS
+    delivery_set: bool = False  # the definition has a delivery section (shown as saved)
+
+    @property
+    def rate(self) -> float | None:
+        """Messages per second this campaign may go at: send_rate, or the throttle."""
+        if self.send_rate:
+            return self.send_rate
+        per_minute = self.delivery.throttle_per_minute
+        return per_minute / 60 if per_minute else None
 
     @property
     def plan(self) -> MessagePlan:
@@ -120,6 +132,8 @@ def load_version(session: Session, campaign_id: str, number: int) -> Version:
         webhook=_optional(WebhookTemplate, definition.get("webhook")),
         push=_optional(PushOverrides, definition.get("push")),
         trigger_schema=_schema(definition.get("trigger_schema")),
+        delivery=controls.mapping(definition.get("delivery")),
+        delivery_set=definition.get("delivery") is not None,
     )
     _versions.put((campaign_id, number), parsed)  # never stale: a version never changes
     return parsed
@@ -157,6 +171,7 @@ def to_out(session: Session, campaign: Campaign) -> CampaignOut:
         push=loaded.push,
         audience=loaded.audience,
         trigger_schema=loaded.trigger_schema,
+        delivery=loaded.delivery if loaded.delivery_set else None,
         trigger_keys=loaded.audience.trigger_keys(),
         template_keys=loaded.plan.trigger_keys,
         warnings=loaded.plan.warnings,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -15,7 +15,7 @@ from clarion import metrics
 from clarion.auth import service as auth
 from clarion.campaigns.schemas import CampaignSpec
 from clarion.campaigns.service import Version, load_version
-from clarion.delivery import repository
+from clarion.delivery import controls, repository
 from clarion.delivery.context import template_context
 from clarion.delivery.providers.base import (
     OutboundMessage,
@@ -157,6 +157,14 @@ class Pipeline:
         waiting: set[tuple[str, int]] = set()  # chunks with messages held back by a send rate
         due_in: dict[tuple[str, int], float] = {}  # chunks with messages not due yet: seconds
         now = utcnow()
+        settings = _memo(controls.project_settings)
+
+        def hold(row: Any, until: datetime) -> None:
+            """Not yet: the row stays queued, its chunk comes back when the first is due."""
+            wait = (until - now).total_seconds()
+            chunk = (row.trigger_id, row.chunk_no)
+            due_in[chunk] = min(due_in.get(chunk, wait), wait)
+
         # Per trigger and per set of recipient properties: shared fields render once.
         renderers: dict[tuple[str, recipients.Key], TriggerMessages] = {}
         own: dict[str, recipients.RecipientProperties] = {}
@@ -168,13 +176,20 @@ class Pipeline:
                     given_up.append({"mid": row.id, "status": "failed", "reason": FAIL_INTERRUPTED})
                     continue
                 if row.not_before is not None and row.not_before > now:  # scheduled for later
-                    wait = (row.not_before - now).total_seconds()
-                    chunk = (row.trigger_id, row.chunk_no)
-                    due_in[chunk] = min(due_in.get(chunk, wait), wait)
+                    hold(row, row.not_before)
                     continue
                 version = load_version(session, trigger.campaign_id, trigger.campaign_version)
-                if version.send_rate and not self.rates.take(trigger.campaign_id,
-                                                             version.send_rate):  # fmt: skip
+                quiet = version.delivery.quiet(settings(session, trigger.project_id))
+                if quiet is not None and (until := controls.quiet_until(quiet, row.timezone,
+                                                                        now)):  # fmt: skip
+                    if quiet.action == "drop":
+                        reason = controls.quiet_reason(quiet, row.timezone, now)
+                        given_up.append({"mid": row.id, "status": "skipped", "reason": reason})
+                    else:
+                        hold(row, until)  # until the window ends
+                    continue
+                rate = version.rate
+                if rate and not self.rates.take(trigger.campaign_id, rate):
                     waiting.add((row.trigger_id, row.chunk_no))  # stays queued; back soon
                     continue
                 crashed_mid_send = row.status == "sending"
@@ -204,6 +219,12 @@ class Pipeline:
                 given_up += [{"mid": row.id, "status": "cancelled", "reason": CANCELLED}
                              for row, _, _ in claimed if row.trigger_id in stopped]  # fmt: skip
                 claimed = [c for c in claimed if c[0].trigger_id not in stopped]
+            held = controls.held_back(session, _candidates(claimed, triggers), utcnow())
+            if held:  # re-eligibility and frequency caps, checked under the marks' lock
+                given_up += [{"mid": mid, "status": "skipped", "reason": reason}
+                             for mid, reason in held.items()]  # fmt: skip
+                claimed = [c for c in claimed if c[0].id not in held]
+            if stopped or held:
                 kept = {row.id for row, _, _ in claimed}
                 marks = [m for m in marks if m["mid"] in kept]
             repository.mark_sending(session, marks)
@@ -345,6 +366,32 @@ class Pipeline:
         return outcomes
 
 
+def _memo(load: Callable[[Session, str], Any]) -> Callable[[Session, str], Any]:
+    """``load`` once per key for the length of one step."""
+    seen: dict[str, Any] = {}
+
+    def get(session: Session, key: str) -> Any:
+        if key not in seen:
+            seen[key] = load(session, key)
+        return seen[key]
+
+    return get
+
+
+def _candidates(
+    claimed: Sequence[tuple[Any, Version, TriggerMessages]], triggers: dict[str, Any]
+) -> list[controls.Candidate]:
+    """The claimed messages whose campaign has re-eligibility or a frequency cap to check."""
+    out = []
+    for row, version, _ in claimed:
+        checks = version.delivery
+        if checks.reeligibility != "every_time" or checks.capped:
+            campaign_id = triggers[row.trigger_id].campaign_id
+            out.append(controls.Candidate(row.id, row.user_id, row.trigger_id, campaign_id,
+                                          version.channel, row.project_id, checks))  # fmt: skip
+    return out
+
+
 def _due_in_local_time(reader: Session, trigger: Any, rows: list[dict[str, Any]]) -> None:
     """Each device's message waits for send_at's wall-clock time in the device's timezone."""
     devices = [r["device_id"] for r in rows if r["device_id"]]
@@ -453,6 +500,7 @@ def _message_row(trigger: Any, version: Version, chunk_no: int, r: Any) -> dict[
         "possible_duplicate": False,
         "created_at": utcnow(),
         "not_before": None,
+        "capped": version.delivery.capped,
     }
 
 

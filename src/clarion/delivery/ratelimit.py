@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import text
 
+from clarion import clock
 from clarion.storage.db import Database
 
 RETRY_IN = 0.5  # seconds until a waiting chunk is looked at again
@@ -46,8 +47,15 @@ class _Bucket:
         return False
 
 
+def _wall_seconds() -> float:
+    return clock.now().timestamp()
+
+
 class SendRates:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    """Per-campaign token buckets in this process, on the wall clock (clarion.clock), which
+    is also what schedules a waiting chunk's next look."""
+
+    def __init__(self, clock: Callable[[], float] = _wall_seconds) -> None:
         self.clock = clock
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()

@@ -71,6 +71,8 @@ class Project(Base):
     rate_limit: Mapped[int | None] = mapped_column(Integer)  # requests/s; None: the default
     # Broadcasts may send this many times the project's device count per 15 minutes.
     broadcast_multiplier: Mapped[float | None] = mapped_column(Float)  # None: the default
+    # Frequency caps per channel, quiet hours (delivery.controls.ProjectDelivery); None: none.
+    delivery_settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ApiKey(Base):
@@ -292,7 +294,8 @@ class Message(Base):
         UniqueConstraint("trigger_id", "user_id", "device_id", "channel"),
         Index("ix_messages_chunk", "trigger_id", "chunk_no", "status"),
         Index("ix_messages_status", "trigger_id", "status"),
-        Index("ix_messages_user", "user_id"),  # deleting a user deletes their messages
+        # Frequency caps read a user's recent messages; deleting a user deletes them.
+        Index("ix_messages_user_sent", "user_id", "channel", "sent_at"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     project_id: Mapped[str] = mapped_column(String(36))
@@ -316,6 +319,8 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())  # scheduled per device
+    # Counts toward the project's frequency cap (its campaign is not exempt).
+    capped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Event(Base):

@@ -17,6 +17,7 @@ from clarion.delivery import repository as delivery_repo
 from clarion.errors import InvalidRequest
 from clarion.messages import repository as messages_repo
 from clarion.messages.schemas import MessageList, MessageOut
+from clarion.storage.models import utcnow
 from clarion.triggers import amplification, dry_run, explain, service
 from clarion.triggers.body import parse_trigger
 from clarion.triggers.dry_run_schemas import DryRunOut
@@ -166,6 +167,11 @@ def cancel_trigger(trigger_id: str, principal: TriggerKey, request: Request) -> 
 def _status(session: Any, trigger: Any) -> TriggerOut:
     counts = delivery_repo.counts(session, trigger.id)
     pending = counts.get("queued", 0) + counts.get("sending", 0)
+    eta = None
+    if pending and trigger.status in ("sending", "resolving"):
+        rate = load_version(session, trigger.campaign_id, trigger.campaign_version).rate
+        if rate:
+            eta = utcnow() + timedelta(seconds=pending / rate)
     return TriggerOut(
         trigger_id=trigger.id,
         campaign_id=trigger.campaign_id,
@@ -187,6 +193,7 @@ def _status(session: Any, trigger: Any) -> TriggerOut:
         completed_at=trigger.completed_at,
         send_at=trigger.send_at,
         in_local_time=trigger.in_local_time,
+        eta=eta,
     )
 
 

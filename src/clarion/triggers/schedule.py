@@ -35,7 +35,7 @@ def resolve_at(send_at: datetime | None, in_local_time: bool) -> datetime | None
 
 
 @lru_cache(maxsize=1024)
-def _zone(name: str) -> ZoneInfo | None:
+def zone(name: str) -> ZoneInfo | None:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -44,7 +44,7 @@ def _zone(name: str) -> ZoneInfo | None:
 
 def due(send_at: datetime, timezone: str | None) -> datetime:
     """When a device's message goes, for a local-time trigger."""
-    zone = _zone(timezone) if timezone else None
-    if zone is None:
+    where = zone(timezone) if timezone else None
+    if where is None:
         return send_at.astimezone(UTC)
-    return send_at.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    return send_at.replace(tzinfo=where, fold=0).astimezone(UTC)

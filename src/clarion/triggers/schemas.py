@@ -84,6 +84,11 @@ class TriggerOut(BaseModel):
     in_local_time: bool = Field(
         default=False, description="send_at's wall-clock time in each device's timezone."
     )
+    eta: datetime | None = Field(
+        default=None,
+        description="Clarion: for a throttled campaign (throttle_per_minute or send_rate) "
+        "with messages still queued, when the last of them should go at that rate.",
+    )
 
 
 class ExplainStep(BaseModel):

@@ -1,4 +1,5 @@
-"""Scheduled sends: a trigger's send_at and in_local_time, a message's not_before.
+"""Delivery controls: a trigger's send_at and in_local_time, a message's not_before and
+whether it counts toward frequency caps, a project's delivery settings (caps, quiet hours).
 
 Revision ID: 0013
 Revises: 0012
@@ -25,10 +26,25 @@ def upgrade() -> None:
         sa.Column("in_local_time", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
     op.add_column("messages", sa.Column("not_before", sa.DateTime(timezone=True), nullable=True))
+    op.add_column(
+        "messages",
+        sa.Column("capped", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column("projects", sa.Column("delivery_settings", sa.JSON(), nullable=True))
+    # Frequency caps and re-eligibility read a user's recent messages. The index replaces
+    # ix_messages_user (its prefix still serves deleting a user's messages), so a message
+    # still maintains the same number of indexes.
+    op.create_index("ix_messages_user_sent", "messages", ["user_id", "channel", "sent_at"])
+    op.drop_index("ix_messages_user", table_name="messages")
 
 
 def downgrade() -> None:
+    op.create_index("ix_messages_user", "messages", ["user_id"])
+    op.drop_index("ix_messages_user_sent", table_name="messages")
+    with op.batch_alter_table("projects") as batch:
+        batch.drop_column("delivery_settings")
     with op.batch_alter_table("messages") as batch:
+        batch.drop_column("capped")
         batch.drop_column("not_before")
     with op.batch_alter_table("triggers") as batch:
         batch.drop_column("in_local_time")
