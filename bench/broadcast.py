@@ -15,7 +15,11 @@ the first message handed over, the server's peak RSS, and the pipeline's time pe
 reading the same recipient rows and inserting the same number of final message rows through
 the database driver alone; the result is stated as a ratio to it.
 
-    python bench/broadcast.py [--devices 1000000] [--postgres [ADMIN_URL]] [--fcm]
+With --controls, another run on another copy turns every delivery control on (re-eligibility,
+a frequency cap, quiet hours, a throttle; none of them holds a message back) and prints the
+difference from the plain run.
+
+    python bench/broadcast.py [--devices 1000000] [--postgres [ADMIN_URL]] [--fcm] [--controls]
 """
 
 from __future__ import annotations
@@ -71,6 +75,20 @@ CAMPAIGN = {
     },
 }  # fmt: skip
 TRIGGER = {"properties": {"excluded_tier": "none-such", "order_id": "A-1042"}}
+
+
+def controlled() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The campaign with every delivery control on, and the project's settings: none of
+    them holds a message back (quiet hours open two hours from now, a cap of five a day, a
+    throttle far above the send rate), so both runs send the same messages and the
+    difference is the checks' cost."""
+    opens = (datetime.now(UTC).hour + 2) % 24
+    quiet = {"start": f"{opens:02d}:00", "end": f"{(opens + 1) % 24:02d}:00", "action": "delay"}
+    delivery = {"kind": "marketing", "reeligibility": "once_per_window",
+                "reeligibility_window_hours": 24, "quiet_hours": quiet,
+                "throttle_per_minute": 6_000_000}  # fmt: skip
+    project = {"frequency_caps": {"push": {"max": 5, "per_hours": 24}}, "quiet_hours": quiet}
+    return {**CAMPAIGN, "delivery": delivery}, project
 
 
 def generate(path: Path, n: int) -> None:
@@ -134,6 +152,8 @@ def run_broadcast(
     work: Path,
     fcm_url: str = "",
     fcm_account: dict[str, Any] | None = None,
+    campaign_spec: dict[str, Any] = CAMPAIGN,
+    delivery: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     port = free_port()
     env = dict(os.environ, CLARION_DATABASE_URL=url, CLARION_DEMO="false", CLARION_PORT=str(port),
@@ -159,7 +179,9 @@ def run_broadcast(
         if fcm_account is not None:
             client.put("/api/v1/providers/fcm",
                        json={"service_account": fcm_account}).raise_for_status()  # fmt: skip
-        campaign = client.post("/api/v1/campaigns", json=CAMPAIGN)
+        if delivery is not None:
+            client.put("/api/v1/project/delivery", json=delivery).raise_for_status()
+        campaign = client.post("/api/v1/campaigns", json=campaign_spec)
         campaign.raise_for_status()
         answer = client.post(f"/api/v1/campaigns/{campaign.json()['id']}:trigger", json=TRIGGER)
         accepted_at = datetime.now(UTC)
@@ -267,6 +289,8 @@ def main() -> None:
                         default=None, help="also run on PostgreSQL (admin URL)")  # fmt: skip
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--fcm", action="store_true", help="a second run to the fake FCM")
+    parser.add_argument("--controls", action="store_true",
+                        help="another run with every delivery control on: their cost")  # fmt: skip
     args = parser.parse_args()
     n = args.devices
     data = CACHE / f"broadcast-{n}.jsonl"
@@ -275,9 +299,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="clarion-broadcast-"))
     try:
         if not args.no_sqlite:
-            run_sqlite(n, data, work, args.fcm)
+            run_sqlite(n, data, work, args.fcm, args.controls)
         if args.postgres:
-            run_postgres(n, data, work, args.postgres, args.fcm)
+            run_postgres(n, data, work, args.postgres, args.fcm, args.controls)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -286,7 +310,15 @@ def _ids(path: Path) -> tuple[str, str]:
     return tuple(orjson.loads(path.read_bytes()))  # type: ignore[return-value]
 
 
-def run_sqlite(n: int, data: Path, work: Path, fcm: bool) -> None:
+def report_controls(engine: str, devices: int, plain: dict[str, Any],
+                    checked: dict[str, Any]) -> None:  # fmt: skip
+    extra = checked["total"] / plain["total"] - 1
+    print(f"\n== {engine}, every delivery control on vs none: {devices:,} devices ==")
+    print(f"none {plain['total']:.1f} s, all controls {checked['total']:.1f} s: "
+          f"{extra:+.1%} (target <= +25%)")  # fmt: skip
+
+
+def run_sqlite(n: int, data: Path, work: Path, fcm: bool, controls: bool = False) -> None:
     template = CACHE / f"broadcast-{n}.db"
     ids = CACHE / f"broadcast-{n}.ids.json"
     if not template.exists() or not ids.exists():
@@ -306,12 +338,19 @@ def run_sqlite(n: int, data: Path, work: Path, fcm: bool) -> None:
     result = run_broadcast(f"sqlite:///{run_db}", project_id, key, n, work)
     floor = floor_sqlite(copy("floor.db"), project_id)
     report("SQLite", n, result, floor, "sink")
+    if controls:
+        spec, settings = controlled()
+        checked = run_broadcast(f"sqlite:///{copy('controls.db')}", project_id, key, n, work,
+                                campaign_spec=spec, delivery=settings)  # fmt: skip
+        report_controls("SQLite", n, result, checked)
     if fcm:
         result = _fcm_run(f"sqlite:///{copy('fcm.db')}", project_id, key, n, work)
         report("SQLite", n, result, floor, "fake FCM")
 
 
-def run_postgres(n: int, data: Path, work: Path, admin: str, fcm: bool) -> None:
+def run_postgres(
+    n: int, data: Path, work: Path, admin: str, fcm: bool, controls: bool = False
+) -> None:
     template = f"clarion_bench_broadcast_{n}"
     base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
     ids = CACHE / f"broadcast-{n}.pg-ids.json"
@@ -338,6 +377,11 @@ def run_postgres(n: int, data: Path, work: Path, admin: str, fcm: bool) -> None:
         result = run_broadcast(copy("run"), project_id, key, n, work)
         floor = floor_postgres(copy("floor"), project_id)
         report("PostgreSQL", n, result, floor, "sink")
+        if controls:
+            spec, settings = controlled()
+            checked = run_broadcast(copy("controls"), project_id, key, n, work,
+                                    campaign_spec=spec, delivery=settings)  # fmt: skip
+            report_controls("PostgreSQL", n, result, checked)
         if fcm:
             result = _fcm_run(copy("fcm"), project_id, key, n, work)
             report("PostgreSQL", n, result, floor, "fake FCM")

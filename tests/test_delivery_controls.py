@@ -191,3 +191,24 @@ def test_bad_controls_are_refused_at_save(
     sms = {"frequency_caps": {"sms": {"max": 1, "per_hours": 1}}}
     bad = server.client.put("/api/v1/project/delivery", headers=project.headers, json=sms)
     assert bad.status_code == 400, bad.text
+
+
+def test_two_triggers_of_a_once_campaign_in_one_batch_reach_a_user_once(
+    setup: tuple[Server, Project],
+) -> None:
+    server, project = setup
+    with clock.frozen(T0):
+        once = campaign(server, project, "once", reeligibility="once")
+        ids = [ok(trigger(server.client, project, once, {"properties": PROPS}))["trigger_id"]
+               for _ in range(2)]  # fmt: skip
+        run_worker_until_idle(server)  # both resolve together, delivered in one step
+        logs = [outcomes(server, project, t) for t in ids]
+    for device in ("ann-phone", "ann-tablet", "kenji-phone", "nomad-phone"):
+        got = sorted(log[device][0] for log in logs)
+        assert got == ["sent", "skipped"], (device, logs)
+    assert all(log["ann-phone"][0] == log["ann-tablet"][0] for log in logs)  # one trigger each
+    reasons = {log[d][1] for log in logs for d in log if log[d][0] == "skipped"}
+    assert reasons <= {
+        "not_reeligible: another trigger of this campaign reaches the user at the same time",
+        "not_reeligible: received this campaign at 2027-01-10 14:00 UTC; it reaches a user once",
+    }

@@ -33,6 +33,8 @@ WALK: dict[tuple[str, str], tuple[Any, dict[str, Any] | None]] = {
     ("GET", "/api/v1/triggers/{trigger_id}/messages"): (None, None),
     ("GET", "/api/v1/triggers/{trigger_id}/explain"): (None, {"project_user_id": "{user}"}),
     ("POST", "/api/v1/triggers/{trigger_id}:cancel"): (None, None),
+    ("GET", "/api/v1/project/delivery"): (None, None),
+    ("PUT", "/api/v1/project/delivery"): ({"quiet_hours": None}, None),
     ("POST", "/api/v1/campaigns/{campaign_id}:dry-run"): ({"properties": PROPS}, None),
     ("GET", "/api/v1/campaigns"): (None, None),
     ("POST", "/api/v1/campaigns"): (None, None),

@@ -258,8 +258,17 @@ def held_back(session: Session, candidates: Sequence[Candidate], now: datetime) 
     by_trigger: dict[str, list[Candidate]] = {}
     for c in checked:
         by_trigger.setdefault(c.trigger_id, []).append(c)
-    for trigger_id, group in by_trigger.items():
-        out.update(_not_reeligible(session, trigger_id, group, now))
+    granted: dict[str, set[str]] = {}  # per campaign, users an earlier trigger here reaches
+    for trigger_id, group in sorted(by_trigger.items()):
+        held = _not_reeligible(session, trigger_id, group, now)
+        if group[0].controls.reeligibility != "every_time":
+            earlier = granted.setdefault(group[0].campaign_id, set())
+            for c in group:
+                if c.message_id not in held and c.user_id in earlier:
+                    held[c.message_id] = ("not_reeligible: another trigger of this campaign "
+                                          "reaches the user at the same time")  # fmt: skip
+            earlier.update(c.user_id for c in group if c.message_id not in held)
+        out.update(held)
     rest = [c for c in checked if c.message_id not in out and c.controls.capped]
     out.update(_over_cap(session, rest, now))
     return out
