@@ -191,35 +191,35 @@ def quiet_reason(quiet: QuietHours, timezone: str | None, now: datetime) -> str:
             f"{quiet.describe()}")  # fmt: skip
 
 
+class QuietClock:
+    """Quiet hours for one step: a device's answer depends only on its timezone, so each
+    (window, timezone) is worked out once."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._seen: dict[tuple[QuietHours, str | None], datetime | None] = {}
+
+    def until(self, quiet: QuietHours, timezone: str | None) -> datetime | None:
+        key = (quiet, timezone)
+        if key not in self._seen:
+            self._seen[key] = quiet_until(quiet, timezone, self.now)
+        return self._seen[key]
+
+
 # -- re-eligibility and caps ---------------------------------------------------------------
 M = Message.__table__
 T = Trigger.__table__
 assert isinstance(M, Table) and isinstance(T, Table)
 _WHEN = func.coalesce(M.c.sent_at, M.c.created_at)
-_SINCE = _WHEN >= bindparam("since")  # noqa: SIM300 (a column expression, not a constant)
-_RECEIVED = (
-    select(M.c.user_id, func.max(_WHEN))
+# What the checks need of the users' recent messages, read once per step (ix_messages_user).
+_HISTORY = (
+    select(M.c.user_id, M.c.trigger_id, T.c.campaign_id, M.c.channel, M.c.capped, _WHEN)
     .join(T, T.c.id == M.c.trigger_id)
     .where(
         M.c.user_id.in_(bindparam("uids", expanding=True)),
-        T.c.campaign_id == bindparam("cid"),
-        M.c.trigger_id != bindparam("tid"),
         M.c.status.in_(COUNTED),
-        _SINCE,
+        _WHEN >= bindparam("since"),  # noqa: SIM300 (a column expression, not a constant)
     )
-    .group_by(M.c.user_id)
-)
-_CAPPED = (
-    select(M.c.user_id, func.count(func.distinct(M.c.trigger_id)))
-    .where(
-        M.c.user_id.in_(bindparam("uids", expanding=True)),
-        M.c.channel == bindparam("channel"),
-        M.c.capped.is_(True),
-        M.c.status.in_(COUNTED),
-        M.c.trigger_id.not_in(bindparam("tids", expanding=True)),
-        _SINCE,
-    )
-    .group_by(M.c.user_id)
 )
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -237,6 +237,17 @@ class Candidate:
     controls: CampaignDelivery
 
 
+@dataclass(frozen=True, slots=True)
+class Past:
+    """A message a user received (or is being handed): one row of _HISTORY."""
+
+    trigger_id: str
+    campaign_id: str
+    channel: str
+    capped: bool
+    at: datetime
+
+
 def serialise(session: Session, project_ids: Iterable[str]) -> None:
     """On PostgreSQL, one project's checks and marks at a time (a transaction lock), so that
     two workers cannot both let a user past a cap of one; SQLite's write lock does this."""
@@ -249,85 +260,106 @@ def serialise(session: Session, project_ids: Iterable[str]) -> None:
 def held_back(session: Session, candidates: Sequence[Candidate], now: datetime) -> dict[str, str]:
     """Message id -> skip reason, for those re-eligibility or a frequency cap holds back.
     Runs inside the transaction that marks the others as being sent."""
-    checked = [c for c in candidates if c.controls.reeligibility != "every_time"
-               or c.controls.capped]  # fmt: skip
-    if not checked:
+    if not candidates:
         return {}
-    serialise(session, {c.project_id for c in checked})
+    serialise(session, {c.project_id for c in candidates})
+    caps = {(c.project_id, c.channel): project_settings(session, c.project_id)
+            .frequency_caps.get(c.channel)  # type: ignore[call-overload]
+            for c in candidates if c.controls.capped}  # fmt: skip
+    windows = [_since(c.controls, now) for c in candidates
+               if c.controls.reeligibility != "every_time"]  # fmt: skip
+    windows += [now - timedelta(hours=cap.per_hours) for cap in caps.values() if cap]
+    if not windows:  # capped campaigns, but no cap set for their channels
+        return {}
+    history = _history(session, {c.user_id for c in candidates}, min(windows))
     out: dict[str, str] = {}
     by_trigger: dict[str, list[Candidate]] = {}
-    for c in checked:
+    for c in candidates:
         by_trigger.setdefault(c.trigger_id, []).append(c)
     granted: dict[str, set[str]] = {}  # per campaign, users an earlier trigger here reaches
     for trigger_id, group in sorted(by_trigger.items()):
-        held = _not_reeligible(session, trigger_id, group, now)
-        if group[0].controls.reeligibility != "every_time":
-            earlier = granted.setdefault(group[0].campaign_id, set())
-            for c in group:
-                if c.message_id not in held and c.user_id in earlier:
-                    held[c.message_id] = ("not_reeligible: another trigger of this campaign "
-                                          "reaches the user at the same time")  # fmt: skip
-            earlier.update(c.user_id for c in group if c.message_id not in held)
+        controls = group[0].controls
+        if controls.reeligibility == "every_time":
+            continue
+        earlier = granted.setdefault(group[0].campaign_id, set())
+        held = _not_reeligible(trigger_id, group, history, _since(controls, now), earlier)
+        earlier.update(c.user_id for c in group if c.message_id not in held)
         out.update(held)
-    rest = [c for c in checked if c.message_id not in out and c.controls.capped]
-    out.update(_over_cap(session, rest, now))
+    rest = [c for c in candidates if c.message_id not in out and c.controls.capped]
+    out.update(_over_cap(rest, history, caps, now, set(by_trigger)))
+    return out
+
+
+def _since(controls: CampaignDelivery, now: datetime) -> datetime:
+    hours = controls.reeligibility_window_hours
+    return now - timedelta(hours=hours) if hours else EPOCH
+
+
+def _history(session: Session, users: set[str], since: datetime) -> dict[str, list[Past]]:
+    out: dict[str, list[Past]] = {}
+    rows = session.execute(_HISTORY, {"uids": sorted(users), "since": since})
+    for user_id, trigger_id, campaign_id, channel, capped, at in rows:
+        when = at if at.tzinfo else at.replace(tzinfo=UTC)
+        out.setdefault(user_id, []).append(Past(trigger_id, campaign_id, channel, capped, when))
     return out
 
 
 def _not_reeligible(
-    session: Session, trigger_id: str, group: list[Candidate], now: datetime
+    trigger_id: str,
+    group: list[Candidate],
+    history: dict[str, list[Past]],
+    since: datetime,
+    earlier: set[str],
 ) -> dict[str, str]:
-    controls = group[0].controls
-    if controls.reeligibility == "every_time":
-        return {}
-    hours = controls.reeligibility_window_hours
-    since = now - timedelta(hours=hours) if hours else EPOCH
-    users = sorted({c.user_id for c in group})
-    params = {"uids": users, "cid": group[0].campaign_id, "tid": trigger_id, "since": since}
-    received: dict[str, Any] = {u: at for u, at in session.execute(_RECEIVED, params)}
+    hours = group[0].controls.reeligibility_window_hours
     rule = f"once per {hours:g} h" if hours else "once"
-    return {
-        c.message_id: f"not_reeligible: received this campaign at {_at(received[c.user_id])}; "
-        f"it reaches a user {rule}"
-        for c in group
-        if c.user_id in received
-    }
-
-
-def _over_cap(session: Session, candidates: list[Candidate], now: datetime) -> dict[str, str]:
+    campaign_id = group[0].campaign_id
     out: dict[str, str] = {}
-    groups: dict[tuple[str, str], list[Candidate]] = {}
-    for c in candidates:
-        groups.setdefault((c.project_id, c.channel), []).append(c)
-    for (project_id, channel), group in groups.items():
-        cap = project_settings(session, project_id).frequency_caps.get(channel)  # type: ignore[call-overload]
-        if cap is None:
-            continue
-        since = now - timedelta(hours=cap.per_hours)
-        users = sorted({c.user_id for c in group})
-        triggers = sorted({c.trigger_id for c in group})
-        params = {"uids": users, "channel": channel, "tids": triggers, "since": since}
-        counts: dict[str, int] = {u: int(n) for u, n in session.execute(_CAPPED, params)}
-        allowed: dict[str, set[str]] = {}  # per user, this batch's triggers let through
-        for c in sorted(group, key=lambda c: (c.trigger_id, c.message_id)):
-            mine = allowed.setdefault(c.user_id, set())
-            if c.trigger_id in mine:
-                continue  # another device of a user this trigger already reaches
-            if counts.get(c.user_id, 0) + len(mine) >= cap.max:
-                out[c.message_id] = (
-                    f"frequency_cap: the user already received {cap.max} {channel} message(s) "
-                    f"in the last {cap.per_hours:g} h (the project's cap)"
-                )
-                continue
-            mine.add(c.trigger_id)
+    for c in group:
+        times = [p.at for p in history.get(c.user_id, ())
+                 if p.campaign_id == campaign_id and p.trigger_id != trigger_id
+                 and p.at >= since]  # fmt: skip
+        if times:
+            out[c.message_id] = (f"not_reeligible: received this campaign at {_at(max(times))}; "
+                                 f"it reaches a user {rule}")  # fmt: skip
+        elif c.user_id in earlier:
+            out[c.message_id] = ("not_reeligible: another trigger of this campaign reaches the "
+                                 "user at the same time")  # fmt: skip
     return out
 
 
-def _at(value: Any) -> str:
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return aware.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return str(value)
+def _over_cap(
+    candidates: list[Candidate],
+    history: dict[str, list[Past]],
+    caps: Mapping[tuple[str, str], FrequencyCap | None],
+    now: datetime,
+    current: set[str],
+) -> dict[str, str]:
+    out: dict[str, str] = {}
+    allowed: dict[tuple[str, str], set[str]] = {}  # per (user, channel): triggers let through
+    for c in sorted(candidates, key=lambda c: (c.trigger_id, c.message_id)):
+        cap = caps.get((c.project_id, c.channel))
+        if cap is None:
+            continue
+        mine = allowed.setdefault((c.user_id, c.channel), set())
+        if c.trigger_id in mine:
+            continue  # another device of a user this trigger already reaches
+        since = now - timedelta(hours=cap.per_hours)
+        before = {p.trigger_id for p in history.get(c.user_id, ())
+                  if p.capped and p.channel == c.channel and p.at >= since
+                  and p.trigger_id not in current}  # fmt: skip
+        if len(before) + len(mine) >= cap.max:
+            out[c.message_id] = (
+                f"frequency_cap: the user already received {cap.max} {c.channel} message(s) "
+                f"in the last {cap.per_hours:g} h (the project's cap)"
+            )
+            continue
+        mine.add(c.trigger_id)
+    return out
+
+
+def _at(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def mapping(controls: Mapping[str, Any] | None) -> CampaignDelivery:

@@ -158,6 +158,7 @@ class Pipeline:
         due_in: dict[tuple[str, int], float] = {}  # chunks with messages not due yet: seconds
         now = utcnow()
         settings = _memo(controls.project_settings)
+        quiet_clock = controls.QuietClock(now)
 
         def hold(row: Any, until: datetime) -> None:
             """Not yet: the row stays queued, its chunk comes back when the first is due."""
@@ -180,8 +181,7 @@ class Pipeline:
                     continue
                 version = load_version(session, trigger.campaign_id, trigger.campaign_version)
                 quiet = version.delivery.quiet(settings(session, trigger.project_id))
-                if quiet is not None and (until := controls.quiet_until(quiet, row.timezone,
-                                                                        now)):  # fmt: skip
+                if quiet is not None and (until := quiet_clock.until(quiet, row.timezone)):
                     if quiet.action == "drop":
                         reason = controls.quiet_reason(quiet, row.timezone, now)
                         given_up.append({"mid": row.id, "status": "skipped", "reason": reason})

@@ -294,8 +294,8 @@ class Message(Base):
         UniqueConstraint("trigger_id", "user_id", "device_id", "channel"),
         Index("ix_messages_chunk", "trigger_id", "chunk_no", "status"),
         Index("ix_messages_status", "trigger_id", "status"),
-        # Frequency caps read a user's recent messages; deleting a user deletes them.
-        Index("ix_messages_user_sent", "user_id", "channel", "sent_at"),
+        # Deleting a user deletes their messages; frequency caps read a user's recent ones.
+        Index("ix_messages_user", "user_id"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     project_id: Mapped[str] = mapped_column(String(36))
