@@ -12,6 +12,7 @@ import yaml
 from clarion.audience.rules import Audience
 from clarion.campaigns.schemas import CampaignSpec, EmailTemplate, WebhookTemplate
 from clarion.config import Settings
+from clarion.delivery.controls import CampaignDelivery
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
@@ -49,5 +50,7 @@ def test_every_yaml_example_in_the_readme_is_a_valid_campaign_or_audience() -> N
             EmailTemplate.model_validate(data["email"])
         elif "webhook" in data:
             WebhookTemplate.model_validate(data["webhook"])
+        elif "delivery" in data:
+            CampaignDelivery.model_validate(data["delivery"])
         else:
             Audience.model_validate(data["audience"])

@@ -214,8 +214,8 @@ def test_broadcast_needs_the_flag_and_failures_carry_the_servers_code(
         unknown = await s.refused("get_campaign", campaign_id="no-such-campaign")
         assert unknown.startswith(("campaign_not_found", "not_found")), unknown
         extra = await s.refused("dry_run", campaign_id=campaign_id,
-                                body={"properties": SF, "send_at": "tomorrow"})  # fmt: skip
-        assert extra.startswith("invalid_request:") and "send_at" in extra
+                                body={"properties": SF, "sendAt": "tomorrow"})  # fmt: skip
+        assert extra.startswith("invalid_request:") and "sendAt" in extra
         neither = await s.refused("explain_delivery", trigger_id="x")
         assert "exactly one of project_user_id or device_id" in neither
         status = await s.refused(

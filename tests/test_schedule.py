@@ -145,3 +145,32 @@ def test_bad_schedules_are_refused_and_write_nothing(
     error = r.json()["error"]
     assert error["code"] == "invalid_request" and error["path"] == path
     assert phrase in error["message"]
+
+
+def test_the_client_sdk_schedules_and_sends_per_recipient_properties(
+    server_factory: Any, db: Database
+) -> None:
+    from clarion_client import Client, errors
+
+    server: Server = server_factory(embedded_worker=False)
+    project = make_project(db)
+    add_user(server.client, project, "staff-1", STAFF)
+    campaign_id = create_campaign(server.client, project, {**PICKUP, "message": {
+        "title": "For {{ trigger.customer_name }}"}})  # fmt: skip
+    send_at = clock.now().replace(microsecond=0) + timedelta(hours=1)
+    with Client(project.id, project.secret, server.url) as clix:
+        result = clix.trigger_campaign(
+            campaign_id, properties=PROPS, send_at=send_at,
+            targets=[{"project_user_id": "staff-1", "properties": {"customer_name": "Ann"}}],
+        )  # fmt: skip
+        assert clix.get_trigger(result.trigger_id).status == "scheduled"
+        with pytest.raises(errors.InvalidRequestError, match="aware datetime"):
+            clix.trigger_campaign(campaign_id, properties=PROPS,
+                                  send_at=send_at.replace(tzinfo=None))  # fmt: skip
+        with pytest.raises(errors.InvalidRequestError, match="exactly one of"):
+            clix.trigger_campaign(campaign_id, properties=PROPS,
+                                  targets=[{"project_user_id": "a", "extra": "b"}])  # fmt: skip
+    with clock.frozen(send_at):
+        run_worker_until_idle(server)
+    (message,) = server.messages(project, result.trigger_id)
+    assert message["status"] == "sent" and message["title"] == "For Ann"

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ log = logging.getLogger("clarion_client")
 DEFAULT_TIMEOUT = 10.0  # seconds for a whole call, retries included
 DEDUPE_POLL = 0.1  # seconds between looks at a dedupe key another call holds
 CONNECT_TIMEOUT = 3.0
-Target = str | Mapping[str, str]
+Target = str | Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,23 @@ class Call:
         return self.timeout - (time.monotonic() - self.started)
 
 
-def targets_body(targets: Sequence[Target]) -> list[dict[str, str]]:
-    """``"user:ID"``, ``"device:ID"`` or dicts with one of project_user_id / device_id."""
+def scheduled(send_at: datetime | str | None, in_local_time: bool) -> dict[str, Any]:
+    """Clarion's ``send_at`` (an aware datetime or ISO-8601 text) and ``in_local_time``."""
+    if send_at is None:
+        if in_local_time:
+            raise errors.InvalidRequestError("in_local_time needs send_at", code="invalid_schedule")
+        return {}
+    if isinstance(send_at, datetime):
+        if send_at.tzinfo is None:
+            raise errors.InvalidRequestError("send_at needs a timezone (an aware datetime)",
+                                             code="invalid_schedule")  # fmt: skip
+        send_at = send_at.isoformat()
+    return {"send_at": send_at, "in_local_time": True} if in_local_time else {"send_at": send_at}
+
+
+def targets_body(targets: Sequence[Target]) -> list[dict[str, Any]]:
+    """``"user:ID"``, ``"device:ID"`` or dicts with one of project_user_id / device_id, and
+    optionally ``properties`` (Clarion: that recipient's own, over the top-level ones)."""
     out = []
     for target in targets:
         if isinstance(target, str):
@@ -79,12 +95,17 @@ def targets_body(targets: Sequence[Target]) -> list[dict[str, str]]:
             out.append({"project_user_id" if kind == "user" else "device_id": value})
         else:
             ids = {k: v for k, v in target.items() if k in ("project_user_id", "device_id") and v}
-            if len(ids) != 1 or len(target) != 1:
+            extra = set(target) - {"project_user_id", "device_id", "properties"}
+            if len(ids) != 1 or extra or len(target) - ("properties" in target) != 1:
                 raise errors.InvalidRequestError(
-                    f"target {dict(target)!r}: exactly one of project_user_id or device_id",
+                    f"target {dict(target)!r}: exactly one of project_user_id or device_id "
+                    "(and, for Clarion, this recipient's own properties)",
                     code="invalid_target",
                 )
-            out.append(dict(ids))
+            entry: dict[str, Any] = dict(ids)
+            if target.get("properties"):
+                entry["properties"] = dict(target["properties"])
+            out.append(entry)
     return out
 
 
@@ -143,6 +164,7 @@ class BaseClient:
         dedupe_key: str | None,
         timeout: float | None,
         plan: str | Path | Plan | None,
+        schedule: Mapping[str, Any] | None = None,
     ) -> tuple[Call, str, Plan | None]:
         if not isinstance(campaign_id, str) or not campaign_id.strip():
             raise errors.InvalidRequestError("campaign_id must be a non-empty string")
@@ -158,7 +180,7 @@ class BaseClient:
             audience["broadcast"], mode = True, "broadcast"
         elif targets:
             audience["targets"], mode = targets_body(targets), "targets"
-        body: dict[str, Any] = {"properties": properties}
+        body: dict[str, Any] = {"properties": properties, **(schedule or {})}
         if audience:
             body["audience"] = audience
         key = self._idempotency_key(campaign_id, dedupe_key)
@@ -181,9 +203,18 @@ class BaseClient:
         correlation_id: str | None,
         timeout: float | None,
         plan: str | Path | Plan | None,
+        send_at: datetime | str | None = None,
+        in_local_time: bool = False,
     ) -> PendingTrigger:
         call, mode, checked = self._trigger_call(
-            campaign_id, broadcast, targets, properties, dedupe_key, timeout, plan
+            campaign_id,
+            broadcast,
+            targets,
+            properties,
+            dedupe_key,
+            timeout,
+            plan,
+            scheduled(send_at, in_local_time),
         )
         self._log_properties(checked, call.body["properties"])
         name = self._dedupe_name(campaign_id, dedupe_key) if dedupe_key is not None else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,14 @@ class Client(BaseClient):
         correlation_id: str | None = None,
         timeout: float | None = None,
         plan: str | Path | Plan | None = None,
+        send_at: datetime | str | None = None,
+        in_local_time: bool = False,
     ) -> TriggerResult:
+        """Clarion additions: ``send_at`` delivers later (``in_local_time``: at its wall-clock
+        time in each device's timezone); a target may carry its own ``properties``."""
         pending = self._start_trigger(campaign_id, broadcast, targets, properties, dedupe_key,
-                                      correlation_id, timeout, plan)  # fmt: skip
+                                      correlation_id, timeout, plan, send_at,
+                                      in_local_time)  # fmt: skip
         name = pending.dedupe_name
         if name is not None:
             while self._claim_or_wait(first := self.store.claim(name, self.dedupe_ttl),
@@ -244,9 +250,12 @@ class AsyncClient(BaseClient):
         correlation_id: str | None = None,
         timeout: float | None = None,
         plan: str | Path | Plan | None = None,
+        send_at: datetime | str | None = None,
+        in_local_time: bool = False,
     ) -> TriggerResult:
         pending = self._start_trigger(campaign_id, broadcast, targets, properties, dedupe_key,
-                                      correlation_id, timeout, plan)  # fmt: skip
+                                      correlation_id, timeout, plan, send_at,
+                                      in_local_time)  # fmt: skip
         name = pending.dedupe_name
         if name is not None:
             while self._claim_or_wait(

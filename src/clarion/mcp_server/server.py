@@ -31,7 +31,7 @@ from clarion.mcp_server import docs
 log = logging.getLogger("clarion.mcp")
 F = TypeVar("F", bound=Callable[..., Any])
 KEY = re.compile(r"clx_(?:sk|pk)_[A-Za-z0-9]+")
-BODY_KEYS = frozenset({"audience", "properties"})
+BODY_KEYS = frozenset({"audience", "properties", "send_at", "in_local_time"})
 INSTRUCTIONS = """Clarion runs API-triggered campaigns: a campaign is configured once (channel,
 templates, audience rules) and a backend fires it with POST
 /api/v1/campaigns/{id}:trigger carrying `properties` (trigger.* in rules and templates).
@@ -46,7 +46,9 @@ Body = Annotated[
     Field(description='The :trigger body: {"audience": {"broadcast": true} or {"targets": '
                       '[{"project_user_id": "u-1"}, {"device_id": "d-9"}]}, "properties": '
                       '{"key": "value"}}. Each property is trigger.<key> in the rules and '
-                      "templates; dynamic audience filters use these top-level values."),
+                      "templates; dynamic audience filters use these top-level values. A "
+                      "target may carry its own properties; send_at (ISO-8601) and "
+                      "in_local_time schedule a trigger (a dry run ignores them)."),
 ]  # fmt: skip
 IdempotencyKey = Annotated[
     str,
@@ -96,7 +98,7 @@ def audience_args(body: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(body) - BODY_KEYS)
     if unknown:
         raise ToolError(f"invalid_request: body has unknown key(s) {', '.join(unknown)}; "
-                        "it takes audience and properties")  # fmt: skip
+                        f"it takes {', '.join(sorted(BODY_KEYS))}")  # fmt: skip
     audience = body.get("audience") or {}
     properties = body.get("properties") or {}
     if not isinstance(audience, Mapping) or not isinstance(properties, Mapping):
@@ -232,7 +234,9 @@ def build(client: Client, *, allow_broadcast: bool = False) -> MCPServer:
                             "audience.targets only (a body without targets reaches the whole "
                             "audience); restart it with `clarion mcp --allow-broadcast` to "
                             "allow broadcasts")  # fmt: skip
-        result = client.trigger_campaign(campaign_id, dedupe_key=idempotency_key, **args)
+        result = client.trigger_campaign(campaign_id, dedupe_key=idempotency_key, **args,
+                                         send_at=body.get("send_at"),
+                                         in_local_time=bool(body.get("in_local_time")))  # fmt: skip
         return {"trigger_id": result.trigger_id, "campaign_id": result.campaign_id,
                 "duplicate": result.duplicate}  # fmt: skip
 
