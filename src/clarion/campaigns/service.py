@@ -66,8 +66,7 @@ class Version:
     webhook: WebhookTemplate | None = None
     push: PushOverrides | None = None
     trigger_schema: dict[str, TriggerProperty] | None = None
-    delivery: CampaignDelivery = controls.NO_CONTROLS
-    delivery_set: bool = False  # the definition has a delivery section (shown as saved)
+    delivery: CampaignDelivery = controls.NO_CONTROLS  # the same object when none is set
 
     @property
     def rate(self) -> float | None:
@@ -133,7 +132,6 @@ def load_version(session: Session, campaign_id: str, number: int) -> Version:
         push=_optional(PushOverrides, definition.get("push")),
         trigger_schema=_schema(definition.get("trigger_schema")),
         delivery=controls.mapping(definition.get("delivery")),
-        delivery_set=definition.get("delivery") is not None,
     )
     _versions.put((campaign_id, number), parsed)  # never stale: a version never changes
     return parsed
@@ -171,7 +169,7 @@ def to_out(session: Session, campaign: Campaign) -> CampaignOut:
         push=loaded.push,
         audience=loaded.audience,
         trigger_schema=loaded.trigger_schema,
-        delivery=loaded.delivery if loaded.delivery_set else None,
+        delivery=None if loaded.delivery is controls.NO_CONTROLS else loaded.delivery,
         trigger_keys=loaded.audience.trigger_keys(),
         template_keys=loaded.plan.trigger_keys,
         warnings=loaded.plan.warnings,

@@ -363,4 +363,5 @@ def _at(value: datetime) -> str:
 
 
 def mapping(controls: Mapping[str, Any] | None) -> CampaignDelivery:
+    """A saved ``delivery`` section; NO_CONTROLS itself when there is none."""
     return CampaignDelivery.model_validate(controls) if controls else NO_CONTROLS

@@ -234,10 +234,9 @@ def locked_statuses(
     return {row.id: row.status for row in session.execute(_STATUSES, {"tids": ids})}
 
 
-def cancel_queued(session: Session, trigger_id: str, reason: str) -> int:
-    """Every message of the trigger not yet handed over ends as cancelled; how many."""
-    result = session.execute(_CANCEL_QUEUED, {"tid": trigger_id, "reason": reason})
-    return int(getattr(result, "rowcount", 0) or 0)
+def cancel_queued(session: Session, trigger_id: str, reason: str) -> None:
+    """Every message of the trigger not yet handed over ends as cancelled."""
+    session.execute(_CANCEL_QUEUED, {"tid": trigger_id, "reason": reason})
 
 
 def complete_if_done(session: Session, trigger_ids: Sequence[str]) -> list[Any]:
