@@ -592,7 +592,7 @@ def trigger_page(request: Request, admin: Admin, project_id: str, trigger_id: st
     from clarion.delivery import repository as delivery_repo
     from clarion.messages import repository as messages_repo
     from clarion.storage.models import Trigger
-    from clarion.triggers import explain
+    from clarion.triggers import explain, progress
 
     q = request.query_params
     filters = {k: q.get(k) or None for k in ("status", "user", "device")}
@@ -602,7 +602,7 @@ def trigger_page(request: Request, admin: Admin, project_id: str, trigger_id: st
         if trigger is None or trigger.project_id != project_id:
             return page(request, "message.html", 404, admin=admin, title="No such trigger",
                         message=f"No trigger {trigger_id!r} in this project.")  # fmt: skip
-        counts = delivery_repo.counts(session, trigger.id)
+        counts = progress.counts(session, trigger)
         rows = messages_repo.page(session, trigger.id, filters["status"], q.get("after"),
                                   PAGE + 1, filters["user"], filters["device"])  # fmt: skip
         shown = rows[:PAGE]

@@ -26,7 +26,7 @@ from clarion.delivery.providers.base import (
 from clarion.delivery.providers.registry import ProviderRegistry
 from clarion.delivery.ratelimit import RETRY_IN, Rates, SendRates
 from clarion.emails import EMAIL, one_line
-from clarion.ids import uuid7
+from clarion.ids import uuid7_batch
 from clarion.runner.engine import BuiltinEngine, TaskEngine
 from clarion.storage.db import Database
 from clarion.storage.models import utcnow
@@ -122,7 +122,7 @@ class Pipeline:
         first = 0 if trigger.status == "accepted" else repository.next_chunk(reader, trigger.id)
         for chunk_no, part, last in _numbered_with_last(parts, first):
             with metrics.stage("resolve"):
-                rows = [_message_row(trigger, version, chunk_no, r) for r in part]
+                rows = _message_rows(trigger, version, chunk_no, part)
                 if trigger.in_local_time and not version.per_user:
                     _due_in_local_time(reader, trigger, rows)
             total += len(rows)
@@ -481,27 +481,36 @@ def skip_reason(device_id: str | None, token: str | None, permission: bool | Non
     return None
 
 
-def _message_row(trigger: Any, version: Version, chunk_no: int, r: Any) -> dict[str, Any]:
-    user_id, project_user_id, device_id, token, permission = r
-    # Per-user channels (in-app, e-mail, webhook) reach the user, not a device.
-    reason = None if version.per_user else skip_reason(device_id, token, permission)
-    return {
-        "id": uuid7(),
-        "project_id": trigger.project_id,
-        "trigger_id": trigger.id,
-        "chunk_no": chunk_no,
-        "user_id": user_id,
-        "project_user_id": project_user_id,
-        "device_id": device_id or "",
-        "channel": version.channel,
-        "status": "skipped" if reason else "queued",
-        "reason": reason,
-        "attempts": 0,
-        "possible_duplicate": False,
-        "created_at": utcnow(),
-        "not_before": None,
-        "capped": version.delivery.capped,
-    }
+def _message_rows(
+    trigger: Any, version: Version, chunk_no: int, part: Sequence[Any]
+) -> list[dict[str, Any]]:
+    """A chunk's message rows, one per recipient (user id, project user id, device id, push
+    token, permission)."""
+    now = utcnow()
+    rows = []
+    for message_id, (user_id, project_user_id, device_id, token, permission) in zip(
+        uuid7_batch(len(part)), part, strict=True
+    ):
+        # Per-user channels (in-app, e-mail, webhook) reach the user, not a device.
+        reason = None if version.per_user else skip_reason(device_id, token, permission)
+        rows.append({
+            "id": message_id,
+            "project_id": trigger.project_id,
+            "trigger_id": trigger.id,
+            "chunk_no": chunk_no,
+            "user_id": user_id,
+            "project_user_id": project_user_id,
+            "device_id": device_id or "",
+            "channel": version.channel,
+            "status": "skipped" if reason else "queued",
+            "reason": reason,
+            "attempts": 0,
+            "possible_duplicate": False,
+            "created_at": now,
+            "not_before": None,
+            "capped": version.delivery.capped,
+        })  # fmt: skip
+    return rows
 
 
 def _excluded(

@@ -7,17 +7,20 @@ call: no per-call statement construction and no ORM unit of work.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from functools import cache
+from typing import Any, NamedTuple, cast
 
+import orjson
 from sqlalchemy import (
+    Dialect,
     Table,
     and_,
     bindparam,
     case,
     exists,
     func,
-    insert,
     null,
     select,
     update,
@@ -26,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from clarion.audience import compiler
 from clarion.audience.rules import Audience
-from clarion.storage.bulk import insert_ignore
+from clarion.storage.bulk import insert_rows, update_rows
 from clarion.storage.models import Device, Job, Message, MessageAttempt, Trigger, User, utcnow
 
 PENDING = ("queued", "sending")
@@ -117,20 +120,10 @@ _CHUNK = (
     )
     .order_by(M.c.id)
 )
-_MARK_SENDING = (
-    update(M)
-    .where(M.c.id == bindparam("mid"))
-    .values(status="sending", attempts=bindparam("n"), possible_duplicate=bindparam("dup"))
-)
 OUTCOME_FIELDS = (
     "status", "reason", "provider", "provider_message_id", "title", "body", "image_url",
     "landing_url", "sent_at",
 )  # fmt: skip
-_OUTCOME = (
-    update(M)
-    .where(M.c.id == bindparam("mid"))
-    .values({f: bindparam(f"o_{f}") for f in OUTCOME_FIELDS})
-)
 _COUNTS = (
     select(M.c.status, func.count()).where(M.c.trigger_id == bindparam("tid")).group_by(M.c.status)
 )
@@ -196,7 +189,7 @@ def device_timezones(
 
 def add_messages(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Write message rows; rows whose identity already exists (a replay) are skipped."""
-    insert_ignore(session, M, rows)
+    insert_rows(session, M, rows, ignore_conflicts=True)
 
 
 def fail_trigger(session: Session, trigger_id: str, kind: str, attempts: int, error: str) -> None:
@@ -250,31 +243,79 @@ def complete_if_done(session: Session, trigger_ids: Sequence[str]) -> list[Any]:
     return list(session.execute(_COMPLETE, {"tids": ids, "now": utcnow()}).all())
 
 
-def chunk_messages(session: Session, chunks: Sequence[tuple[str, int]]) -> list[Any]:
+class ChunkRow(NamedTuple):
+    """A message to deliver, with its device and its user's properties (_CHUNK's columns)."""
+
+    id: str
+    project_id: str
+    trigger_id: str
+    chunk_no: int
+    status: str
+    attempts: int
+    possible_duplicate: bool
+    not_before: datetime | None
+    project_user_id: str | None
+    user_id: str
+    device_id: str | None
+    platform: str | None
+    push_token: str | None
+    locale_region: str | None
+    locale_language: str | None
+    timezone: str | None
+    user_properties: dict[str, Any] | None
+
+
+_CHUNK_SUB = _CHUNK.subquery()
+# SQLite: the chunk as one JSON value, in one step of the statement. Fetching it row by row
+# lets go of the GIL around every row, and each time this thread waits to take it back from
+# a thread that is rendering (see storage.bulk). json() embeds the properties as an object.
+_CHUNK_JSON = select(func.json_group_array(func.json_array(*(
+    func.json(c) if c.name == "user_properties" else c for c in _CHUNK_SUB.c
+))))  # fmt: skip
+
+
+def chunk_messages(session: Session, chunks: Sequence[tuple[str, int]]) -> list[ChunkRow]:
     """The undelivered messages of these (trigger, chunk) pairs, with what rendering and
     sending need."""
     by_trigger: dict[str, list[int]] = {}
     for trigger_id, chunk_no in chunks:
         by_trigger.setdefault(trigger_id, []).append(chunk_no)
-    rows: list[Any] = []
+    rows: list[ChunkRow] = []
+    dialect = session.get_bind().dialect
     for trigger_id, numbers in by_trigger.items():
-        rows += session.execute(_CHUNK, {"tid": trigger_id, "nos": numbers}).all()
+        params = {"tid": trigger_id, "nos": numbers}
+        if dialect.name != "sqlite":
+            rows += [ChunkRow._make(row) for row in session.execute(_CHUNK, params)]
+            continue
+        when = _datetime_result(dialect)
+        for values in orjson.loads(session.execute(_CHUNK_JSON, params).scalar_one()):
+            values[6] = bool(values[6])  # possible_duplicate
+            values[7] = when(values[7])  # not_before
+            rows.append(ChunkRow._make(values))
     return rows
+
+
+@cache
+def _datetime_result(dialect: Dialect) -> Callable[[Any], Any]:
+    """A stored datetime as the column reads it back (UTC-aware)."""
+    column = M.c.not_before
+    processor = column.type.dialect_impl(dialect).result_processor(dialect, None)
+    return processor if processor is not None else (lambda value: value)
 
 
 def mark_sending(session: Session, marks: Sequence[dict[str, Any]]) -> None:
     """``marks``: {"mid", "n" (attempt number), "dup" (possible duplicate)}."""
-    if marks:
-        session.execute(_MARK_SENDING, list(marks))
+    update_rows(session, M, "id", [
+        {"id": m["mid"], "status": "sending", "attempts": m["n"], "possible_duplicate": m["dup"]}
+        for m in marks
+    ])  # fmt: skip
 
 
 def record_outcomes(session: Session, outcomes: Sequence[dict[str, Any]]) -> None:
     """``outcomes``: {"mid", and every field of OUTCOME_FIELDS (None where not known)}."""
-    if outcomes:
-        session.execute(
-            _OUTCOME,
-            [{"mid": o["mid"], **{f"o_{f}": o.get(f) for f in OUTCOME_FIELDS}} for o in outcomes],
-        )
+    fields = OUTCOME_FIELDS
+    update_rows(session, M, "id", [{"id": o["mid"], **{f: o.get(f) for f in fields}}
+                                   for o in outcomes])  # fmt: skip
 
 
 def counts(session: Session, trigger_id: str) -> dict[str, int]:
@@ -319,8 +360,7 @@ def record_attempts(
         for o in outcomes
         if "attempt_outcome" in o
     ]  # fmt: skip
-    if rows:
-        session.execute(insert(A), rows)
+    insert_rows(session, A, rows)
 
 
 def attempts_for(session: Session, message_ids: Sequence[str]) -> dict[str, list[Any]]:

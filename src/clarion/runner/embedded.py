@@ -78,11 +78,18 @@ class EmbeddedRunner:
         while not self._stop.is_set():
             pacer = self.pacer
             if pacer is not None and pacer.busy():
-                with pacer.turn:  # one thread at a time while requests are in flight
+                # One thread at a time while requests are in flight. The others do not queue
+                # for the turn: a step that holds it (a long resolve, begun while a request
+                # was in flight) would keep them waiting long after the intake went quiet.
+                if not pacer.turn.acquire(timeout=pacer.quiet):
+                    continue  # look again: the intake may be quiet by now
+                try:
                     started = time.monotonic()
                     worked = self._safely_run_one(pacer.small_batch)
                     if worked:
                         pacer.rest(time.monotonic() - started, self._stop)
+                finally:
+                    pacer.turn.release()
             else:
                 worked = self._safely_run_one(None)
             if not worked:
@@ -99,7 +106,8 @@ class EmbeddedRunner:
     def _run_one(self, limit: int | None = None) -> bool:
         """Lease a batch of ready jobs and run them. Returns whether there was any."""
         with self.db.write() as session:
-            batch = jobs.claim(session, self.lease_seconds, limit or self.batch_size)
+            batch = jobs.claim(session, self.lease_seconds, limit or self.batch_size,
+                               self._deliver_group())  # fmt: skip
         if not batch:
             return False
         try:
@@ -120,11 +128,15 @@ class EmbeddedRunner:
         delivers = [(j.trigger_id, j.chunk_no) for j in batch if j.kind == "deliver"]
         if resolves:
             self.pipeline.resolve(resolves)
-        # Deliver in groups of about 2,000 messages, so that one commit never waits on the
-        # rendering and sending of a whole batch of full chunks.
-        group = max(1, 2000 // self.pipeline.chunk_size)
+        group = self._deliver_group()
         for start in range(0, len(delivers), group):
             self.pipeline.deliver(delivers[start : start + group])
+
+    def _deliver_group(self) -> int:
+        """Deliver jobs per step: about 2,000 messages, so that one commit never waits on the
+        rendering and sending of a whole batch of full chunks (and one claim takes no more,
+        so that every worker thread gets its share of a broadcast's chunks)."""
+        return max(1, 2000 // self.pipeline.chunk_size)
 
     def _failed(self, job: jobs.Claimed, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"

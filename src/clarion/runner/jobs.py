@@ -108,10 +108,17 @@ def retry_jobs(session: Session, kind: str, delays: Sequence[tuple[str, int, flo
         )
 
 
-def claim(session: Session, lease_seconds: int, limit: int) -> list[Claimed]:
-    """Lease up to ``limit`` ready jobs (or jobs whose holder's lease ran out), oldest first."""
+def claim(
+    session: Session, lease_seconds: int, limit: int, deliver_limit: int | None = None
+) -> list[Claimed]:
+    """Lease up to ``limit`` ready jobs (or jobs whose holder's lease ran out), oldest first,
+    of which at most ``deliver_limit`` deliver jobs: a worker that took every ready chunk of
+    a broadcast would leave the others idle while it works through them alone."""
     now = utcnow()
     rows = session.execute(_READY, {"now": now, "n": limit}).all()
+    if deliver_limit is not None:
+        delivers = [r for r in rows if r.kind == "deliver"][deliver_limit:]
+        rows = [r for r in rows if r not in delivers]
     if not rows:
         return []
     until = now + timedelta(seconds=lease_seconds)

@@ -13,12 +13,11 @@ from starlette.concurrency import run_in_threadpool
 from clarion import idempotency
 from clarion.auth.service import Principal
 from clarion.campaigns.service import load_version
-from clarion.delivery import repository as delivery_repo
 from clarion.errors import InvalidRequest
 from clarion.messages import repository as messages_repo
 from clarion.messages.schemas import MessageList, MessageOut
 from clarion.storage.models import utcnow
-from clarion.triggers import amplification, dry_run, explain, service
+from clarion.triggers import amplification, dry_run, explain, progress, service
 from clarion.triggers.body import parse_trigger
 from clarion.triggers.dry_run_schemas import DryRunOut
 from clarion.triggers.schemas import (
@@ -165,7 +164,7 @@ def cancel_trigger(trigger_id: str, principal: TriggerKey, request: Request) -> 
 
 
 def _status(session: Any, trigger: Any) -> TriggerOut:
-    counts = delivery_repo.counts(session, trigger.id)
+    counts = progress.counts(session, trigger)
     pending = counts.get("queued", 0) + counts.get("sending", 0)
     eta = None
     if pending and trigger.status in ("sending", "resolving"):

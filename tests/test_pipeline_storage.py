@@ -1,0 +1,174 @@
+"""The pipeline's storage. Its batch writes and its chunk read: on SQLite one statement per
+batch (a JSON parameter through json_each, a JSON aggregate back), on PostgreSQL the driver's
+batches; what goes in must come back exactly as the ORM would have written and read it. Job
+claims that share a broadcast's chunks out, and trigger counts cheap enough to poll."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, select
+
+from clarion.delivery import repository
+from clarion.ids import uuid7
+from clarion.runner import jobs
+from clarion.storage.bulk import insert_rows, update_rows
+from clarion.storage.db import Database
+from clarion.storage.models import Campaign, Device, Message, MessageAttempt, Trigger, User, utcnow
+from clarion.triggers.progress import CountCache
+from tests.conftest import make_project
+
+M = cast(Table, Message.__table__)
+A = cast(Table, MessageAttempt.__table__)
+ODD = "Zoë's \"order\" \\ 🚚 ünïcode; '); DROP TABLE messages; --"
+
+
+def _trigger(db: Database, project_id: str) -> str:
+    trigger_id, campaign_id = uuid7(), uuid7()
+    with db.write() as session:
+        session.add(Campaign(id=campaign_id, project_id=project_id, name=campaign_id,
+                             channel="push", type="api", status="active", version=1))  # fmt: skip
+        session.flush()
+        session.add(Trigger(id=trigger_id, project_id=project_id, campaign_id=campaign_id,
+                            campaign_version=1, audience_mode="segment", status="sending",
+                            properties={}, targets=[]))  # fmt: skip
+    return trigger_id
+
+
+def _message(project_id: str, trigger_id: str, n: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": uuid7(), "project_id": project_id, "trigger_id": trigger_id, "chunk_no": n % 3,
+        "user_id": f"u{n}", "project_user_id": f"user-{n}", "device_id": f"d{n}",
+        "channel": "push", "status": "queued", "reason": None, "attempts": 0,
+        "possible_duplicate": False, "created_at": utcnow(), "not_before": None,
+        "capped": False, **extra,
+    }  # fmt: skip
+
+
+def test_batch_writes_round_trip_every_type(db: Database) -> None:
+    project = make_project(db)
+    trigger_id = _trigger(db, project.id)
+    later = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    rows = [_message(project.id, trigger_id, n) for n in range(5)]
+    rows[1].update(reason=ODD, not_before=later, capped=True, possible_duplicate=True)
+    with db.write() as session:
+        insert_rows(session, M, rows, ignore_conflicts=True)
+    replay = [{**rows[0], "id": uuid7()}, _message(project.id, trigger_id, 9)]
+    with db.write() as session:  # the first collides with a row's identity: skipped, no error
+        insert_rows(session, M, replay, ignore_conflicts=True)
+    sent_at = utcnow()
+    outcomes = [{"id": r["id"], "status": "sent", "title": ODD, "body": "b" * 5000,
+                 "provider_message_id": None, "sent_at": sent_at, "attempts": 2}
+                for r in rows[:3]]  # fmt: skip
+    with db.write() as session:
+        update_rows(session, M, "id", outcomes)
+        insert_rows(session, A, [{"message_id": r["id"], "attempt": 1, "at": sent_at,
+                                  "provider": "sink", "outcome": "sent", "response_code": None,
+                                  "reason": ODD} for r in rows[:2]])  # fmt: skip
+    with db.read() as session:
+        stored = {m.id: m for m in session.scalars(select(Message))}
+        attempts = session.scalars(select(MessageAttempt).order_by(MessageAttempt.id)).all()
+    assert len(stored) == 6  # five, and the second batch's new row
+    assert replay[0]["id"] not in stored
+    first, second, fourth = stored[rows[0]["id"]], stored[rows[1]["id"]], stored[rows[3]["id"]]
+    assert (second.reason, second.not_before, second.capped, second.possible_duplicate) == (
+        ODD, later, True, True)  # fmt: skip
+    assert first.created_at == rows[0]["created_at"] and first.not_before is None
+    assert (first.status, first.title, first.body, first.attempts) == ("sent", ODD, "b" * 5000, 2)
+    assert first.sent_at == sent_at and first.provider_message_id is None
+    assert (fourth.status, fourth.title, fourth.sent_at) == ("queued", None, None)
+    assert [(a.message_id, a.reason, a.at) for a in attempts] == [
+        (rows[0]["id"], ODD, sent_at), (rows[1]["id"], ODD, sent_at)]  # fmt: skip
+
+
+def test_chunk_read_gives_typed_rows(db: Database) -> None:
+    project = make_project(db)
+    trigger_id = _trigger(db, project.id)
+    due = utcnow() + timedelta(hours=1)
+    with db.write() as session:
+        session.add(User(id="u1", project_id=project.id, project_user_id="user-1",
+                         properties={"first_name": ODD, "n": 3, "tags": ["a"]}))  # fmt: skip
+        session.add(User(id="u2", project_id=project.id, project_user_id=None))
+        session.flush()
+        session.add(Device(id="d1", project_id=project.id, user_id="u1",
+                           platform="IOS", push_token="tok", locale_region="NL",
+                           locale_language="nl", timezone="Europe/Amsterdam"))  # fmt: skip
+    rows = [
+        _message(project.id, trigger_id, 1, user_id="u1", device_id="d1", chunk_no=0,
+                 not_before=due, possible_duplicate=True),
+        _message(project.id, trigger_id, 2, user_id="u2", device_id="", chunk_no=0,
+                 project_user_id=None),
+        _message(project.id, trigger_id, 3, user_id="u1", device_id="d1", chunk_no=1,
+                 channel="in_app"),
+        _message(project.id, trigger_id, 4, user_id="u1", device_id="d1", chunk_no=0,
+                 status="sent", channel="webhook"),
+    ]  # fmt: skip
+    rows[1]["user_id"] = "u2"
+    with db.write() as session:
+        insert_rows(session, M, rows)
+    with db.read() as session:
+        found = repository.chunk_messages(session, [(trigger_id, 0)])
+    assert list(repository.ChunkRow._fields) == [c.name for c in repository._CHUNK.selected_columns]
+    by_id = {r.id: r for r in found}
+    assert set(by_id) == {rows[0]["id"], rows[1]["id"]}  # chunk 0, not yet sent
+    one, two = by_id[rows[0]["id"]], by_id[rows[1]["id"]]
+    assert one == repository.ChunkRow(
+        rows[0]["id"], project.id, trigger_id, 0, "queued", 0, True, due, "user-1", "u1",
+        "d1", "IOS", "tok", "NL", "nl", "Europe/Amsterdam",
+        {"first_name": ODD, "n": 3, "tags": ["a"]},
+    )  # fmt: skip
+    assert one.not_before is not None and one.not_before.tzinfo is not None
+    assert (two.project_user_id, two.device_id, two.platform, two.possible_duplicate) == (
+        None, None, None, False)  # fmt: skip
+    assert two.user_properties in ({}, None)
+
+
+def test_a_claim_takes_at_most_its_share_of_deliver_jobs(db: Database) -> None:
+    project = make_project(db)
+    broadcast, small = _trigger(db, project.id), _trigger(db, project.id)
+    with db.write() as session:
+        jobs.add_deliver_jobs(session, [(broadcast, n) for n in range(10)])
+        jobs.enqueue_resolve(session, [small], {})
+    with db.write() as session:
+        first = jobs.claim(session, 60, 32, deliver_limit=4)
+    with db.write() as session:
+        second = jobs.claim(session, 60, 32, deliver_limit=4)
+    with db.write() as session:
+        rest = jobs.claim(session, 60, 32)
+    assert [j.kind for j in first].count("deliver") == 4
+    assert [j.kind for j in first].count("resolve") == 1  # the others are not held back
+    assert [(j.kind, j.chunk_no) for j in second] == [("deliver", n) for n in range(4, 8)]
+    assert [j.chunk_no for j in rest] == [8, 9]
+
+
+def test_counts_of_a_running_trigger_are_reused_and_a_completed_ones_kept(db: Database) -> None:
+    project = make_project(db)
+    trigger_id = _trigger(db, project.id)
+    with db.write() as session:
+        insert_rows(session, M, [_message(project.id, trigger_id, n) for n in range(3)])
+
+    def trigger() -> Any:
+        with db.read() as session:
+            return session.get(Trigger, trigger_id)
+
+    def add(n: int, status: str) -> None:
+        with db.write() as session:
+            insert_rows(session, M, [_message(project.id, trigger_id, n, status=status)])
+
+    fresh, lasting = CountCache(reuse=0), CountCache(reuse=1e9)
+    with db.read() as session:
+        assert fresh.counts(session, trigger()) == lasting.counts(session, trigger()) == {
+            "queued": 3}  # fmt: skip
+    add(10, "sent")
+    with db.read() as session:  # while it runs: one cache counts again, the other reuses
+        assert fresh.counts(session, trigger()) == {"queued": 3, "sent": 1}
+        assert lasting.counts(session, trigger()) == {"queued": 3}
+    with db.write() as session:
+        session.get(Trigger, trigger_id).status = "completed"  # type: ignore[union-attr]
+    with db.read() as session:  # completed: counted afresh, whatever was reused before
+        assert lasting.counts(session, trigger()) == {"queued": 3, "sent": 1}
+    add(11, "sent")  # (never happens to a completed trigger: shows its counts are kept)
+    with db.read() as session:
+        assert lasting.counts(session, trigger()) == {"queued": 3, "sent": 1}
+        assert fresh.counts(session, trigger()) == {"queued": 3, "sent": 2}  # its first final
