@@ -92,7 +92,8 @@ def test_a_resolve_interrupted_between_chunks_resumes_without_loss_or_duplicates
         "trigger_id"
     ]
     settings = Settings(database_url=server.settings.database_url, var_dir=tmp_path)
-    pipeline = Pipeline(db, build_registry(settings, db), chunk_size=2)
+    # Two chunks per commit after the first: chunk 0 alone, then 1 and 2, then 3 ...
+    pipeline = Pipeline(db, build_registry(settings, db), chunk_size=2, group_rows=4)
 
     class Crash(Exception):
         pass
@@ -100,19 +101,19 @@ def test_a_resolve_interrupted_between_chunks_resumes_without_loss_or_duplicates
     calls = 0
     real_wake = pipeline.wake
 
-    def crash_after_two_chunks() -> None:
+    def crash_after_two_commits() -> None:
         nonlocal calls
         calls += 1
         real_wake()
         if calls == 2:
             raise Crash
 
-    pipeline.wake = crash_after_two_chunks
+    pipeline.wake = crash_after_two_commits
     with pytest.raises(Crash):
         pipeline.resolve([trigger_id])
     with db.read() as session:
         early = dict(session.execute(select(Message.id, Message.chunk_no)).all())
-    assert sorted(set(early.values())) == [0, 1] and len(early) == 4
+    assert sorted(set(early.values())) == [0, 1, 2] and len(early) == 6
     # The data moves on before the rerun: a recipient of chunk 0 is deleted, so the rerun's
     # stream shifts by one.
     with db.read() as session:
@@ -128,8 +129,8 @@ def test_a_resolve_interrupted_between_chunks_resumes_without_loss_or_duplicates
         rows = session.execute(select(Message.id, Message.project_user_id, Message.chunk_no)).all()
     users = [u for _, u, _ in rows]
     assert len(users) == len(set(users)) == 8
-    # Rows written after the crash went to new chunks, never into 0 or 1 (whose jobs may
+    # Rows written after the crash went to new chunks, never into 0, 1 or 2 (whose jobs may
     # already have run).
-    assert all(chunk >= 2 for mid, _, chunk in rows if mid not in early)
+    assert all(chunk >= 3 for mid, _, chunk in rows if mid not in early)
     status = server.wait_done(project, trigger_id)
     assert status["status"] == "completed" and status["counts"]["matched"] == 8

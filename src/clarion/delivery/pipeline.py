@@ -44,6 +44,9 @@ SKIP_PERMISSION = "push_permission_off: the device has not granted push permissi
 # again, flagged possible_duplicate, up to this many times in all. Past that it fails with
 # FAIL_INTERRUPTED: a message that keeps taking its worker down must not do so forever.
 MAX_HANDOVERS = 5
+# Messages per commit: resolving writes about this many at a time, delivering takes about as
+# many chunks per step (one commit never waits on a whole batch of full chunks).
+GROUP_ROWS = 2000
 CANCELLED = "cancelled: the trigger was cancelled before this message was handed over"
 FAIL_INTERRUPTED = (
     f"interrupted {MAX_HANDOVERS} times while sending (each time its worker stopped "
@@ -63,6 +66,7 @@ class Pipeline:
     engine: TaskEngine = field(default_factory=BuiltinEngine)
     wake: Callable[[], None] = lambda: None
     rates: Rates = field(default_factory=SendRates)  # per-campaign send rates
+    group_rows: int = GROUP_ROWS  # messages per resolve commit, and per deliver step
 
     # -- resolve ---------------------------------------------------------------------------
     def resolve(self, trigger_ids: Sequence[str]) -> None:
@@ -108,9 +112,12 @@ class Pipeline:
     def _resolve_one(
         self, reader: Session, trigger: Any, version: Version
     ) -> tuple[list[dict[str, Any]], int, int, list[Any]]:
-        """Stream one trigger's recipients. Every chunk but the last is written at once, in
-        its own commit, and handed to the other workers; the last is returned."""
+        """Stream one trigger's recipients. Every chunk but the last is written and handed to
+        the other workers: the first at once, on its own (the first message goes out while
+        resolving goes on), then about a delivery group's worth per commit; the last is
+        returned."""
         total = 0
+        unwritten: list[tuple[int, list[dict[str, Any]]]] = []
         seen_users: set[str] = set()
         seen_devices: set[str] = set()
         parts = metrics.timed(repository.stream_recipients(
@@ -129,21 +136,35 @@ class Pipeline:
             if trigger.audience_mode == "targets":  # bounded by max_targets
                 seen_users.update(r["project_user_id"] for r in rows)
                 seen_devices.update(r["device_id"] for r in rows)
+            if not last:
+                unwritten.append((chunk_no, rows))
+            if unwritten and (last or chunk_no == first or
+                              sum(len(r) for _, r in unwritten) >= self.group_rows):  # fmt: skip
+                if not self._write_chunks(trigger.id, unwritten):
+                    return [], chunk_no, total, []  # cancelled: resolve no further
+                unwritten = []
             if last:
                 devices = None if version.per_user else seen_devices  # per user: no devices
                 return rows, chunk_no, total, _excluded(reader, trigger, seen_users, devices)
-            with metrics.stage("persist"), self.db.write() as session:
-                if (
-                    repository.locked_statuses(session, [trigger.id], share=True).get(trigger.id)
-                    == "cancelled"
-                ):
-                    return [], chunk_no, total, []  # cancelled: resolve no further
-                repository.add_messages(session, rows)
-                if any(r["status"] == "queued" for r in rows):
-                    self.engine.enqueue_deliver(session, [(trigger.id, chunk_no)])
-                repository.set_status(session, trigger.id, "resolving")
-            self.wake()
         raise AssertionError("unreachable: the stream always ends with a last chunk")
+
+    def _write_chunks(
+        self, trigger_id: str, chunks: list[tuple[int, list[dict[str, Any]]]]
+    ) -> bool:
+        """Write resolved chunks with their deliver jobs, in one commit, and wake the workers;
+        False (nothing written) when the trigger has been cancelled."""
+        with metrics.stage("persist"), self.db.write() as session:
+            statuses = repository.locked_statuses(session, [trigger_id], share=True)
+            if statuses.get(trigger_id) == "cancelled":
+                return False
+            repository.add_messages(session, [row for _, rows in chunks for row in rows])
+            self.engine.enqueue_deliver(session, [
+                (trigger_id, chunk_no) for chunk_no, rows in chunks
+                if any(r["status"] == "queued" for r in rows)
+            ])  # fmt: skip
+            repository.set_status(session, trigger_id, "resolving")
+        self.wake()
+        return True
 
     # -- deliver ---------------------------------------------------------------------------
     def deliver(self, chunks: Sequence[tuple[str, int]]) -> None:

@@ -136,7 +136,7 @@ class EmbeddedRunner:
         """Deliver jobs per step: about 2,000 messages, so that one commit never waits on the
         rendering and sending of a whole batch of full chunks (and one claim takes no more,
         so that every worker thread gets its share of a broadcast's chunks)."""
-        return max(1, 2000 // self.pipeline.chunk_size)
+        return max(1, self.pipeline.group_rows // self.pipeline.chunk_size)
 
     def _failed(self, job: jobs.Claimed, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
