@@ -116,7 +116,10 @@ _CHUNK = (
     .where(
         M.c.trigger_id == bindparam("tid"),
         M.c.chunk_no.in_(bindparam("nos", expanding=True)),
-        M.c.status.in_(PENDING),
+        # The status as an expression, which no index can serve: without statistics for a
+        # young messages table SQLite's planner could otherwise walk ix_messages_status
+        # (trigger, status), every pending message of the trigger, instead of the chunks'.
+        M.c.status.concat("").in_(PENDING),
     )
     .order_by(M.c.id)
 )
@@ -265,6 +268,8 @@ class ChunkRow(NamedTuple):
     user_properties: dict[str, Any] | None
 
 
+_DUP = ChunkRow._fields.index("possible_duplicate")
+_NOT_BEFORE = ChunkRow._fields.index("not_before")
 _CHUNK_SUB = _CHUNK.subquery()
 # SQLite: the chunk as one JSON value, in one step of the statement. Fetching it row by row
 # lets go of the GIL around every row, and each time this thread waits to take it back from
@@ -289,8 +294,8 @@ def chunk_messages(session: Session, chunks: Sequence[tuple[str, int]]) -> list[
             continue
         when = _datetime_result(dialect)
         for values in orjson.loads(session.execute(_CHUNK_JSON, params).scalar_one()):
-            values[6] = bool(values[6])  # possible_duplicate
-            values[7] = when(values[7])  # not_before
+            values[_DUP] = bool(values[_DUP])  # stored as 0 or 1
+            values[_NOT_BEFORE] = when(values[_NOT_BEFORE])  # stored as text
             rows.append(ChunkRow._make(values))
     return rows
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Dialect, Table, bindparam, insert, update
+from sqlalchemy import Dialect, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -57,11 +58,13 @@ def _same(value: Any) -> Any:
 # -- one statement per batch -------------------------------------------------------------------
 # The pipeline's writers run beside threads that render in Python. SQLite's driver lets go of
 # the GIL around every row it steps through, and a thread taking it back waits for the running
-# one to yield (up to the 5 ms switch interval): an executemany of 2,000 rows beside a busy
-# thread took minutes instead of milliseconds (bench/broadcast.py's profile, and a side-by-side
-# measurement in the closing note of issue 10). So on SQLite a batch of rows travels as one
-# JSON parameter and one statement (json_each) does all of it with the GIL released once.
-# PostgreSQL's driver sends an executemany in one pipeline and takes the same statements.
+# one to yield (up to the 5 ms switch interval). Measured side by side: an INSERT and two
+# UPDATEs by executemany over 100,000 rows took 1.5 s alone and had not finished after ten
+# minutes beside a thread computing in Python; as one statement per 2,000 rows, 1.4 s and
+# 3.1 s. So a batch of rows travels as one JSON parameter (an array of arrays) and one
+# statement does all of it: json_each on SQLite, letting go of the GIL once; on PostgreSQL,
+# json_array_elements with each value cast to its column's type, one statement where an
+# executemany was one per row.
 
 
 def insert_rows(
@@ -71,34 +74,22 @@ def insert_rows(
     *,
     ignore_conflicts: bool = False,
 ) -> None:
-    """INSERT rows (dicts with the same keys), optionally skipping any that collide with a
-    unique constraint, in one statement on SQLite."""
-    if not rows:
-        return
-    conn = session.connection()
-    columns = tuple(rows[0])
-    if conn.dialect.name != "sqlite":
-        stmt = _insert_ignore(table, conn.dialect.name) if ignore_conflicts else insert(table)
-        session.execute(stmt, list(rows))
-        return
-    sql, encode = _json_insert(table, columns, ignore_conflicts, conn.dialect)
-    conn.exec_driver_sql(sql, (encode(rows),))
+    """INSERT rows (dicts with the same keys) in one statement, optionally skipping any that
+    collide with a unique constraint."""
+    if rows:
+        conn = session.connection()
+        sql, encode = _json_insert(table, tuple(rows[0]), ignore_conflicts, conn.dialect)
+        conn.exec_driver_sql(sql, (encode(rows),))
 
 
 def update_rows(session: Session, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
-    """UPDATE each row found by ``key`` (a unique column) with the other values of its dict (every
-    dict with the same keys), in one statement on SQLite."""
-    if not rows:
-        return
-    conn = session.connection()
-    columns = (key, *(c for c in rows[0] if c != key))
-    if conn.dialect.name != "sqlite":
-        session.execute(_keyed_update(table, columns), [
-            {f"b_{c}": row[c] for c in columns} for row in rows
-        ])  # fmt: skip
-        return
-    sql, encode = _json_update(table, columns, conn.dialect)
-    conn.exec_driver_sql(sql, (encode(rows),))
+    """UPDATE each row found by ``key`` (a unique column) with the other values of its dict
+    (every dict with the same keys), in one statement."""
+    if rows:
+        conn = session.connection()
+        columns = (key, *(c for c in rows[0] if c != key))
+        sql, encode = _json_update(table, columns, conn.dialect)
+        conn.exec_driver_sql(sql, (encode(rows),))
 
 
 Encoder = Callable[[Sequence[dict[str, Any]]], str]
@@ -108,32 +99,35 @@ Encoder = Callable[[Sequence[dict[str, Any]]], str]
 def _json_insert(
     table: Table, columns: tuple[str, ...], ignore: bool, dialect: Dialect
 ) -> tuple[str, Encoder]:
-    values = ", ".join(f"j.value->>{i}" for i in range(len(columns)))
+    source, values = _json_source(table, columns, dialect)
+    names = ", ".join(dialect.identifier_preparer.quote(c) for c in columns)
     # "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the INSERT.
     sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {values} "
-        f"FROM json_each(?) AS j WHERE true{' ON CONFLICT DO NOTHING' if ignore else ''}"
+        f"INSERT INTO {table.name} ({names}) SELECT {', '.join(values)} FROM {source} "
+        f"WHERE true{' ON CONFLICT DO NOTHING' if ignore else ''}"
     )
     return sql, _encoder(table, columns, dialect)
 
 
 @lru_cache(maxsize=64)
 def _json_update(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, Encoder]:
-    key, *rest = columns
-    sets = ", ".join(f"{c} = j.value->>{i}" for i, c in enumerate(rest, start=1))
-    where = f"{table.name}.{key} = j.value->>0"
-    sql = f"UPDATE {table.name} SET {sets} FROM json_each(?) AS j WHERE {where}"
-    return sql, _encoder(table, columns, dialect)
-
-
-@cache
-def _keyed_update(table: Table, columns: tuple[str, ...]) -> Any:
-    key, *rest = columns
-    return (
-        update(table)
-        .where(table.c[key] == bindparam(f"b_{key}"))
-        .values({c: bindparam(f"b_{c}") for c in rest})
+    source, values = _json_source(table, columns, dialect)
+    quote = dialect.identifier_preparer.quote
+    sets = ", ".join(f"{quote(c)} = {v}" for c, v in zip(columns[1:], values[1:], strict=True))
+    where = f"{table.name}.{quote(columns[0])} = {values[0]}"
+    return f"UPDATE {table.name} SET {sets} FROM {source} WHERE {where}", _encoder(
+        table, columns, dialect
     )
+
+
+def _json_source(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, list[str]]:
+    """The FROM item that spreads the JSON parameter into rows, and each column's value."""
+    if dialect.name == "sqlite":
+        return "json_each(?) AS j", [f"j.value->>{i}" for i in range(len(columns))]
+    types = [table.c[c].type.compile(dialect=dialect) for c in columns]
+    return "json_array_elements(%s::json) AS j(value)", [
+        f"CAST(j.value->>{i} AS {t})" for i, t in enumerate(types)
+    ]
 
 
 def _encoder(table: Table, columns: tuple[str, ...], dialect: Dialect) -> Encoder:
@@ -147,10 +141,17 @@ def _encoder(table: Table, columns: tuple[str, ...], dialect: Dialect) -> Encode
 
     def encode(rows: Sequence[dict[str, Any]]) -> str:
         out = []
+        times: dict[datetime, Any] = {}  # a batch's rows often share a time: format it once
         for row in rows:
             values = [row[c] for c in columns]
             for i, column, processor in processors:
-                values[i] = processor(row[column])
+                value = row[column]
+                if isinstance(value, datetime):
+                    if value not in times:
+                        times[value] = processor(value)
+                    values[i] = times[value]
+                else:
+                    values[i] = processor(value)
             out.append(values)
         return orjson.dumps(out).decode()
 

@@ -292,7 +292,7 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("trigger_id", "user_id", "device_id", "channel"),
-        Index("ix_messages_chunk", "trigger_id", "chunk_no", "status"),
+        Index("ix_messages_chunk", "trigger_id", "chunk_no"),
         Index("ix_messages_status", "trigger_id", "status"),
         # Deleting a user deletes their messages; frequency caps read a user's recent ones.
         Index("ix_messages_user", "user_id"),
