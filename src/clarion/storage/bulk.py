@@ -131,8 +131,9 @@ def _json_source(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tu
 
 
 def _encoder(table: Table, columns: tuple[str, ...], dialect: Dialect) -> Encoder:
-    """Rows to one JSON array of arrays, each value as SQLAlchemy would bind it (datetimes in
-    the dialect's text form, booleans as integers)."""
+    """Rows to one JSON array of arrays, each value as SQLAlchemy would bind it: on SQLite
+    datetimes in its text form and booleans as integers; on PostgreSQL datetimes go as ISO
+    8601 (orjson) and every value is cast back to its column's type."""
     processors = [
         (i, column, processor)
         for i, column in enumerate(columns)
