@@ -93,13 +93,16 @@ class Pipeline:
                     inline.append((trigger.id, chunk_no))
         engine = self.engine
         lease = utcnow() + timedelta(seconds=self.lease_seconds)
+        dialect = self.db.engine.dialect
+        written = repository.messages_batch(dialect, last_rows)  # encoded outside the lock
         with metrics.stage("persist"), self.db.write() as session:
             statuses = repository.locked_statuses(session, trigger_ids, share=True)
             stopped = {t for t, status in statuses.items() if status == "cancelled"}
             if stopped:  # cancelled while resolving: no more of its messages
                 last_rows = [r for r in last_rows if r["trigger_id"] not in stopped]
                 inline = [c for c in inline if c[0] not in stopped]
-            repository.add_messages(session, last_rows)
+                written = repository.messages_batch(dialect, last_rows)
+            written.run(session)
             engine.enqueue_deliver(session, inline, lease if engine.inline_delivery else None)
             repository.finalize_resolve(session, finals)
             engine.finish(session, "resolve", [(t, 0) for t in trigger_ids])
@@ -153,14 +156,16 @@ class Pipeline:
     ) -> bool:
         """Write resolved chunks with their deliver jobs, in one commit, and wake the workers;
         False (nothing written) when the trigger has been cancelled."""
+        rows = [row for _, part in chunks for row in part]
+        written = repository.messages_batch(self.db.engine.dialect, rows)  # outside the lock
         with metrics.stage("persist"), self.db.write() as session:
             statuses = repository.locked_statuses(session, [trigger_id], share=True)
             if statuses.get(trigger_id) == "cancelled":
                 return False
-            repository.add_messages(session, [row for _, rows in chunks for row in rows])
+            written.run(session)
             self.engine.enqueue_deliver(session, [
-                (trigger_id, chunk_no) for chunk_no, rows in chunks
-                if any(r["status"] == "queued" for r in rows)
+                (trigger_id, chunk_no) for chunk_no, part in chunks
+                if any(r["status"] == "queued" for r in part)
             ])  # fmt: skip
             repository.set_status(session, trigger_id, "resolving")
         self.wake()
@@ -233,6 +238,9 @@ class Pipeline:
                         properties, schemes
                     )
                 claimed.append((row, version, renderer))
+        # The statements' parameters are encoded before taking the (SQLite) write lock.
+        dialect = self.db.engine.dialect
+        sending = repository.sending_batch(dialect, marks)
         with metrics.stage("persist"), self.db.write() as session:
             statuses = repository.locked_statuses(session, triggers, share=True)
             stopped = {t for t, status in statuses.items() if status == "cancelled"}
@@ -248,7 +256,8 @@ class Pipeline:
             if stopped or held:
                 kept = {row.id for row, _, _ in claimed}
                 marks = [m for m in marks if m["mid"] in kept]
-            repository.mark_sending(session, marks)
+                sending = repository.sending_batch(dialect, marks)
+            sending.run(session)
             repository.record_outcomes(session, given_up)
         outcomes, retry_after, dead_tokens = self._send(claimed)
         chunk_of = {row.id: (row.trigger_id, row.chunk_no) for row, _, _ in claimed}
@@ -259,9 +268,12 @@ class Pipeline:
             key = chunk_of[message_id]
             delays[key] = max(delays.get(key, 0.0), delay)
         attempt_of = {m["mid"]: m["n"] for m in marks}
+        with metrics.stage("persist"):
+            recorded = repository.outcomes_batch(dialect, outcomes)
+            attempted = repository.attempts_batch(dialect, outcomes, attempt_of)
         with metrics.stage("persist"), self.db.write() as session:
-            repository.record_outcomes(session, outcomes)
-            repository.record_attempts(session, outcomes, attempt_of)
+            recorded.run(session)
+            attempted.run(session)
             repository.invalidate_tokens(session, dead_tokens)  # with the outcomes, atomically
             self.engine.finish(session, "deliver", [c for c in chunks if c not in delays])
             self.engine.retry_deliver(session, [(t, c, d) for (t, c), d in delays.items()])

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from clarion.audience import compiler
 from clarion.audience.rules import Audience
-from clarion.storage.bulk import insert_rows, update_rows
+from clarion.storage.bulk import Batch, insert_batch, update_batch
 from clarion.storage.models import Device, Job, Message, MessageAttempt, Trigger, User, utcnow
 
 PENDING = ("queued", "sending")
@@ -190,9 +190,13 @@ def device_timezones(
     return {row.id: row.timezone for row in session.execute(stmt)}
 
 
+def messages_batch(dialect: Dialect, rows: Sequence[dict[str, Any]]) -> Batch:
+    """Writes message rows; rows whose identity already exists (a replay) are skipped."""
+    return insert_batch(dialect, M, rows, ignore_conflicts=True)
+
+
 def add_messages(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Write message rows; rows whose identity already exists (a replay) are skipped."""
-    insert_rows(session, M, rows, ignore_conflicts=True)
+    messages_batch(session.get_bind().dialect, rows).run(session)
 
 
 def fail_trigger(session: Session, trigger_id: str, kind: str, attempts: int, error: str) -> None:
@@ -308,19 +312,25 @@ def _datetime_result(dialect: Dialect) -> Callable[[Any], Any]:
     return processor if processor is not None else (lambda value: value)
 
 
-def mark_sending(session: Session, marks: Sequence[dict[str, Any]]) -> None:
-    """``marks``: {"mid", "n" (attempt number), "dup" (possible duplicate)}."""
-    update_rows(session, M, "id", [
+def sending_batch(dialect: Dialect, marks: Sequence[dict[str, Any]]) -> Batch:
+    """Marks messages sending. ``marks``: {"mid", "n" (attempt number), "dup" (possible
+    duplicate)}."""
+    return update_batch(dialect, M, "id", [
         {"id": m["mid"], "status": "sending", "attempts": m["n"], "possible_duplicate": m["dup"]}
         for m in marks
     ])  # fmt: skip
 
 
-def record_outcomes(session: Session, outcomes: Sequence[dict[str, Any]]) -> None:
-    """``outcomes``: {"mid", and every field of OUTCOME_FIELDS (None where not known)}."""
+def outcomes_batch(dialect: Dialect, outcomes: Sequence[dict[str, Any]]) -> Batch:
+    """Records outcomes. ``outcomes``: {"mid", and every field of OUTCOME_FIELDS (None where
+    not known)}."""
     fields = OUTCOME_FIELDS
-    update_rows(session, M, "id", [{"id": o["mid"], **{f: o.get(f) for f in fields}}
-                                   for o in outcomes])  # fmt: skip
+    return update_batch(dialect, M, "id", [{"id": o["mid"], **{f: o.get(f) for f in fields}}
+                                           for o in outcomes])  # fmt: skip
+
+
+def record_outcomes(session: Session, outcomes: Sequence[dict[str, Any]]) -> None:
+    outcomes_batch(session.get_bind().dialect, outcomes).run(session)
 
 
 def counts(session: Session, trigger_id: str) -> dict[str, int]:
@@ -352,9 +362,9 @@ def invalidate_tokens(session: Session, dead: Sequence[tuple[str, str, str, str]
         session.execute(_INVALIDATE, rows)
 
 
-def record_attempts(
-    session: Session, outcomes: Sequence[dict[str, Any]], attempt_of: dict[str, int]
-) -> None:
+def attempts_batch(
+    dialect: Dialect, outcomes: Sequence[dict[str, Any]], attempt_of: dict[str, int]
+) -> Batch:
     """One row per hand-over to a provider (outcomes without "attempt_outcome" never reached
     one: a render failure, a message given up)."""
     now = utcnow()
@@ -365,7 +375,13 @@ def record_attempts(
         for o in outcomes
         if "attempt_outcome" in o
     ]  # fmt: skip
-    insert_rows(session, A, rows)
+    return insert_batch(dialect, A, rows)
+
+
+def record_attempts(
+    session: Session, outcomes: Sequence[dict[str, Any]], attempt_of: dict[str, int]
+) -> None:
+    attempts_batch(session.get_bind().dialect, outcomes, attempt_of).run(session)
 
 
 def attempts_for(session: Session, message_ids: Sequence[str]) -> dict[str, list[Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any
@@ -67,6 +68,44 @@ def _same(value: Any) -> Any:
 # executemany was one per row.
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One statement and its JSON parameter. Built (encoded) before the transaction that runs
+    it: the encoding is Python work, and on SQLite it need not hold the write lock."""
+
+    sql: str = ""
+    param: str = ""
+
+    def run(self, session: Session) -> None:
+        if self.sql:
+            session.connection().exec_driver_sql(self.sql, (self.param,))
+
+
+def insert_batch(
+    dialect: Dialect,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    ignore_conflicts: bool = False,
+) -> Batch:
+    """INSERT rows (dicts with the same keys) in one statement, optionally skipping any that
+    collide with a unique constraint."""
+    if not rows:
+        return Batch()
+    sql, encode = _json_insert(table, tuple(rows[0]), ignore_conflicts, dialect)
+    return Batch(sql, encode(rows))
+
+
+def update_batch(dialect: Dialect, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> Batch:
+    """UPDATE each row found by ``key`` (a unique column) with the other values of its dict
+    (every dict with the same keys), in one statement."""
+    if not rows:
+        return Batch()
+    columns = (key, *(c for c in rows[0] if c != key))
+    sql, encode = _json_update(table, columns, dialect)
+    return Batch(sql, encode(rows))
+
+
 def insert_rows(
     session: Session,
     table: Table,
@@ -74,22 +113,12 @@ def insert_rows(
     *,
     ignore_conflicts: bool = False,
 ) -> None:
-    """INSERT rows (dicts with the same keys) in one statement, optionally skipping any that
-    collide with a unique constraint."""
-    if rows:
-        conn = session.connection()
-        sql, encode = _json_insert(table, tuple(rows[0]), ignore_conflicts, conn.dialect)
-        conn.exec_driver_sql(sql, (encode(rows),))
+    dialect = session.get_bind().dialect
+    insert_batch(dialect, table, rows, ignore_conflicts=ignore_conflicts).run(session)
 
 
 def update_rows(session: Session, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
-    """UPDATE each row found by ``key`` (a unique column) with the other values of its dict
-    (every dict with the same keys), in one statement."""
-    if rows:
-        conn = session.connection()
-        columns = (key, *(c for c in rows[0] if c != key))
-        sql, encode = _json_update(table, columns, conn.dialect)
-        conn.exec_driver_sql(sql, (encode(rows),))
+    update_batch(session.get_bind().dialect, table, key, rows).run(session)
 
 
 Encoder = Callable[[Sequence[dict[str, Any]]], str]
