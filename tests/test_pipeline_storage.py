@@ -9,17 +9,29 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, select
+from sqlalchemy.orm import Session
 
 from clarion.delivery import repository
 from clarion.ids import uuid7
 from clarion.runner import jobs
-from clarion.storage.bulk import insert_rows, update_rows
+from clarion.storage.bulk import insert_batch, update_batch
 from clarion.storage.db import Database
 from clarion.storage.models import Campaign, Device, Message, MessageAttempt, Trigger, User, utcnow
 from clarion.triggers.progress import CountCache
 from tests.conftest import make_project
 
 M = cast(Table, Message.__table__)
+
+
+def insert_rows(session: Session, table: Table, rows: Any, ignore_conflicts: bool = False) -> None:
+    dialect = session.get_bind().dialect
+    insert_batch(dialect, table, rows, ignore_conflicts=ignore_conflicts).run(session)
+
+
+def update_rows(session: Session, table: Table, key: str, rows: Any) -> None:
+    update_batch(session.get_bind().dialect, table, key, rows).run(session)
+
+
 A = cast(Table, MessageAttempt.__table__)
 ODD = "Zoë's \"order\" \\ 🚚 ünïcode; '); DROP TABLE messages; --"
 

@@ -106,21 +106,6 @@ def update_batch(dialect: Dialect, table: Table, key: str, rows: Sequence[dict[s
     return Batch(sql, encode(rows))
 
 
-def insert_rows(
-    session: Session,
-    table: Table,
-    rows: Sequence[dict[str, Any]],
-    *,
-    ignore_conflicts: bool = False,
-) -> None:
-    dialect = session.get_bind().dialect
-    insert_batch(dialect, table, rows, ignore_conflicts=ignore_conflicts).run(session)
-
-
-def update_rows(session: Session, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
-    update_batch(session.get_bind().dialect, table, key, rows).run(session)
-
-
 Encoder = Callable[[Sequence[dict[str, Any]]], str]
 
 
