@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
-from functools import cache
+from functools import lru_cache
 from typing import Any, NamedTuple, cast
 
 import orjson
@@ -304,7 +304,7 @@ def chunk_messages(session: Session, chunks: Sequence[tuple[str, int]]) -> list[
     return rows
 
 
-@cache
+@lru_cache(maxsize=8)
 def _datetime_result(dialect: Dialect) -> Callable[[Any], Any]:
     """A stored datetime as the column reads it back (UTC-aware)."""
     column = M.c.not_before

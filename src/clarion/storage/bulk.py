@@ -89,7 +89,8 @@ def insert_batch(
     ignore_conflicts: bool = False,
 ) -> Batch:
     """INSERT rows (dicts with the same keys) in one statement, optionally skipping any that
-    collide with a unique constraint."""
+    collide with a unique constraint. Unlike insert_ignore, no Python-side column default is
+    applied: the rows carry every value their table needs."""
     if not rows:
         return Batch()
     sql, encode = _json_insert(table, tuple(rows[0]), ignore_conflicts, dialect)
