@@ -185,7 +185,11 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     cache.configure(settings.cache_ttl_seconds)
     limits.configure(settings.max_properties, settings.max_property_depth,
                      settings.max_string_length)  # fmt: skip
-    db = Database(settings.resolved_database_url(), settings.database_lock_timeout_seconds)
+    db = Database(
+        settings.resolved_database_url(),
+        settings.database_lock_timeout_seconds,
+        background_checkpoints=True,
+    )
     box = Box(load_key(settings))
     providers = build_registry(settings, db, box)
     run_worker = settings.embedded_worker if start_worker is None else start_worker

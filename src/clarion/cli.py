@@ -241,7 +241,7 @@ def worker(
     settings = get_settings()
     url = settings.resolved_database_url()
     upgrade(url)
-    db = Database(url, settings.database_lock_timeout_seconds)
+    db = Database(url, settings.database_lock_timeout_seconds, background_checkpoints=True)
     if db.is_sqlite:
         out.print("SQLite: run one worker in all (this one, beside `clarion serve --no-worker`);"
                   " several workers need PostgreSQL.")  # fmt: skip

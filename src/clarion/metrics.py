@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -84,11 +85,10 @@ def timed(items: Iterator[Any], name: str) -> Iterator[Any]:
 
 def count_outcomes(outcomes: Sequence[dict[str, Any]], channel_of: dict[str, str]) -> None:
     """Count recorded outcomes (``{"mid", "status"}``); ``channel_of`` maps message ids."""
-    retries = 0
-    for outcome in outcomes:
-        status = outcome["status"]
-        MESSAGES.labels(channel_of.get(outcome["mid"], "push"), status).inc()
-        retries += status == "queued"
+    tally = collections.Counter((channel_of.get(o["mid"], "push"), o["status"]) for o in outcomes)
+    for (channel, status), n in tally.items():
+        MESSAGES.labels(channel, status).inc(n)
+    retries = sum(n for (_, status), n in tally.items() if status == "queued")
     if retries:
         RETRIES.labels("message").inc(retries)
 

@@ -376,6 +376,7 @@ class Pipeline:
         retry_after: dict[str, float],
     ) -> list[dict[str, Any]]:
         outcomes: list[dict[str, Any]] = []
+        sent_at = utcnow()  # the provider's answer: one time for the call's messages
         for result in results:
             outcome: dict[str, Any] = {
                 "mid": result.message_id,
@@ -388,7 +389,7 @@ class Pipeline:
             }
             if result.outcome == "sent":
                 outcome.update(
-                    status="sent", provider_message_id=result.provider_message_id, sent_at=utcnow()
+                    status="sent", provider_message_id=result.provider_message_id, sent_at=sent_at
                 )
             elif result.outcome == "retryable":
                 outcome["status"] = "queued"
@@ -460,6 +461,9 @@ def _message_events(
 ) -> None:
     """PUSH_SENT / PUSH_FAILED (MESSAGE_* on other channels) for the final outcomes, in the
     commit that records them; nothing for retries, nor for projects without webhooks."""
+    projects = {row.project_id for row, _, _ in claimed}
+    if not any(subscribed(session, project_id) for project_id in projects):
+        return  # no project here has a webhook: nothing to build
     rows = {row.id: (row, version.channel) for row, version, _ in claimed}
     by_project: dict[str, list[dict[str, Any]]] = {}
     for outcome in outcomes:

@@ -13,6 +13,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from clarion.storage.checkpoint import Checkpointer
+
 WRITE = {"clarion_write": True}
 TRUSTED_WRITE = {**WRITE, "clarion_trusted": True}
 
@@ -21,10 +23,11 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def make_engine(url: str, lock_timeout: float = 30.0) -> Engine:
+def make_engine(url: str, lock_timeout: float = 30.0, auto_checkpoint: bool = True) -> Engine:
     """Create the engine for ``url``; SQLite files are put in WAL mode. A statement waits
     at most ``lock_timeout`` seconds for a lock (SQLite's busy timeout, PostgreSQL's
-    lock_timeout), then fails: the API answers 503 rather than hang."""
+    lock_timeout), then fails: the API answers 503 rather than hang. ``auto_checkpoint``
+    False: SQLite's commits never checkpoint the log (a Checkpointer does)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(
@@ -54,6 +57,8 @@ def make_engine(url: str, lock_timeout: float = 30.0) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={round(lock_timeout * 1000)}")
+        if not auto_checkpoint:
+            cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -77,9 +82,19 @@ def make_engine(url: str, lock_timeout: float = 30.0) -> Engine:
 class Database:
     """Owns the engine and hands out sessions. Services never commit; these scopes do."""
 
-    def __init__(self, url: str, lock_timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, lock_timeout: float = 30.0, *, background_checkpoints: bool = False
+    ) -> None:
+        """``background_checkpoints``: a SQLite file's log is checkpointed on a thread of its
+        own, not in the commits (see storage.checkpoint); for long-running processes that
+        write a lot, the server and the worker."""
         self.url = url
-        self.engine = make_engine(url, lock_timeout)
+        parsed = make_url(url)
+        path = parsed.database if parsed.get_backend_name() == "sqlite" else None
+        self.checkpointer: Checkpointer | None = None
+        if background_checkpoints and path and path != ":memory:" and "mode=memory" not in url:
+            self.checkpointer = Checkpointer(path)
+        self.engine = make_engine(url, lock_timeout, auto_checkpoint=self.checkpointer is None)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time. Queueing this process's writers on a lock wakes the
@@ -113,6 +128,10 @@ class Database:
         finally:
             if lock is not None:
                 lock.release()
+        if self.checkpointer is not None:
+            self.checkpointer.wrote()
 
     def dispose(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.engine.dispose()
