@@ -104,20 +104,8 @@ def insert_batch(
     rows carry every value their table needs."""
     if not rows:
         return Batch()
-    columns = tuple(rows[0])
-    values = _encoder(table, columns, dialect)(rows)
-    conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
-    if dialect.name == "sqlite":
-        return Batch(tuple(
-            (_sqlite_insert(table, columns, n) + conflict, params)
-            for n, params in _pieces(values, len(columns))
-        ))  # fmt: skip
-    source, exprs = _json_source(table, columns, dialect)
-    sql = (
-        f"INSERT INTO {table.name} ({_names(dialect, columns)}) SELECT {', '.join(exprs)} "
-        f"FROM {source}{conflict}"
-    )
-    return Batch(((sql, (orjson.dumps(values).decode(),)),))
+    kind = "insert_ignore" if ignore_conflicts else "insert"
+    return _Shape.of(kind, table, tuple(rows[0]), rows, dialect).batch(rows)
 
 
 def update_batch(dialect: Dialect, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> Batch:
@@ -126,24 +114,82 @@ def update_batch(dialect: Dialect, table: Table, key: str, rows: Sequence[dict[s
     if not rows:
         return Batch()
     columns = (key, *(c for c in rows[0] if c != key))
-    values = _encoder(table, columns, dialect)(rows)
-    if dialect.name == "sqlite":
-        return Batch(tuple(
-            (_sqlite_update(table, columns, n), params)
-            for n, params in _pieces(values, len(columns))
-        ))  # fmt: skip
-    source, exprs = _json_source(table, columns, dialect)
-    sql = f"UPDATE {table.name} SET {_sets(dialect, columns, exprs)} FROM {source} WHERE " + (
-        f"{table.name}.{dialect.identifier_preparer.quote(key)} = {exprs[0]}"
-    )
-    return Batch(((sql, (orjson.dumps(values).decode(),)),))
+    return _Shape.of("update", table, columns, rows, dialect).batch(rows)
 
 
-def _pieces(values: list[list[Any]], width: int) -> list[tuple[int, tuple[Any, ...]]]:
-    """Rows in pieces of a power of two rows (within SQLite's limit on bound parameters),
-    largest first, each as (rows, its values in one flat tuple)."""
-    most = min(PIECE_ROWS, max(1, _sqlite_variables() // width))
-    size = 1 << (most.bit_length() - 1)
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """A batch's statement kind and columns, split into those whose value is the same in
+    every row (bound once, a parameter of the statement) and the others (a value per row);
+    the first column (the key of an UPDATE, the id of an INSERT) is always per row. A
+    broadcast's message rows share two thirds of their columns (the trigger, the channel,
+    the time, ...): binding them once spares most of the values the driver would otherwise
+    bind, under the GIL."""
+
+    kind: str  # insert, insert_ignore or update
+    table: Table
+    columns: tuple[str, ...]
+    shared: frozenset[str]
+    dialect: Dialect
+
+    @classmethod
+    def of(
+        cls,
+        kind: str,
+        table: Table,
+        columns: tuple[str, ...],
+        rows: Sequence[dict[str, Any]],
+        dialect: Dialect,
+    ) -> _Shape:
+        first = rows[0]
+        shared = frozenset(c for c in columns[1:] if all(row[c] == first[c] for row in rows))
+        return cls(kind, table, columns, shared, dialect)
+
+    @property
+    def own(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if c not in self.shared)
+
+    def batch(self, rows: Sequence[dict[str, Any]]) -> Batch:
+        table, dialect, own = self.table, self.dialect, self.own
+        constants = tuple(bind_processor(dialect, table, c)(rows[0][c])
+                          for c in self.columns if c in self.shared)  # fmt: skip
+        values = _encoder(table, own, dialect)(rows)
+        if dialect.name == "sqlite":
+            most = (_sqlite_variables() - len(constants)) // len(own)
+            return Batch(tuple(
+                (_sqlite_sql(self, n), constants + params)
+                for n, params in _pieces(values, len(own), most)
+            ))  # fmt: skip
+        types = {c: table.c[c].type.compile(dialect=dialect) for c in self.columns}
+        index = {c: i for i, c in enumerate(own)}
+        exprs = [
+            f"CAST(%s AS {types[c]})" if c in self.shared else
+            f"CAST(j.value->>{index[c]} AS {types[c]})"
+            for c in self.columns
+        ]  # fmt: skip
+        sql = self.statement(exprs, "json_array_elements(%s::json) AS j(value)")
+        return Batch(((sql, (*constants, orjson.dumps(values).decode())),))
+
+    def statement(self, exprs: list[str], source: str) -> str:
+        """The SQL, given each column's value expression and the FROM item of the rows. The
+        shared values' parameters come before the rows' in the text, as they are bound."""
+        table, columns = self.table.name, self.columns
+        quote = self.dialect.identifier_preparer.quote
+        if self.kind == "update":
+            sets = ", ".join(f"{quote(c)} = {v}" for c, v in zip(columns[1:], exprs[1:],
+                                                                 strict=True))  # fmt: skip
+            return (f"UPDATE {table} SET {sets} FROM {source} "
+                    f"WHERE {table}.{quote(columns[0])} = {exprs[0]}")  # fmt: skip
+        names = ", ".join(quote(c) for c in columns)
+        # "WHERE true": SQLite's parser then reads ON CONFLICT as the INSERT's.
+        tail = " WHERE true ON CONFLICT DO NOTHING" if self.kind == "insert_ignore" else ""
+        return f"INSERT INTO {table} ({names}) SELECT {', '.join(exprs)} FROM {source}{tail}"
+
+
+def _pieces(values: list[list[Any]], width: int, most: int) -> list[tuple[int, tuple[Any, ...]]]:
+    """Rows in pieces of a power of two rows (at most PIECE_ROWS, and ``most``: SQLite's limit
+    on bound parameters), largest first, each as (rows, its values in one flat tuple)."""
+    size = 1 << (max(1, min(PIECE_ROWS, most)).bit_length() - 1)
     out = []
     at = 0
     while at < len(values):
@@ -164,41 +210,23 @@ def _sqlite_variables() -> int:
         conn.close()
 
 
-@lru_cache(maxsize=256)
-def _sqlite_insert(table: Table, columns: tuple[str, ...], rows: int) -> str:
-    row = f"({', '.join('?' * len(columns))})"
-    names = ", ".join(f'"{c}"' for c in columns)
-    return f"INSERT INTO {table.name} ({names}) VALUES {', '.join([row] * rows)}"
+_SQLITE_SQL: dict[tuple[_Shape, int], str] = {}
 
 
-@lru_cache(maxsize=256)
-def _sqlite_update(table: Table, columns: tuple[str, ...], rows: int) -> str:
-    """SQLite names a VALUES list's columns column1, column2, ..."""
-    row = f"({', '.join('?' * len(columns))})"
-    sets = ", ".join(f'"{c}" = v.column{i + 2}' for i, c in enumerate(columns[1:]))
-    return (
-        f"UPDATE {table.name} SET {sets} FROM (VALUES {', '.join([row] * rows)}) AS v "
-        f'WHERE {table.name}."{columns[0]}" = v.column1'
-    )
-
-
-def _names(dialect: Dialect, columns: tuple[str, ...]) -> str:
-    return ", ".join(dialect.identifier_preparer.quote(c) for c in columns)
-
-
-def _sets(dialect: Dialect, columns: tuple[str, ...], exprs: list[str]) -> str:
-    quote = dialect.identifier_preparer.quote
-    return ", ".join(f"{quote(c)} = {v}" for c, v in zip(columns[1:], exprs[1:], strict=True))
-
-
-@lru_cache(maxsize=64)
-def _json_source(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, list[str]]:
-    """PostgreSQL: the FROM item that spreads the JSON parameter into rows, and each column's
-    value cast to its type."""
-    types = [table.c[c].type.compile(dialect=dialect) for c in columns]
-    return "json_array_elements(%s::json) AS j(value)", [
-        f"CAST(j.value->>{i} AS {t})" for i, t in enumerate(types)
-    ]
+def _sqlite_sql(shape: _Shape, rows: int) -> str:
+    """The shape's statement over ``rows`` rows of multi-row VALUES (SQLite names their
+    columns column1, column2, ...), built once."""
+    sql = _SQLITE_SQL.get((shape, rows))
+    if sql is None:
+        own = shape.own
+        row = f"({', '.join('?' * len(own))})"
+        index = {c: i for i, c in enumerate(own, start=1)}
+        exprs = ["?" if c in shape.shared else f"v.column{index[c]}" for c in shape.columns]
+        sql = shape.statement(exprs, f"(VALUES {', '.join([row] * rows)}) AS v")
+        if len(_SQLITE_SQL) >= 512:  # bounded, like the driver's own statement cache
+            _SQLITE_SQL.clear()
+        _SQLITE_SQL[shape, rows] = sql
+    return sql
 
 
 Encoder = Callable[[Sequence[dict[str, Any]]], list[list[Any]]]
