@@ -70,7 +70,7 @@ def _same(value: Any) -> Any:
 #   with the pipeline's indexes, in sqlite3 alone: the INSERT took 1.09 s this way, 1.39 s by
 #   executemany and 2.15 s through one JSON parameter (json_each, a ->> per column); the
 #   outcome UPDATE 1.12, 1.21 and 1.64 s.
-# - PostgreSQL: one JSON parameter (an array of arrays) through json_array_elements, each value
+# - PostgreSQL: one JSON parameter (an array of arrays) through jsonb_array_elements, each value
 #   cast to its column's type: one statement where an executemany was one per row.
 
 # Most rows per SQLite statement: its prepared form grows with the rows, and the driver keeps
@@ -167,7 +167,7 @@ class _Shape:
             f"CAST(j.value->>{index[c]} AS {types[c]})"
             for c in self.columns
         ]  # fmt: skip
-        sql = self.statement(exprs, "json_array_elements(%s::json) AS j(value)")
+        sql = self.statement(exprs, "jsonb_array_elements(%s::jsonb) AS j(value)")
         return Batch(((sql, (*constants, orjson.dumps(values).decode())),))
 
     def statement(self, exprs: list[str], source: str) -> str:
