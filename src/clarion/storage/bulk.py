@@ -33,18 +33,30 @@ def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]]
 def insert_tuples(
     session: Session, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
 ) -> None:
-    """INSERT rows of driver-level values straight through the driver's executemany: for
-    bulk paths, where building and processing a dict per row costs more than the insert.
-    ``bind_processor`` turns Python values into what the driver expects, column by column."""
+    """INSERT rows of driver-level values: for bulk paths, where building and processing a
+    dict per row costs more than the insert. ``bind_processor`` turns Python values into
+    what the driver expects, column by column. On SQLite as multi-row VALUES (see below: the
+    importer's reader runs on a thread beside this one), on PostgreSQL by executemany (which
+    psycopg pipelines)."""
     if not rows:
         return
     conn = session.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    if conn.dialect.name == "sqlite":
+        most = _sqlite_variables() // len(columns)
+        for n, params in _pieces(rows, most):
+            conn.exec_driver_sql(_values_insert(table.name, tuple(columns), n), params)
+        return
     sql = (
         f"INSERT INTO {table.name} ({', '.join(columns)}) "
-        f"VALUES ({', '.join([mark] * len(columns))})"
+        f"VALUES ({', '.join(['%s'] * len(columns))})"
     )
     conn.exec_driver_sql(sql, list(rows))
+
+
+@lru_cache(maxsize=64)
+def _values_insert(table: str, columns: tuple[str, ...], rows: int) -> str:
+    row = f"({', '.join('?' * len(columns))})"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"
 
 
 def bind_processor(dialect: Dialect, table: Table, column: str) -> Callable[[Any], Any]:
@@ -158,7 +170,7 @@ class _Shape:
             most = (_sqlite_variables() - len(constants)) // len(own)
             return Batch(tuple(
                 (_sqlite_sql(self, n), constants + params)
-                for n, params in _pieces(values, len(own), most)
+                for n, params in _pieces(values, most)
             ))  # fmt: skip
         types = {c: table.c[c].type.compile(dialect=dialect) for c in self.columns}
         index = {c: i for i, c in enumerate(own)}
@@ -186,7 +198,7 @@ class _Shape:
         return f"INSERT INTO {table} ({names}) SELECT {', '.join(exprs)} FROM {source}{tail}"
 
 
-def _pieces(values: list[list[Any]], width: int, most: int) -> list[tuple[int, tuple[Any, ...]]]:
+def _pieces(values: Sequence[Sequence[Any]], most: int) -> list[tuple[int, tuple[Any, ...]]]:
     """Rows in pieces of a power of two rows (at most PIECE_ROWS, and ``most``: SQLite's limit
     on bound parameters), largest first, each as (rows, its values in one flat tuple)."""
     size = 1 << (max(1, min(PIECE_ROWS, most)).bit_length() - 1)
