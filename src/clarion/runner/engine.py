@@ -61,6 +61,13 @@ class TaskEngine(Protocol):
         """Deliver these chunks again after their delays (seconds), in the same commit."""
         ...
 
+    def extend(
+        self, session: Session, kind: str, chunks: Sequence[tuple[str, int]], until: datetime
+    ) -> None:
+        """A long step still making progress (each commit of a resolve): its job stays ours
+        until ``until``, so no other worker runs it at the same time."""
+        ...
+
     def check(self, session: Session) -> None:
         """Raise unless the engine's tables answer (for readiness)."""
         ...
@@ -91,6 +98,11 @@ class BuiltinEngine:
 
     def retry_deliver(self, session: Session, delays: Sequence[tuple[str, int, float]]) -> None:
         jobs.retry_jobs(session, "deliver", delays)
+
+    def extend(
+        self, session: Session, kind: str, chunks: Sequence[tuple[str, int]], until: datetime
+    ) -> None:
+        jobs.extend_leases(session, kind, chunks, until)
 
     def check(self, session: Session) -> None:
         session.execute(text("SELECT 1 FROM jobs LIMIT 1"))
@@ -134,6 +146,11 @@ class ProcrastinateEngine:
         now = utcnow()
         _defer(session, [(DELIVER_TASK, {"trigger_id": t, "chunk_no": c},
                           now + timedelta(seconds=d)) for t, c, d in delays])  # fmt: skip
+
+    def extend(
+        self, session: Session, kind: str, chunks: Sequence[tuple[str, int]], until: datetime
+    ) -> None:
+        """Nothing to write: a Procrastinate worker's heartbeats keep its running jobs."""
 
     def check(self, session: Session) -> None:
         session.execute(text("SELECT 1 FROM procrastinate_jobs LIMIT 1"))

@@ -46,6 +46,14 @@ _RETRY_JOB = (
     )
     .values(status="queued", run_after=bindparam("at"), locked_until=None)
 )  # fmt: skip
+_EXTEND = (
+    update(J)
+    .where(
+        J.c.trigger_id == bindparam("tid"), J.c.kind == bindparam("job_kind"),
+        J.c.chunk_no == bindparam("chunk"), J.c.status == "running",
+    )
+    .values(locked_until=bindparam("until"))
+)  # fmt: skip
 _FINISH_JOB = delete(J).where(
     J.c.trigger_id == bindparam("tid"), J.c.kind == bindparam("kind"),
     J.c.chunk_no == bindparam("chunk"),
@@ -124,6 +132,16 @@ def claim(
     until = now + timedelta(seconds=lease_seconds)
     session.execute(_LEASE, [{"jid": r.id, "n": r.attempts + 1, "until": until} for r in rows])
     return [Claimed(r.id, r.kind, r.trigger_id, r.chunk_no, r.attempts + 1) for r in rows]
+
+
+def extend_leases(
+    session: Session, kind: str, chunks: Sequence[tuple[str, int]], until: datetime
+) -> None:
+    """Running jobs whose holder is making progress keep their lease: a step that outlasts
+    it (a million-recipient resolve) is not claimed again and run twice at once."""
+    if chunks:
+        session.execute(_EXTEND, [{"tid": t, "job_kind": kind, "chunk": c, "until": until}
+                                  for t, c in chunks])  # fmt: skip
 
 
 def retry(session: Session, job_id: int, delay: float, error: str) -> None:
