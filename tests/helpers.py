@@ -8,10 +8,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from sqlalchemy import func, select
 
-from clarion.storage.db import Database
-from clarion.storage.models import Handover, Message
 from tests.conftest import Project
 
 PICKUP: dict[str, Any] = {
@@ -125,12 +122,3 @@ def redis_or_skip() -> redis.Redis:
             raise
         pytest.skip("Redis is not running here (CI requires it)")
     return client
-
-
-def in_flight(db: Database) -> int:
-    """Messages being handed over: those a handover names, and those marked 'sending'
-    (campaigns with delivery controls). Only these may go out twice after a crash."""
-    with db.read() as session:
-        named = sum(len(h) for h in session.scalars(select(Handover.messages)))
-        stmt = select(func.count()).select_from(Message).where(Message.status == "sending")
-        return named + int(session.scalar(stmt) or 0)

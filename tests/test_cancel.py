@@ -93,9 +93,6 @@ def test_cancel_while_the_worker_sends_stops_exactly_the_unsent_remainder(
     run_worker(server, sink, chunk_size=3)  # 4 chunks: the cancel comes in the 2nd send
 
     assert sink.answer["status"] == "cancelled"
-    # At the cancel: 3 sent, 3 being handed over (their chunk's handover names them: not the
-    # cancel's to stop), 6 cancelled.
-    assert sink.answer["counts"]["cancelled"] == 6
     final = ok(server.client.get(f"/api/v1/triggers/{trigger_id}", headers=project.headers))
     assert final["status"] == "cancelled" and final["completed_at"]
     counts = final["counts"]

@@ -1,11 +1,9 @@
 """What the pipeline does with the state a crash leaves behind, on a real database: a message
-left "sending", or named by the handover of a step that died mid-send, is sent once more and
-flagged a possible duplicate, up to MAX_HANDOVERS hand-overs in all."""
+left "sending" is sent once more and flagged a possible duplicate, and never a third time."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +12,10 @@ from sqlalchemy import select, update
 
 from clarion.config import Settings
 from clarion.delivery.pipeline import FAIL_INTERRUPTED, MAX_HANDOVERS, Pipeline
-from clarion.delivery.providers.base import OutboundPush, SendResult
-from clarion.delivery.providers.registry import ProviderRegistry, build_registry
-from clarion.delivery.providers.sink import SinkProvider
+from clarion.delivery.providers.registry import build_registry
 from clarion.runner import jobs
 from clarion.storage.db import Database
-from clarion.storage.models import Handover, Job, Message, MessageAttempt, utcnow
+from clarion.storage.models import Job, Message, utcnow
 from tests.conftest import Server, make_project, run_worker_until_idle
 from tests.helpers import PROPS, add_user, ok, store_pickup, trigger
 
@@ -138,88 +134,6 @@ def test_a_resolve_interrupted_between_chunks_resumes_without_loss_or_duplicates
     assert all(chunk >= 3 for mid, _, chunk in rows if mid not in early)
     status = server.wait_done(project, trigger_id)
     assert status["status"] == "completed" and status["counts"]["matched"] == 8
-
-
-class WorkerDied(Exception):
-    pass
-
-
-class DyingSink(SinkProvider):
-    """The development sink, whose worker dies right after each hand-over while ``dying``:
-    the push is in the outbox, its outcome is never recorded."""
-
-    dying = True
-
-    def send(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
-        results = super().send(batch)
-        if self.dying:
-            raise WorkerDied
-        return results
-
-
-def _handovers(db: Database) -> dict[tuple[str, int], list[Any]]:
-    with db.read() as session:
-        return {(h.trigger_id, h.chunk_no): h.messages for h in session.scalars(select(Handover))}
-
-
-def _one_recipient(server: Server, db: Database) -> tuple[Any, str]:
-    project = make_project(db)
-    campaign_id = store_pickup(server.client, project)
-    target = {"audience": {"targets": [{"project_user_id": "sf-staff-1"}]}, "properties": PROPS}
-    return project, ok(trigger(server.client, project, campaign_id, target))["trigger_id"]
-
-
-def test_a_step_that_died_mid_send_leaves_a_handover_and_its_rerun_flags_the_message(
-    server_factory: Any, db: Database, tmp_path: Path
-) -> None:
-    """No 'sending' mark on each message: the step's handover names them, and the rerun finds
-    them there. Sent again, flagged, counted; the handover closes with the outcome."""
-    server: Server = server_factory(embedded_worker=False)
-    project, trigger_id = _one_recipient(server, db)
-    sink = DyingSink(tmp_path / "outbox.jsonl")
-    pipeline = Pipeline(db, ProviderRegistry(sink), chunk_size=500)
-
-    with pytest.raises(WorkerDied):
-        pipeline.resolve([trigger_id])  # resolves, and dies handing its one chunk over
-    message = _message(db)
-    assert (message.status, message.attempts, message.possible_duplicate) == ("queued", 0, False)
-    assert _handovers(db) == {(trigger_id, 0): [[message.id, 1, False]]}
-
-    sink.dying = False
-    pipeline.deliver([(trigger_id, 0)])  # the job's rerun
-    message = _message(db)
-    assert (message.status, message.attempts, message.possible_duplicate) == ("sent", 2, True)
-    assert _handovers(db) == {}
-    with db.read() as session:
-        attempts = session.scalars(select(MessageAttempt.attempt)).all()
-    assert attempts == [2]  # the first hand-over's outcome was never known
-    sent = [json.loads(line)["data"]["clix"]["message_id"]
-            for line in sink.outbox.read_text().splitlines()]  # fmt: skip
-    assert sent == [message.id, message.id]
-    assert server.wait_done(project, trigger_id)["status"] == "completed"
-
-
-def test_a_message_whose_steps_keep_dying_is_given_up_after_the_last_handover(
-    server_factory: Any, db: Database, tmp_path: Path
-) -> None:
-    server: Server = server_factory(embedded_worker=False)
-    project, trigger_id = _one_recipient(server, db)
-    sink = DyingSink(tmp_path / "outbox.jsonl")
-    pipeline = Pipeline(db, ProviderRegistry(sink), chunk_size=500)
-    with pytest.raises(WorkerDied):
-        pipeline.resolve([trigger_id])
-    message_id = _message(db).id
-    for handover in range(2, MAX_HANDOVERS + 1):
-        with pytest.raises(WorkerDied):
-            pipeline.deliver([(trigger_id, 0)])
-        assert _handovers(db) == {(trigger_id, 0): [[message_id, handover, True]]}
-    pipeline.deliver([(trigger_id, 0)])  # no hand-over past the last: given up
-    message = _message(db)
-    assert (message.status, message.reason) == ("failed", FAIL_INTERRUPTED)
-    assert _handovers(db) == {}
-    assert len(sink.outbox.read_text().splitlines()) == MAX_HANDOVERS
-    status = server.wait_done(project, trigger_id)
-    assert status["status"] == "completed" and status["counts"]["failed"] == 1
 
 
 def test_a_long_resolve_keeps_its_job_so_no_other_worker_runs_it_at_once(

@@ -36,7 +36,6 @@ from clarion.storage.migrate import upgrade
 from clarion.storage.models import Device, Message, Trigger, User, utcnow
 from tests.conftest import Project, free_port, make_project
 from tests.fakes import fcm
-from tests.helpers import in_flight as handed_over
 
 API_PROCESSES = 2
 WORKERS = 3
@@ -207,6 +206,12 @@ def seed(db: Database, project_id: str, n: int) -> None:
             session.execute(insert(Device), devices)
 
 
+def _sending(db: Database) -> int:
+    with db.read() as session:
+        stmt = select(func.count()).select_from(Message).where(Message.status == "sending")
+        return int(session.scalar(stmt) or 0)
+
+
 @contextmanager
 def _fleet(
     pg: PrivatePostgres, var: Path, fake: fcm.FakeFcm, chunk: int
@@ -365,7 +370,7 @@ def _chaos(db: Database, pg: PrivatePostgres, apis: list[Process], workers: list
                 with db.read() as session:
                     by_status = dict(session.execute(select(Message.status, func.count())
                                                      .group_by(Message.status)).all())  # fmt: skip
-                in_flight = handed_over(db)
+                in_flight = _sending(db)
             except OperationalError:  # PostgreSQL is restarting
                 db.engine.dispose()
                 continue
@@ -405,7 +410,7 @@ def _api_and_database_faults(
 ) -> None:
     with requesting:  # between two single-target requests: ours is the one cut off
         _kill_mid_request(apis[1], apis[0], project, campaign, accepted, counts)
-    counts.in_flight_at_restart = handed_over(db)
+    counts.in_flight_at_restart = _sending(db)
     pg.restart()
     counts.postgres_restarts += 1
 

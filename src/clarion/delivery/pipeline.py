@@ -199,15 +199,9 @@ class Pipeline:
         own: dict[str, recipients.RecipientProperties] = {}
         with metrics.stage("load"), self.db.read() as session:
             triggers = repository.get_triggers(session, {t for t, _ in chunks})
-            # Handovers a crash left open: the messages they name may have reached a provider.
-            before = repository.open_handovers(session, chunks)
-            left = {m: n for entries in before.values() for m, n, _ in entries}
             for row in repository.chunk_messages(session, chunks):
                 trigger = triggers[row.trigger_id]
-                attempts, crashed_mid_send = row.attempts, row.status == "sending"
-                if left and row.id in left:
-                    attempts, crashed_mid_send = max(attempts, left[row.id]), True
-                if crashed_mid_send and attempts >= MAX_HANDOVERS:
+                if row.status == "sending" and row.attempts >= MAX_HANDOVERS:
                     given_up.append({"mid": row.id, "status": "failed", "reason": FAIL_INTERRUPTED})
                     continue
                 if row.not_before is not None and row.not_before > now:  # scheduled for later
@@ -226,15 +220,14 @@ class Pipeline:
                 if rate and not self.rates.take(trigger.campaign_id, rate):
                     waiting.add((row.trigger_id, row.chunk_no))  # stays queued; back soon
                     continue
-                marks.append({
-                    "mid": row.id, "n": attempts + 1,
-                    "dup": row.possible_duplicate or crashed_mid_send,
-                    "chunk": (row.trigger_id, row.chunk_no),
-                    # Counted by frequency caps or re-eligibility while it is handed over:
-                    # marked 'sending' itself (the others are named by their chunk's handover).
-                    "counted": version.delivery.capped or
-                               version.delivery.reeligibility != "every_time",
-                })  # fmt: skip
+                crashed_mid_send = row.status == "sending"
+                marks.append(
+                    {
+                        "mid": row.id,
+                        "n": row.attempts + 1,
+                        "dup": row.possible_duplicate or crashed_mid_send,
+                    }
+                )
                 given = own.get(trigger.id)
                 if given is None:
                     given = own[trigger.id] = _recipient_properties(session, trigger, version)
@@ -249,7 +242,7 @@ class Pipeline:
                 claimed.append((row, version, renderer))
         # The statements' parameters are encoded before taking the (SQLite) write lock.
         dialect = self.db.engine.dialect
-        sending = repository.sending_batch(dialect, [m for m in marks if m["counted"]])
+        sending = repository.sending_batch(dialect, marks)
         with metrics.stage("persist"), self.db.write() as session:
             statuses = repository.locked_statuses(session, triggers, share=True)
             stopped = {t for t, status in statuses.items() if status == "cancelled"}
@@ -265,11 +258,8 @@ class Pipeline:
             if stopped or held:
                 kept = {row.id for row, _, _ in claimed}
                 marks = [m for m in marks if m["mid"] in kept]
-                sending = repository.sending_batch(dialect, [m for m in marks if m["counted"]])
+                sending = repository.sending_batch(dialect, marks)
             sending.run(session)
-            handing = _handovers(marks, before, {g["mid"] for g in given_up})
-            if handing:
-                repository.set_handovers(session, handing, replace=bool(before))
             repository.record_outcomes(session, given_up)
         outcomes, retry_after, dead_tokens = self._send(claimed)
         chunk_of = {row.id: (row.trigger_id, row.chunk_no) for row, _, _ in claimed}
@@ -281,16 +271,11 @@ class Pipeline:
             delays[key] = max(delays.get(key, 0.0), delay)
         attempt_of = {m["mid"]: m["n"] for m in marks}
         with metrics.stage("persist"):
-            recorded = repository.outcomes_batch(dialect, outcomes, marks)
+            recorded = repository.outcomes_batch(dialect, outcomes)
             attempted = repository.attempts_batch(dialect, outcomes, attempt_of)
-            settled = {o["mid"] for o in outcomes}
-            still = {chunk: [e for e in entries if e[0] not in settled]
-                     for chunk, entries in handing.items()}  # fmt: skip
         with metrics.stage("persist"), self.db.write() as session:
             recorded.run(session)
             attempted.run(session)
-            if still:  # the handovers close with the outcomes (a held message stays named)
-                repository.set_handovers(session, still)
             repository.invalidate_tokens(session, dead_tokens)  # with the outcomes, atomically
             self.engine.finish(session, "deliver", [c for c in chunks if c not in delays])
             self.engine.retry_deliver(session, [(t, c, d) for (t, c), d in delays.items()])
@@ -415,25 +400,6 @@ class Pipeline:
                 outcome["status"] = "failed"
             outcomes.append(outcome)
         return outcomes
-
-
-def _handovers(
-    marks: Sequence[dict[str, Any]],
-    before: dict[tuple[str, int], list[repository.Handed]],
-    settled: set[str],
-) -> dict[tuple[str, int], list[repository.Handed]]:
-    """Each chunk's handover for this step: the messages about to be handed over that no
-    'sending' mark names, and those an open handover named that this step neither hands
-    over again nor settles (held back, say): they stay named until their outcome."""
-    records: dict[tuple[str, int], list[repository.Handed]] = {chunk: [] for chunk in before}
-    for m in marks:
-        if not m["counted"]:
-            records.setdefault(m["chunk"], []).append((m["mid"], m["n"], m["dup"]))
-    if before:
-        again = {m["mid"] for m in marks} | settled
-        for chunk, entries in before.items():
-            records[chunk] += [e for e in entries if e[0] not in again]
-    return records
 
 
 def _memo(load: Callable[[Session, str], Any]) -> Callable[[Session, str], Any]:

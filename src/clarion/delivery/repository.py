@@ -19,13 +19,10 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    column,
-    delete,
     exists,
     func,
     null,
     select,
-    text,
     update,
 )
 from sqlalchemy.orm import Session
@@ -33,16 +30,7 @@ from sqlalchemy.orm import Session
 from clarion.audience import compiler
 from clarion.audience.rules import Audience
 from clarion.storage.bulk import Batch, insert_batch, update_batch
-from clarion.storage.models import (
-    Device,
-    Handover,
-    Job,
-    Message,
-    MessageAttempt,
-    Trigger,
-    User,
-    utcnow,
-)
+from clarion.storage.models import Device, Job, Message, MessageAttempt, Trigger, User, utcnow
 
 PENDING = ("queued", "sending")
 T = cast(Table, Trigger.__table__)
@@ -51,7 +39,6 @@ J = cast(Table, Job.__table__)
 D = cast(Table, Device.__table__)
 U = cast(Table, User.__table__)
 A = cast(Table, MessageAttempt.__table__)
-H = cast(Table, Handover.__table__)
 
 _TRIGGERS = select(
     T.c.id, T.c.project_id, T.c.campaign_id, T.c.campaign_version, T.c.audience_mode,
@@ -85,14 +72,11 @@ _SHARE_TRIGGERS = (
     .with_for_update(read=True)
 )
 _STATUSES = select(T.c.id, T.c.status).where(T.c.id.in_(bindparam("tids", expanding=True)))
-# The ids of a trigger's messages that an open handover names: being handed over (or left so
-# by a crash), they are not the cancel's to stop.
-_HANDED_IDS = {
-    "sqlite": "SELECT e.value->>0 FROM handovers AS h, json_each(h.messages) AS e "
-    "WHERE h.trigger_id = :tid",
-    "postgresql": "SELECT e.value->>0 FROM handovers AS h, json_array_elements(h.messages) AS e "
-    "WHERE h.trigger_id = :tid",
-}
+_CANCEL_QUEUED = (
+    update(M)
+    .where(M.c.trigger_id == bindparam("tid"), M.c.status == "queued")
+    .values(status="cancelled", reason=bindparam("reason"))
+)
 _COMPLETE = (
     update(T)
     .where(
@@ -252,52 +236,7 @@ def locked_statuses(
 
 def cancel_queued(session: Session, trigger_id: str, reason: str) -> None:
     """Every message of the trigger not yet handed over ends as cancelled."""
-    handed = text(_HANDED_IDS[session.get_bind().dialect.name]).columns(column("id"))
-    queued = and_(M.c.trigger_id == bindparam("tid"), M.c.status == "queued")
-    stmt = update(M).where(queued, M.c.id.not_in(handed))
-    session.execute(stmt.values(status="cancelled", reason=bindparam("reason")),
-                    {"tid": trigger_id, "reason": reason})  # fmt: skip
-
-
-# (message id, attempt number, possible duplicate): a message an open handover names.
-Handed = tuple[str, int, bool]
-_HANDOVERS = select(H.c.chunk_no, H.c.messages).where(
-    H.c.trigger_id == bindparam("tid"), H.c.chunk_no.in_(bindparam("nos", expanding=True))
-)
-
-
-def open_handovers(
-    session: Session, chunks: Sequence[tuple[str, int]]
-) -> dict[tuple[str, int], list[Handed]]:
-    """The handovers these (trigger, chunk) pairs have open: those a crash left behind (a
-    chunk's step reads them under its job's lease, before writing its own)."""
-    found: dict[tuple[str, int], list[Handed]] = {}
-    for trigger_id, numbers in _by_trigger(chunks).items():
-        for chunk_no, entries in session.execute(_HANDOVERS, {"tid": trigger_id, "nos": numbers}):
-            found[trigger_id, chunk_no] = [(m, int(n), bool(dup)) for m, n, dup in entries]
-    return found
-
-
-def set_handovers(
-    session: Session, records: dict[tuple[str, int], list[Handed]], *, replace: bool = True
-) -> None:
-    """Each chunk's handover becomes its list (none when empty). ``replace`` False: the
-    chunks have none open (nothing to delete first)."""
-    if replace:
-        for trigger_id, numbers in _by_trigger(list(records)).items():
-            session.execute(delete(H).where(H.c.trigger_id == trigger_id,
-                                            H.c.chunk_no.in_(numbers)))  # fmt: skip
-    now = utcnow()
-    rows = [{"trigger_id": t, "chunk_no": c, "messages": [list(e) for e in entries],
-             "created_at": now} for (t, c), entries in records.items() if entries]  # fmt: skip
-    insert_batch(session.get_bind().dialect, H, rows).run(session)
-
-
-def _by_trigger(chunks: Sequence[tuple[str, int]]) -> dict[str, list[int]]:
-    by_trigger: dict[str, list[int]] = {}
-    for trigger_id, chunk_no in chunks:
-        by_trigger.setdefault(trigger_id, []).append(chunk_no)
-    return by_trigger
+    session.execute(_CANCEL_QUEUED, {"tid": trigger_id, "reason": reason})
 
 
 def complete_if_done(session: Session, trigger_ids: Sequence[str]) -> list[Any]:
@@ -347,9 +286,12 @@ _CHUNK_JSON = select(func.json_group_array(func.json_array(*(
 def chunk_messages(session: Session, chunks: Sequence[tuple[str, int]]) -> list[ChunkRow]:
     """The undelivered messages of these (trigger, chunk) pairs, with what rendering and
     sending need."""
+    by_trigger: dict[str, list[int]] = {}
+    for trigger_id, chunk_no in chunks:
+        by_trigger.setdefault(trigger_id, []).append(chunk_no)
     rows: list[ChunkRow] = []
     dialect = session.get_bind().dialect
-    for trigger_id, numbers in _by_trigger(chunks).items():
+    for trigger_id, numbers in by_trigger.items():
         params = {"tid": trigger_id, "nos": numbers}
         if dialect.name != "sqlite":
             rows += [ChunkRow._make(row) for row in session.execute(_CHUNK, params)]
@@ -379,23 +321,12 @@ def sending_batch(dialect: Dialect, marks: Sequence[dict[str, Any]]) -> Batch:
     ])  # fmt: skip
 
 
-def outcomes_batch(
-    dialect: Dialect,
-    outcomes: Sequence[dict[str, Any]],
-    marks: Sequence[dict[str, Any]] | None = None,
-) -> Batch:
+def outcomes_batch(dialect: Dialect, outcomes: Sequence[dict[str, Any]]) -> Batch:
     """Records outcomes. ``outcomes``: {"mid", and every field of OUTCOME_FIELDS (None where
-    not known)}. ``marks`` (as for sending_batch): each message's attempt number and possible
-    duplicate flag are recorded too (a message its chunk's handover named has no 'sending'
-    mark that recorded them)."""
+    not known)}."""
     fields = OUTCOME_FIELDS
-    rows = [{"id": o["mid"], **{f: o.get(f) for f in fields}} for o in outcomes]
-    if marks is not None:
-        of = {m["mid"]: m for m in marks}
-        for row in rows:
-            mark = of[row["id"]]
-            row["attempts"], row["possible_duplicate"] = mark["n"], mark["dup"]
-    return update_batch(dialect, M, "id", rows)
+    return update_batch(dialect, M, "id", [{"id": o["mid"], **{f: o.get(f) for f in fields}}
+                                           for o in outcomes])  # fmt: skip
 
 
 def record_outcomes(session: Session, outcomes: Sequence[dict[str, Any]]) -> None:

@@ -271,27 +271,6 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
-class Handover(Base):
-    """The messages of one chunk that a delivery step is handing over to a provider, written
-    before the hand-over and deleted with the outcomes. Left behind by a crash, it names the
-    messages that may have reached the provider: the rerun sends them again flagged as
-    possible duplicates, and counts the hand-over. One row per chunk instead of a 'sending'
-    mark on each message (a million-recipient broadcast's million updates); messages whose
-    campaign has delivery controls are still marked one by one, because frequency caps and
-    re-eligibility count messages being handed over."""
-
-    __tablename__ = "handovers"
-    # No foreign key: on PostgreSQL its check would take a key-share lock on the trigger's
-    # row inside a delivery step that holds a share lock on it, and a resolve step upgrading
-    # its own share lock to update the trigger then deadlocks with it. The pipeline deletes
-    # each handover itself.
-    trigger_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    chunk_no: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # [[message id, attempt number, possible duplicate], ...]
-    messages: Mapped[list[Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-
 class MessageAttempt(Base):
     """Every hand-over of a message to a provider: when, the outcome and the provider's code."""
 
