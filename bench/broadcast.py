@@ -217,9 +217,20 @@ def first_sent(url: str, trigger_id: str, accepted_at: datetime) -> float:
     return (first - accepted_at).total_seconds() if first else float("nan")
 
 
+FLOOR_ROWS = 256
+
+
+def _floor_insert(rows: int) -> str:
+    return ("INSERT INTO messages (id, project_id, trigger_id, chunk_no, user_id, "
+            "project_user_id, device_id, channel, status, title, body, provider, attempts, "
+            "possible_duplicate, created_at, sent_at) VALUES "
+            + ", ".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"] * rows))  # fmt: skip
+
+
 def floor_sqlite(path: Path, project_id: str) -> float:
     """Read the recipients and insert the final message rows with sqlite3 alone (without a
-    trigger row: the messages table's other indexes are all maintained)."""
+    trigger row: the messages table's other indexes are all maintained), as multi-row
+    VALUES statements (faster than executemany: 1.08 against 1.39 s per 200,000 rows)."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -234,10 +245,9 @@ def floor_sqlite(path: Path, project_id: str) -> float:
                   "sent", f"Hi {puid}", f"Order A-1042 for {puid}", "sink", 1, 0, now, now)
                  for i, (uid, puid, did, _) in enumerate(rows)]  # fmt: skip
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO messages (id, project_id, trigger_id, chunk_no, user_id, "
-                         "project_user_id, device_id, channel, status, title, body, provider, "
-                         "attempts, possible_duplicate, created_at, sent_at) VALUES "
-                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch)  # fmt: skip
+        for at in range(0, len(batch), FLOOR_ROWS):  # multi-row VALUES: the driver's fastest
+            piece = batch[at : at + FLOOR_ROWS]
+            conn.execute(_floor_insert(len(piece)), [v for row in piece for v in row])
         conn.execute("COMMIT")
         n += len(rows)
     seconds = time.perf_counter() - started
