@@ -86,7 +86,7 @@ def _same(value: Any) -> Any:
 #   cast to its column's type: one statement where an executemany was one per row.
 
 # Most rows per SQLite statement: its prepared form grows with the rows, and the driver keeps
-# every distinct statement it ran prepared (a power of two at most: ~8 sizes per statement).
+# every distinct statement it ran prepared (a power of two rows, at most 256: nine sizes).
 PIECE_ROWS = 256
 
 
