@@ -51,9 +51,16 @@ _LOCK_TRIGGERS = (
     .with_for_update()
 )
 # A cancelled trigger stays cancelled, whatever a step that began before the cancel writes.
+# A status it already has is not written again: on PostgreSQL each write is a new version of
+# the row, and a resolve writes its status with every chunk (a million recipients: 500 dead
+# versions that every foreign-key check of a message row walked past).
 _SET_STATUS = (
     update(T)
-    .where(T.c.id == bindparam("tid"), T.c.status != "cancelled")
+    .where(
+        T.c.id == bindparam("tid"),
+        T.c.status != "cancelled",
+        T.c.status != bindparam("new_status"),
+    )
     .values(status=bindparam("new_status"))
 )
 _FINALIZE = (
@@ -65,11 +72,24 @@ _FINALIZE = (
         excluded_targets=bindparam("excl"),
     )
 )
+# PostgreSQL row locks on a trigger (SQLite's write lock serialises its writers anyway):
+# - a step that read the status takes FOR KEY SHARE until its commit; a cancel's FOR UPDATE
+#   waits for it, and a step after the cancel sees it;
+# - completing takes FOR NO KEY UPDATE: concurrent completers (and a resolve updating the
+#   status) take turns, so that the last sees the others' outcomes; it does not wait for the
+#   steps' key-share locks. With FOR SHARE and FOR UPDATE instead, every delivery commit
+#   waited for the resolve's chunk being written, and every step behind that commit.
 _SHARE_TRIGGERS = (
     select(T.c.id)
     .where(T.c.id.in_(bindparam("tids", expanding=True)))
     .order_by(T.c.id)
-    .with_for_update(read=True)
+    .with_for_update(read=True, key_share=True)
+)
+_COMPLETING_TRIGGERS = (
+    select(T.c.id)
+    .where(T.c.id.in_(bindparam("tids", expanding=True)))
+    .order_by(T.c.id)
+    .with_for_update(key_share=True)
 )
 _STATUSES = select(T.c.id, T.c.status).where(T.c.id.in_(bindparam("tids", expanding=True)))
 _CANCEL_QUEUED = (
@@ -224,9 +244,9 @@ def locked_statuses(
     session: Session, trigger_ids: Iterable[str], *, share: bool = False
 ) -> dict[str, str]:
     """The triggers' statuses, their rows locked until the commit (on PostgreSQL; SQLite's
-    write lock already serialises writers). The pipeline's steps take a shared lock, so they
-    do not wait for each other, and a cancel the exclusive one: it waits for a step that has
-    read the status to commit, and a step after it sees the cancel."""
+    write lock already serialises writers). The pipeline's steps take a key-share lock, so
+    they do not wait for each other, and a cancel the exclusive one: it waits for a step that
+    has read the status to commit, and a step after it sees the cancel."""
     ids = sorted(set(trigger_ids))
     if not ids:
         return {}
@@ -246,7 +266,7 @@ def complete_if_done(session: Session, trigger_ids: Sequence[str]) -> list[Any]:
     if not trigger_ids:
         return []
     ids = sorted(set(trigger_ids))
-    session.execute(_LOCK_TRIGGERS, {"tids": ids}).all()
+    session.execute(_COMPLETING_TRIGGERS, {"tids": ids}).all()
     return list(session.execute(_COMPLETE, {"tids": ids, "now": utcnow()}).all())
 
 
