@@ -38,6 +38,8 @@ PROPS = {
     "item_count": 3,
     "pickup_time": "2:30 PM",
 }
+# A trigger body that reaches one store staff member (sf-staff-1, of store_pickup's audience).
+ONE_STAFF = {"audience": {"targets": [{"project_user_id": "sf-staff-1"}]}, "properties": PROPS}
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:

@@ -10,20 +10,19 @@ import httpx
 
 from clarion.storage.db import Database
 from tests.conftest import Server, make_project
-from tests.helpers import PROPS, store_pickup
+from tests.helpers import ONE_STAFF, PROPS, store_pickup
 
 
 def test_fifty_parallel_single_target_triggers(server: Server, db: Database) -> None:
     project = make_project(db)
     campaign_id = store_pickup(server.client, project)
-    body = {"audience": {"targets": [{"project_user_id": "sf-staff-1"}]}, "properties": PROPS}
 
     async def fire() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             return await asyncio.gather(
                 *(
                     client.post(
-                        f"/api/v1/campaigns/{campaign_id}:trigger", json=body,
+                        f"/api/v1/campaigns/{campaign_id}:trigger", json=ONE_STAFF,
                         headers=project.headers,
                     )
                     for _ in range(50)

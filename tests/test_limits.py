@@ -14,7 +14,7 @@ from clarion.storage.db import Database
 from clarion.storage.models import Trigger, User
 from clarion.triggers import amplification
 from tests.conftest import Server, make_project
-from tests.helpers import PROPS, ok, store_pickup, trigger
+from tests.helpers import ONE_STAFF, PROPS, ok, store_pickup, trigger
 
 TOO_MANY = b'{"error":"Too Many Requests"}'
 
@@ -147,8 +147,7 @@ def test_broadcasts_past_n_times_the_devices_are_refused_and_recorded(
     assert error["code"] == "broadcast_limit_exceeded" and error["devices"] == 5
     assert "set-broadcast-limit" in error["message"] and error["multiplier"] == 2
     # Targeted triggers, the transactional traffic, still pass.
-    targeted = {"audience": {"targets": [{"project_user_id": "sf-staff-1"}]}, "properties": PROPS}
-    assert trigger(c, project, campaign_id, targeted).status_code == 200
+    assert trigger(c, project, campaign_id, ONE_STAFF).status_code == 200
     # The refusal is in the audit log, with who and what.
     log = ok(c.get("/api/v1/audit-log", headers=project.headers))["entries"]
     refusals = [e for e in log if e["action"] == "broadcast.refused"]

@@ -19,7 +19,7 @@ from clarion.runner.pacing import Pacer
 from clarion.storage.db import Database
 from clarion.storage.models import Message
 from tests.conftest import Server, make_project
-from tests.helpers import PROPS, ok, store_pickup, trigger
+from tests.helpers import ONE_STAFF, ok, store_pickup, trigger
 
 SEND_SECONDS = 2.0  # each hand-over to the sink takes this long
 
@@ -30,9 +30,8 @@ def test_a_thread_does_not_wait_for_the_turn_once_the_intake_is_quiet(
     server: Server = server_factory(embedded_worker=False)
     project = make_project(db)
     campaign_id = store_pickup(server.client, project)
-    body = {"audience": {"targets": [{"project_user_id": "sf-staff-1"}]}, "properties": PROPS}
-    first = ok(trigger(server.client, project, campaign_id, body))["trigger_id"]
-    second = ok(trigger(server.client, project, campaign_id, body))["trigger_id"]
+    first = ok(trigger(server.client, project, campaign_id, ONE_STAFF))["trigger_id"]
+    second = ok(trigger(server.client, project, campaign_id, ONE_STAFF))["trigger_id"]
     settings = Settings(database_url=server.settings.database_url, var_dir=tmp_path,
                         sink_latency_ms=int(SEND_SECONDS * 1000))  # fmt: skip
     pipeline = Pipeline(db, build_registry(settings, db), chunk_size=500)

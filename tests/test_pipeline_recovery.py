@@ -17,7 +17,7 @@ from clarion.runner import jobs
 from clarion.storage.db import Database
 from clarion.storage.models import Job, Message, utcnow
 from tests.conftest import Server, make_project, run_worker_until_idle
-from tests.helpers import PROPS, add_user, ok, store_pickup, trigger
+from tests.helpers import ONE_STAFF, PROPS, add_user, ok, store_pickup, trigger
 
 
 def _message(db: Database) -> Any:
@@ -45,8 +45,7 @@ def test_a_message_left_sending_is_resent_until_its_last_handover_then_given_up(
     server: Server = server_factory(embedded_worker=False)
     project = make_project(db)
     campaign_id = store_pickup(server.client, project)
-    target = {"audience": {"targets": [{"project_user_id": "sf-staff-1"}]}, "properties": PROPS}
-    trigger_id = ok(trigger(server.client, project, campaign_id, target))["trigger_id"]
+    trigger_id = ok(trigger(server.client, project, campaign_id, ONE_STAFF))["trigger_id"]
     settings = Settings(database_url=server.settings.database_url, var_dir=tmp_path)
     pipeline = Pipeline(db, build_registry(settings, db), chunk_size=500)
 

@@ -18,7 +18,7 @@ from clarion.runner.worker import EngineUnavailable
 from clarion.storage.db import Database
 from clarion.storage.models import Message
 from tests.conftest import Server, make_project
-from tests.helpers import PROPS, store_pickup
+from tests.helpers import ONE_STAFF, store_pickup
 from tests.test_restart import (
     N,
     assert_each_reached_once,
@@ -105,8 +105,7 @@ def test_serve_runs_procrastinate_in_process_or_refuses_sqlite(
     server: Server = server_factory(task_engine="procrastinate")
     project = make_project(db)
     campaign_id = store_pickup(server.client, project)
-    targets = {"audience": {"targets": [{"project_user_id": "sf-staff-1"}]}, "properties": PROPS}
-    _, status = server.fire(project, campaign_id, targets)
+    _, status = server.fire(project, campaign_id, ONE_STAFF)
     assert status["status"] == "completed" and status["counts"]["sent"] == 1, status
     with db.read() as session:
         done = session.scalar(text("SELECT count(*) FROM procrastinate_jobs"))
