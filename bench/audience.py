@@ -31,7 +31,7 @@ from clarion.audience.rules import Audience
 from clarion.auth import service as auth
 from clarion.storage.db import Database
 from clarion.storage.migrate import upgrade
-from clarion.users import importer
+from clarion.users import file_import, importer
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "var" / "bench"
@@ -191,9 +191,7 @@ def import_into(url: str, data: Path) -> tuple[str, importer.Report]:
     db = Database(url)
     with db.write() as session:
         project_id = auth.create_project(session, "bench-audience").id
-    report = importer.import_rows(
-        db, project_id, importer.read_file(data), 5000, expected_rows=importer.count_rows(data)
-    )
+    report = file_import.import_file(db, project_id, data, batch_size=5000)
     if db.is_sqlite:
         with db.engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")

@@ -56,7 +56,7 @@ from clarion.storage.db import Database  # noqa: E402
 from clarion.storage.migrate import upgrade  # noqa: E402
 from clarion.storage.models import Message  # noqa: E402
 from clarion.triggers import amplification  # noqa: E402
-from clarion.users import importer  # noqa: E402
+from clarion.users import file_import  # noqa: E402
 
 CACHE = ROOT / "var" / "bench"
 CITIES = [f"City {i}" for i in range(20)]
@@ -118,8 +118,7 @@ def build_template(url: str, data: Path) -> tuple[str, str]:
         auth.set_rate_limit(session, project.id, 1_000_000)
         amplification.set_multiplier(session, project.id, 1_000)
         key = auth.create_key(session, project.id, "secret", "bench", SCOPES).plaintext
-    report = importer.import_rows(db, project.id, importer.read_file(data), 5000,
-                                  expected_rows=importer.count_rows(data))  # fmt: skip
+    report = file_import.import_file(db, project.id, data, batch_size=5000)
     print(f"imported {report.rows:,} users in {report.seconds:.1f} s")
     with db.engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")

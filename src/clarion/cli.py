@@ -32,7 +32,7 @@ from clarion.storage.db import Database
 from clarion.storage.migrate import upgrade
 from clarion.templating import lint as lint_templates
 from clarion.triggers import amplification
-from clarion.users import importer
+from clarion.users import file_import, importer
 from clarion.webhooks import service as webhooks
 
 app = typer.Typer(no_args_is_help=True, help="Clarion: API-triggered campaigns, self-hosted.")
@@ -777,6 +777,15 @@ def users_import(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=20000)] = 2000,
     show_rejects: Annotated[int, typer.Option(help="How many rejected rows to list.")] = 20,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=file_import.MAX_WORKERS,
+            help="Processes that read and write the file (default: one per core, up to "
+            f"{file_import.MAX_WORKERS}, for files of {file_import.PARALLEL_MIN:,} rows or more).",
+        ),
+    ] = None,
 ) -> None:
     """Import users with properties and devices from JSONL or CSV. Bad rows are reported with
     their line numbers and skipped; the good ones are imported. Running it again is harmless."""
@@ -789,7 +798,6 @@ def users_import(
             raise _fail(f"no project {project_id!r} (see `clarion projects list`)")
     with _reported():
         total = importer.count_rows(file)
-        rows = importer.read_file(file, "csv" if fmt == "csv" else "jsonl" if fmt else None)
         with Progress(
             TextColumn("[bold]importing[/bold]"),
             BarColumn(),
@@ -799,8 +807,15 @@ def users_import(
             transient=not err.is_terminal,
         ) as bar:
             task = bar.add_task("rows", total=total)
-            report = importer.import_rows(
-                db, project_id, rows, batch_size, lambda n: bar.advance(task, n), total
+            report = file_import.import_file(
+                db,
+                project_id,
+                file,
+                "csv" if fmt == "csv" else "jsonl" if fmt else None,
+                batch_size=batch_size,
+                progress=lambda n: bar.advance(task, n),
+                workers=workers,
+                records=total,
             )
     out.print(
         f"imported {report.rows:,} users ({report.users_created:,} new, "

@@ -11,7 +11,17 @@ from itertools import chain
 from typing import Any
 
 import orjson
-from sqlalchemy import Dialect, Table
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Dialect,
+    Table,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -57,6 +67,19 @@ def insert_tuples(
 def _values_insert(table: str, columns: tuple[str, ...], rows: int) -> str:
     row = f"({', '.join('?' * len(columns))})"
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"
+
+
+def in_values(
+    column: ColumnElement[Any], values: Sequence[Any], dialect: Dialect
+) -> ColumnElement[bool]:
+    """``column IN (values)`` with the values as one parameter: a JSON array read by
+    ``json_each`` on SQLite, an array on PostgreSQL. ``in_()`` binds one parameter per
+    value, and SQLAlchemy renders each of them on every call (for 7,500 device ids, a fifth
+    of the importer's writer thread)."""
+    if dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    array: BindParameter[str] = bindparam(None, orjson.dumps(list(values)).decode())
+    return column.in_(select(literal_column("value")).select_from(func.json_each(array)))
 
 
 def bind_processor(dialect: Dialect, table: Table, column: str) -> Callable[[Any], Any]:

@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -125,40 +126,55 @@ def _check(line: int, data: Any) -> Row:
     return Row(line, puid, properties, devices)
 
 
-def read_jsonl(lines: Iterable[bytes]) -> Iterator[Row | tuple[int, str]]:
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            yield _check(number, orjson.loads(raw))
-        except orjson.JSONDecodeError as exc:
-            yield number, f"not valid JSON: {exc.msg} (column {exc.colno})"
-        except BadRow as exc:
-            yield number, str(exc)
+class Source:
+    """A JSONL or CSV file as numbered records: iterating yields each non-blank record with
+    its line number (a CSV record's number counts records, the header being line 1), and
+    ``parse`` turns one into a Row or a rejection. Splitting the two lets an import worker
+    (users.file_import) read the whole file but parse only its own share."""
 
+    def __init__(self, path: Path, fmt: Format | None = None) -> None:
+        self.path = path
+        self.fmt: Format = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
+        self._columns: list[tuple[str, str, str | None]] = []  # CSV: (kind, name, type)
 
-def read_csv(text: Iterable[str]) -> Iterator[Row | tuple[int, str]]:
-    reader = csv.reader(text)
-    header = next(reader, None)
-    if header is None:
-        return
-    columns: list[tuple[str, str, str | None]] = []  # (kind, name, property type)
-    for name in header:
-        name = name.strip()
-        if name == "project_user_id":
-            columns.append(("id", name, None))
-        elif name.startswith("device_"):
-            columns.append(("device", name.removeprefix("device_"), None))
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        if self.fmt == "csv":
+            with self.path.open(newline="", encoding="utf-8") as fh:
+                yield from self._csv_records(csv.reader(fh))
         else:
-            prop, _, type_ = name.partition(":")
-            columns.append(("property", prop, CSV_TYPES.get(type_.strip().lower() or "string")))
-    for number, cells in enumerate(reader, start=2):
-        if not any(c.strip() for c in cells):
-            continue
+            with self.path.open("rb") as fh:
+                for number, raw in enumerate(fh, start=1):
+                    if raw.strip():
+                        yield number, raw
+
+    def _csv_records(self, reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
+        header = next(reader, None)
+        if header is None:
+            return
+        self._columns = []
+        for name in header:
+            name = name.strip()
+            if name == "project_user_id":
+                self._columns.append(("id", name, None))
+            elif name.startswith("device_"):
+                self._columns.append(("device", name.removeprefix("device_"), None))
+            else:
+                prop, _, type_ = name.partition(":")
+                kind = CSV_TYPES.get(type_.strip().lower() or "string")
+                self._columns.append(("property", prop, kind))
+        for number, cells in enumerate(reader, start=2):
+            if any(c.strip() for c in cells):
+                yield number, cells
+
+    def parse(self, number: int, raw: Any) -> Row | tuple[int, str]:
         try:
-            yield _check(number, _csv_row(columns, cells))
+            if self.fmt == "csv":
+                return _check(number, _csv_row(self._columns, raw))
+            return _check(number, orjson.loads(raw))
+        except orjson.JSONDecodeError as exc:
+            return number, f"not valid JSON: {exc.msg} (column {exc.colno})"
         except BadRow as exc:
-            yield number, str(exc)
+            return number, str(exc)
 
 
 def _csv_row(columns: list[tuple[str, str, str | None]], cells: list[str]) -> dict[str, Any]:
@@ -187,13 +203,9 @@ def _csv_row(columns: list[tuple[str, str, str | None]], cells: list[str]) -> di
 
 
 def read_file(path: Path, fmt: Format | None = None) -> Iterator[Row | tuple[int, str]]:
-    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
-    if fmt == "csv":
-        with path.open(newline="", encoding="utf-8") as fh:
-            yield from read_csv(fh)
-    else:
-        with path.open("rb") as fh:
-            yield from read_jsonl(fh)
+    source = Source(path, fmt)
+    for number, raw in source:
+        yield source.parse(number, raw)
 
 
 @dataclass(slots=True)
@@ -209,7 +221,7 @@ class Prepared:
 
 
 @dataclass(slots=True)
-class _Stamp:
+class Stamp:
     """What every row of an import shares, in the driver's form."""
 
     project_id: str
@@ -218,7 +230,7 @@ class _Stamp:
     as_json: Callable[[Any], Any]
 
 
-def _prepare(rows: list[Row], fixed: _Stamp) -> Prepared:
+def _prepare(rows: list[Row], fixed: Stamp) -> Prepared:
     pid, stamp, as_json = fixed.project_id, fixed.stamp, fixed.as_json
     uids = uuid7_batch(len(rows))
     users = []
@@ -242,9 +254,12 @@ def _prepare(rows: list[Row], fixed: _Stamp) -> Prepared:
     return Prepared(rows, users, indexed, devices)
 
 
-def _batches(
-    rows: Iterable[Row | tuple[int, str]], batch_size: int, report: Report, fixed: _Stamp
+def batches(
+    rows: Iterable[Row | tuple[int, str]], batch_size: int, report: Report, fixed: Stamp
 ) -> Iterator[Prepared]:
+    """The good rows, prepared in batches of at most ``batch_size`` users (a user named twice
+    starts a new batch: the later row is written after the earlier); bad rows go to
+    ``report``."""
     batch: dict[str, Row] = {}
     for item in rows:
         if isinstance(item, tuple):
@@ -260,7 +275,7 @@ def _batches(
         yield _prepare(list(batch.values()), fixed)
 
 
-def _ahead(batches: Iterator[Prepared], depth: int = 2) -> Iterator[Prepared]:
+def _ahead(prepared: Iterator[Prepared], depth: int = 2) -> Iterator[Prepared]:
     """Read, check and prepare the next batches on another thread while this one writes
     (SQLite and the PostgreSQL driver release the GIL while they work)."""
     done = object()
@@ -268,8 +283,8 @@ def _ahead(batches: Iterator[Prepared], depth: int = 2) -> Iterator[Prepared]:
 
     def produce() -> None:
         try:
-            for prepared in batches:
-                slots.put(prepared)
+            for batch in prepared:
+                slots.put(batch)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             slots.put(exc)
         slots.put(done)
@@ -289,43 +304,66 @@ def import_rows(
     progress: Callable[[int], None] = lambda n: None,
     expected_rows: int | None = None,
 ) -> Report:
-    """Import ``rows``. When ``expected_rows`` (the file's size, if known) is at least
-    BULK_LOAD_MIN and at least the number of users already stored, the value indexes of
-    user properties are dropped for the load and built once at the end (also when the import
-    fails): maintained row by row they are most of a large import's cost."""
+    """Import ``rows`` in this process: a thread reads and prepares batches while this one
+    writes them. For the value indexes and ``expected_rows``, see bulk_load."""
     report = Report()
     started = time.perf_counter()
-    report.bulk_load = expected_rows is not None and expected_rows >= max(
-        BULK_LOAD_MIN, _stored_users(db)
-    )
-    if report.bulk_load:
-        _drop_value_indexes(db)
-    now = utcnow()
+    with bulk_load(db, expected_rows, report):
+        fixed = stamp(db, project_id, utcnow())
+        statistics = Statistics(db)
+        for prepared in _ahead(batches(rows, batch_size, report, fixed)):
+            write_batch(db, fixed, prepared, report)
+            progress(len(prepared.rows))
+            statistics.written(report.rows)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def stamp(db: Database, project_id: str, now: datetime) -> Stamp:
     dialect = db.engine.dialect
-    fixed = _Stamp(
+    return Stamp(
         project_id,
         now,
         bulk.bind_processor(dialect, U, "created_at")(now),
         bulk.bind_processor(dialect, U, "properties"),
     )
+
+
+@contextmanager
+def bulk_load(db: Database, expected_rows: int | None, report: Report) -> Iterator[None]:
+    """When ``expected_rows`` (the file's size, if known) is at least BULK_LOAD_MIN and at
+    least the number of users already stored, the value indexes of user properties are
+    dropped for the load and built once at the end (also when the import fails): maintained
+    row by row they are most of a large import's cost."""
+    report.bulk_load = expected_rows is not None and expected_rows >= max(
+        BULK_LOAD_MIN, _stored_users(db)
+    )
+    if report.bulk_load:
+        _drop_value_indexes(db)
     try:
-        analyzed_at = 1000
-        for prepared in _ahead(_batches(rows, batch_size, report, fixed)):
-            _write(db, fixed, prepared, report)
-            progress(len(prepared.rows))
-            if not db.is_sqlite and report.rows >= analyzed_at:
-                # Fresh statistics as the tables grow (at 1k, 2k, 4k... rows): with stale
-                # ones PostgreSQL plans the per-batch lookups as scans, and the import turns
-                # quadratic.
-                _analyze(db)
-                analyzed_at *= 2
+        yield
     finally:
         if report.bulk_load:
             index_started = time.perf_counter()
             _build_value_indexes(db)
             report.index_seconds = time.perf_counter() - index_started
-    report.seconds = time.perf_counter() - started
-    return report
+
+
+class Statistics:
+    """Fresh PostgreSQL statistics as the tables grow (at 1k, 2k, 4k... rows written): with
+    stale ones PostgreSQL plans the per-batch lookups as scans, and the import turns
+    quadratic. SQLite needs none."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.next_at = 1000
+
+    def written(self, rows: int) -> None:
+        if self.db.is_sqlite or rows < self.next_at:
+            return
+        _analyze(self.db)
+        while self.next_at <= rows:
+            self.next_at *= 2
 
 
 def _stored_users(db: Database) -> int:
@@ -351,7 +389,7 @@ def _analyze(db: Database) -> None:
         conn.commit()
 
 
-def _write(db: Database, fixed: _Stamp, batch: Prepared, report: Report) -> None:
+def write_batch(db: Database, fixed: Stamp, batch: Prepared, report: Report) -> None:
     """One batch in one transaction. New users, their properties and devices go to the
     driver as the tuples the reader prepared (the bulk of an import); rows of users that
     already exist are re-keyed to them and update through SQLAlchemy."""
@@ -413,21 +451,25 @@ def _tune(session: Session) -> None:
 def _existing_users(
     session: Session, project_id: str, puids: list[str]
 ) -> dict[str, tuple[str, dict[str, Any]]]:
+    dialect = session.get_bind().dialect
     stmt = select(U.c.project_user_id, U.c.id, U.c.properties).where(
-        U.c.project_id == project_id, U.c.project_user_id.in_(puids)
+        U.c.project_id == project_id, bulk.in_values(U.c.project_user_id, puids, dialect)
     )
     return {puid: (uid, props or {}) for puid, uid, props in session.execute(stmt)}
 
 
 def _write_devices(
-    session: Session, fixed: _Stamp, devices: dict[str, tuple[tuple[Any, ...], dict[str, Any]]]
+    session: Session, fixed: Stamp, devices: dict[str, tuple[tuple[Any, ...], dict[str, Any]]]
 ) -> None:
     """Insert new devices, update known ones (a device moves to the row's user)."""
     if not devices:
         return
+    dialect = session.get_bind().dialect
     found = set(
         session.scalars(
-            select(D.c.id).where(D.c.project_id == fixed.project_id, D.c.id.in_(list(devices)))
+            select(D.c.id).where(
+                D.c.project_id == fixed.project_id, bulk.in_values(D.c.id, list(devices), dialect)
+            )
         )
     )
     fresh = []
