@@ -33,6 +33,7 @@ from clarion.live_activities.endpoints import router as live_activities_router
 from clarion.messages.endpoints import router as messages_router
 from clarion.ratelimit.gate import ApiGate
 from clarion.ratelimit.shared import build_buckets
+from clarion.runner.helpers import HelperProcesses
 from clarion.runner.pacing import Pacer
 from clarion.runner.worker import build_worker
 from clarion.storage.db import Database
@@ -180,7 +181,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
-def create_app(settings: Settings | None = None, *, start_worker: bool | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    start_worker: bool | None = None,
+    worker_processes: int = 0,
+) -> FastAPI:
+    """``worker_processes``: worker processes to run beside the embedded worker (`clarion
+    serve` passes CLARION_WORKER_PROCESSES; see runner.helpers)."""
     settings = settings or get_settings()
     cache.configure(settings.cache_ttl_seconds)
     limits.configure(settings.max_properties, settings.max_property_depth,
@@ -199,14 +207,17 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     notify = runner.notify if run_worker else (lambda: None)
     intake = TriggerIntake(db, worker.engine, notify)
     runner.pacer = Pacer(intake.idle_for, share=settings.worker_share_under_load)
+    helpers = HelperProcesses(worker_processes if run_worker else 0, settings.worker_threads)
 
     @asynccontextmanager
     async def lifespan(application: FastAPI) -> AsyncIterator[None]:
         if run_worker:
-            worker.start()
+            worker.start()  # first: it resumes what the last server left running
+            helpers.start()
         try:
             yield
         finally:
+            helpers.stop()
             if run_worker:
                 worker.stop()
             if application.state.clarion.gate is not None:

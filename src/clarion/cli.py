@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -162,6 +163,7 @@ def serve(
 
     from clarion.app import create_app
     from clarion.demo_data.seed import curl_command, ensure_demo
+    from clarion.runner.helpers import default_count
     from clarion.runner.worker import EngineUnavailable
 
     settings = get_settings()
@@ -174,7 +176,10 @@ def serve(
     sys.setswitchinterval(0.001)
     upgrade(settings.resolved_database_url())
     try:
-        application = create_app(settings)
+        processes = settings.worker_processes
+        application = create_app(
+            settings, worker_processes=default_count() if processes is None else processes
+        )
     except EngineUnavailable as exc:
         out.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -228,6 +233,7 @@ def worker(
     metrics_host: Annotated[str, typer.Option(help="Address the metrics port binds.")] = (
         "127.0.0.1"
     ),
+    helper_of: Annotated[int, typer.Option(hidden=True)] = 0,
 ) -> None:
     """Run a worker without the API: it delivers what the API nodes accept (run those with
     `clarion serve --no-worker`). SIGTERM or Ctrl-C drains: no new jobs are claimed, and the
@@ -236,20 +242,26 @@ def worker(
     import threading
 
     from clarion.delivery.providers.registry import build_registry
+    from clarion.runner.helpers import die_with
     from clarion.runner.worker import EngineUnavailable, build_worker
 
+    # --helper-of PID: a worker process of the `clarion serve` PID (runner.helpers), which
+    # dies with it and leaves resuming a dead server's jobs to the next server.
+    if helper_of and not die_with(helper_of):
+        raise typer.Exit(1)
     settings = get_settings()
     url = settings.resolved_database_url()
-    upgrade(url)
+    if not helper_of:
+        upgrade(url)
     db = Database(url, settings.database_lock_timeout_seconds, background_checkpoints=True)
-    if db.is_sqlite:
+    if db.is_sqlite and not helper_of:
         out.print("SQLite: run one worker in all (this one, beside `clarion serve --no-worker`);"
                   " several workers need PostgreSQL.")  # fmt: skip
     box = Box(load_key(settings))
     providers = build_registry(settings, db, box)
     concurrency = concurrency or settings.worker_threads
     try:
-        running = build_worker(settings, db, box, providers, concurrency)
+        running = build_worker(settings, db, box, providers, concurrency, resume=not helper_of)
     except EngineUnavailable as exc:
         out.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -269,7 +281,8 @@ def worker(
               f"database: {settings.display_database_url()}); SIGTERM drains and stops "
               "it")  # fmt: skip
     while not stop.wait(0.5):  # a timed wait, so that the signal handlers run promptly
-        pass
+        if helper_of and os.getppid() != helper_of:
+            break  # the server is gone (where the kernel does not kill helpers with it)
     out.print("draining: finishing the jobs held, claiming no more")
     running.stop(drain_seconds)
     providers.close()

@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, description="Port `clarion serve` listens on.")
     embedded_worker: bool = Field(default=True, description="Run the worker inside the server.")
     worker_threads: int = Field(default=2, ge=1, le=64, description="Embedded worker threads.")
+    worker_processes: int | None = Field(
+        default=None,
+        ge=0,
+        le=32,
+        description="Worker processes `clarion serve` runs beside its embedded worker, each "
+        "with CLARION_WORKER_THREADS threads (default: one per core beyond the first; 0: none).",
+    )
     worker_batch_size: int = Field(default=32, ge=1, le=1000, description="Jobs per claim.")
     worker_share_under_load: float = Field(
         default=0.25,

@@ -33,8 +33,12 @@ class EmbeddedRunner:
         poll_interval: float,
         batch_size: int = 32,
         pacer: Pacer | None = None,
+        resume: bool = True,
     ) -> None:
+        """``resume``: at start, on SQLite, requeue the jobs the last server left running
+        (not in a worker process that the running server started: runner.helpers)."""
         self.db = db
+        self.resume = resume
         self.pipeline = pipeline
         self.pipeline.wake = self.notify
         self.lease_seconds = lease_seconds
@@ -49,10 +53,11 @@ class EmbeddedRunner:
         ]
 
     def start(self) -> None:
-        if self.db.is_sqlite:
-            # A SQLite file has one server process: whatever is "running" died with the last
-            # one, so resume it now. On PostgreSQL other processes may hold jobs; theirs are
-            # resumed when their lease runs out.
+        if self.db.is_sqlite and self.resume:
+            # A SQLite file has one server process (with the worker processes it starts,
+            # which die with it): whatever is "running" died with the last one, so resume it
+            # now. On PostgreSQL other processes may hold jobs; theirs are resumed when their
+            # lease runs out.
             with self.db.write() as session:
                 released = jobs.release_all_running(session)
             if released:

@@ -66,8 +66,15 @@ class Worker:
 
 
 def build_worker(
-    settings: Settings, db: Database, box: Box, providers: ProviderRegistry, threads: int
+    settings: Settings,
+    db: Database,
+    box: Box,
+    providers: ProviderRegistry,
+    threads: int,
+    *,
+    resume: bool = True,
 ) -> Worker:
+    """``resume``: see EmbeddedRunner (False in a server's worker process)."""
     engine = task_engine(settings, db)
     pipeline = Pipeline(
         db=db,
@@ -98,6 +105,7 @@ def build_worker(
             lease_seconds=settings.job_lease_seconds,
             poll_interval=settings.poll_interval_seconds,
             batch_size=settings.worker_batch_size,
+            resume=resume,
         )
     webhooks = WebhookDispatcher(
         db,

@@ -46,8 +46,7 @@ def insert_tuples(
     """INSERT rows of driver-level values: for bulk paths, where building and processing a
     dict per row costs more than the insert. ``bind_processor`` turns Python values into
     what the driver expects, column by column. On SQLite as multi-row VALUES (see below: the
-    importer's reader runs on a thread beside this one), on PostgreSQL by executemany (which
-    psycopg pipelines)."""
+    importer's reader runs on a thread beside this one), on PostgreSQL by COPY."""
     if not rows:
         return
     conn = session.connection()
@@ -56,11 +55,14 @@ def insert_tuples(
         for n, params in _pieces(rows, most):
             conn.exec_driver_sql(_values_insert(table.name, tuple(columns), n), params)
         return
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(columns))})"
-    )
-    conn.exec_driver_sql(sql, list(rows))
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
 
 
 @lru_cache(maxsize=64)

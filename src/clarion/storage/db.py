@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from clarion.storage.checkpoint import Checkpointer
+from clarion.storage.write_lock import WriteLock
 
 WRITE = {"clarion_write": True}
 TRUSTED_WRITE = {**WRITE, "clarion_trusted": True}
@@ -97,11 +97,10 @@ class Database:
         self.engine = make_engine(url, lock_timeout, auto_checkpoint=self.checkpointer is None)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
-        # SQLite has one writer at a time. Queueing this process's writers on a lock wakes the
-        # next one the moment the last commits; SQLite's own busy handler would poll with
-        # sleeps of up to 100 ms, which is what made tail latencies long. Other processes (a
-        # CLI next to the server) still meet the busy timeout.
-        self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
+        self._write_lock: WriteLock | None = None
+        if self.is_sqlite:
+            memory = not path or path == ":memory:" or "mode=memory" in url
+            self._write_lock = WriteLock(None if memory else path)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -135,3 +134,5 @@ class Database:
         if self.checkpointer is not None:
             self.checkpointer.close()
         self.engine.dispose()
+        if self._write_lock is not None:
+            self._write_lock.close()

@@ -1,0 +1,94 @@
+"""The worker processes `clarion serve` runs beside its embedded worker (runner.helpers):
+real `clarion worker --helper-of` processes that deliver from the same job table, drain on
+SIGTERM and die with their server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clarion.runner.helpers import HelperProcesses
+from tests.conftest import Server, make_project
+from tests.helpers import PROPS, store_pickup
+
+
+def helper_env(monkeypatch: pytest.MonkeyPatch, server: Server) -> None:
+    """What the server's worker processes inherit: its settings, as CLARION_* variables."""
+    settings = server.settings
+    monkeypatch.setenv("CLARION_DATABASE_URL", settings.resolved_database_url())
+    monkeypatch.setenv("CLARION_VAR_DIR", str(settings.var_dir))
+    monkeypatch.setenv("CLARION_DEMO", "false")
+    monkeypatch.setenv("CLARION_POLL_INTERVAL_SECONDS", "0.05")
+
+
+def threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return 0
+
+
+def dead(pid: int) -> bool:
+    """Gone, or a zombie nobody has reaped yet."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+def test_a_worker_process_delivers_what_the_api_accepted_and_drains(
+    server_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server runs no embedded worker here: every message is the worker process's."""
+    server: Server = server_factory(embedded_worker=False)
+    helper_env(monkeypatch, server)
+    project = make_project(server.app.state.clarion.db)
+    campaign_id = store_pickup(server.client, project)
+    helpers = HelperProcesses(1, threads=1)
+    helpers.start()
+    try:
+        trigger_id, status = server.fire(project, campaign_id, {"properties": PROPS})
+        assert status["status"] == "completed", status
+        assert status["counts"]["sent"] == 2  # the two San Francisco staff
+        process = helpers.processes[0]
+    finally:
+        helpers.stop()
+    assert process.returncode == 0  # drained and stopped on SIGTERM, not killed
+    sent = {m["project_user_id"] for m in server.messages(project, trigger_id)}
+    assert sent == {"sf-staff-1", "sf-staff-2"}
+
+
+def test_worker_processes_die_with_their_server(
+    server_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server killed outright (SIGKILL, out of memory) takes its worker processes with
+    it: on SQLite the next server resumes every job left running, which is only safe when
+    nothing of the last one is still at work."""
+    helper_env(monkeypatch, server_factory(embedded_worker=False))
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import time; from clarion.runner.helpers import HelperProcesses\n"
+         "h = HelperProcesses(1, 1); h.start(); print(h.processes[0].pid, flush=True)\n"
+         "time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert parent.stdout is not None
+    helper = int(parent.stdout.readline())
+    deadline = time.monotonic() + 30
+    while threads(helper) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)  # until its worker threads run (long past asking to die with it)
+    assert threads(helper) >= 3 and not dead(helper)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait(10)
+    deadline = time.monotonic() + 10
+    while not dead(helper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert dead(helper)
