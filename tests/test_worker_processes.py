@@ -13,8 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from clarion.delivery.pipeline import Pipeline
+from clarion.delivery.providers.registry import build_registry
+from clarion.runner import jobs
 from clarion.runner.helpers import HelperProcesses
+from clarion.storage.models import Job
 from tests.conftest import Server, make_project
 from tests.helpers import PROPS, store_pickup
 
@@ -44,23 +49,38 @@ def dead(pid: int) -> bool:
     return state in ("Z", "X")
 
 
-def test_a_worker_process_delivers_what_the_api_accepted_and_drains(
+def test_a_worker_process_delivers_the_queued_chunks_and_drains(
     server_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The server runs no embedded worker here: every message is the worker process's."""
-    server: Server = server_factory(embedded_worker=False)
+    """The server runs no embedded worker here. The test resolves the trigger itself, one
+    message per chunk and per commit, so that the first chunk waits as a deliver job; only
+    then does the worker process start, and it must deliver that chunk."""
+    server: Server = server_factory(embedded_worker=False, chunk_size=1)
     helper_env(monkeypatch, server)
-    project = make_project(server.app.state.clarion.db)
+    monkeypatch.setenv("CLARION_CHUNK_SIZE", "1")
+    db = server.app.state.clarion.db
+    project = make_project(db)
     campaign_id = store_pickup(server.client, project)
+    answer = server.client.post(f"/api/v1/campaigns/{campaign_id}:trigger",
+                                json={"properties": PROPS}, headers=project.headers)  # fmt: skip
+    trigger_id = answer.json()["trigger_id"]
+    pipeline = Pipeline(db, build_registry(server.settings, db), chunk_size=1, group_rows=1)
+    with db.write() as session:
+        claimed = jobs.claim(session, 60, 10)
+    assert [(j.kind, j.trigger_id) for j in claimed] == [("resolve", trigger_id)]
+    pipeline.resolve([trigger_id])
+    with db.read() as session:
+        waiting = session.scalars(select(Job.kind).where(Job.trigger_id == trigger_id)).all()
+    assert waiting == ["deliver"]  # the last chunk was delivered by the resolve itself
+
     helpers = HelperProcesses(1, threads=1)
     helpers.start()
     try:
-        trigger_id, status = server.fire(project, campaign_id, {"properties": PROPS})
-        assert status["status"] == "completed", status
-        assert status["counts"]["sent"] == 2  # the two San Francisco staff
+        status = server.wait_done(project, trigger_id, timeout=60)
         process = helpers.processes[0]
     finally:
         helpers.stop()
+    assert status["status"] == "completed" and status["counts"]["sent"] == 2, status
     assert process.returncode == 0  # drained and stopped on SIGTERM, not killed
     sent = {m["project_user_id"] for m in server.messages(project, trigger_id)}
     assert sent == {"sf-staff-1", "sf-staff-2"}

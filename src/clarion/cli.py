@@ -261,7 +261,7 @@ def worker(
     providers = build_registry(settings, db, box)
     concurrency = concurrency or settings.worker_threads
     try:
-        running = build_worker(settings, db, box, providers, concurrency, resume=not helper_of)
+        running = build_worker(settings, db, box, providers, concurrency, helper=bool(helper_of))
     except EngineUnavailable as exc:
         out.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

@@ -34,11 +34,14 @@ class EmbeddedRunner:
         batch_size: int = 32,
         pacer: Pacer | None = None,
         resume: bool = True,
+        deliver_only: bool = False,
     ) -> None:
-        """``resume``: at start, on SQLite, requeue the jobs the last server left running
-        (not in a worker process that the running server started: runner.helpers)."""
+        """``resume``: at start, on SQLite, requeue the jobs the last server left running.
+        ``deliver_only``: claim no resolve jobs. Both are for the worker processes a server
+        starts (runner.helpers)."""
         self.db = db
         self.resume = resume
+        self.deliver_only = deliver_only
         self.pipeline = pipeline
         self.pipeline.wake = self.notify
         self.lease_seconds = lease_seconds
@@ -112,7 +115,7 @@ class EmbeddedRunner:
         """Lease a batch of ready jobs and run them. Returns whether there was any."""
         with self.db.write() as session:
             batch = jobs.claim(session, self.lease_seconds, limit or self.batch_size,
-                               self._deliver_group())  # fmt: skip
+                               self._deliver_group(), deliver_only=self.deliver_only)  # fmt: skip
         if not batch:
             return False
         try:

@@ -117,13 +117,20 @@ def retry_jobs(session: Session, kind: str, delays: Sequence[tuple[str, int, flo
 
 
 def claim(
-    session: Session, lease_seconds: int, limit: int, deliver_limit: int | None = None
+    session: Session,
+    lease_seconds: int,
+    limit: int,
+    deliver_limit: int | None = None,
+    *,
+    deliver_only: bool = False,
 ) -> list[Claimed]:
     """Lease up to ``limit`` ready jobs (or jobs whose holder's lease ran out), oldest first,
     of which at most ``deliver_limit`` deliver jobs: a worker that took every ready chunk of
-    a broadcast would leave the others idle while it works through them alone."""
+    a broadcast would leave the others idle while it works through them alone.
+    ``deliver_only``: no resolve jobs (a server's worker processes: runner.helpers)."""
     now = utcnow()
-    rows = session.execute(_READY, {"now": now, "n": limit}).all()
+    stmt = _READY.where(J.c.kind == "deliver") if deliver_only else _READY
+    rows = session.execute(stmt, {"now": now, "n": limit}).all()
     if deliver_limit is not None:
         delivers = [r for r in rows if r.kind == "deliver"][deliver_limit:]
         rows = [r for r in rows if r not in delivers]

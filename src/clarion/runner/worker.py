@@ -72,9 +72,10 @@ def build_worker(
     providers: ProviderRegistry,
     threads: int,
     *,
-    resume: bool = True,
+    helper: bool = False,
 ) -> Worker:
-    """``resume``: see EmbeddedRunner (False in a server's worker process)."""
+    """``helper``: a worker process of a server (runner.helpers): on the builtin engine it
+    resumes nothing at start and claims delivery chunks only (see EmbeddedRunner)."""
     engine = task_engine(settings, db)
     pipeline = Pipeline(
         db=db,
@@ -105,7 +106,8 @@ def build_worker(
             lease_seconds=settings.job_lease_seconds,
             poll_interval=settings.poll_interval_seconds,
             batch_size=settings.worker_batch_size,
-            resume=resume,
+            resume=not helper,
+            deliver_only=helper,
         )
     webhooks = WebhookDispatcher(
         db,
