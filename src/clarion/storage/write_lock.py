@@ -25,7 +25,10 @@ class WriteLock:
         self._thread = threading.Lock()
         self._fd: int | None = None
         if database_path is not None:
-            self._fd = os.open(f"{database_path}-writelock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                self._fd = os.open(f"{database_path}-writelock", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:  # a read-only directory: this process's writers still queue
+                self._fd = None
 
     def acquire(self) -> None:
         self._thread.acquire()
