@@ -70,7 +70,9 @@ def import_file(
 ) -> Report:
     """Import the users in ``path`` (JSONL or CSV, see importer). ``progress`` is called with
     the number of rows each write stored; ``workers`` defaults to default_workers;
-    ``records``: the file's line count, if the caller has it (importer.count_rows)."""
+    ``records``: the file's line count, if the caller has it (importer.count_rows).
+    The workers are spawned (started afresh, not forked), so a script that calls this must
+    start its work under ``if __name__ == "__main__":``, as the CLI and benches do."""
     records = importer.count_rows(path) if records is None else records
     workers = default_workers(db, records) if workers is None else workers
     if workers <= 1:
