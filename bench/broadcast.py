@@ -12,9 +12,9 @@ a second run goes to the fake FCM (Node's HTTP/2 server when node is installed).
 It prints the total time from the 200 to completion, messages/s, the time from the 200 to
 the first message handed over, the peak RSS of the server and of its worker processes
 (CLARION_WORKER_PROCESSES), and the server process's time per stage (thread-seconds, from
-/metrics; its worker processes serve no metrics). Then the floor, measured in the same run on another copy:
-reading the same recipient rows and inserting the same number of final message rows through
-the database driver alone; the result is stated as a ratio to it.
+/metrics; its worker processes serve no metrics). Then the floor, measured in the same run
+on another copy: reading the same recipient rows and inserting the same number of final
+message rows through the database driver alone; the result is stated as a ratio to it.
 
 With --controls, another run on another copy turns every delivery control on (re-eligibility,
 a frequency cap, quiet hours, a throttle; none of them holds a message back) and prints the
