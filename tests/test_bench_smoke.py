@@ -63,6 +63,7 @@ def test_broadcast_bench_runs_and_prints_its_figures() -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     for line in ("== SQLite, sink: 1,000 devices ==", "== SQLite, fake FCM: 1,000 devices ==",
-                 "messages/s", "first message", "server peak RSS", "stages (thread-seconds): "
-                 "resolve", "floor (read recipients + insert final rows"):  # fmt: skip
+                 "messages/s", "first message", "server peak RSS", "its worker processes: ",
+                 "stages (thread-seconds, the server process's): resolve",
+                 "floor (read recipients + insert final rows"):  # fmt: skip
         assert line in run.stdout, run.stdout
