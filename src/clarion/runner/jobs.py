@@ -32,6 +32,7 @@ _READY = (
     .limit(bindparam("n"))
     .with_for_update(skip_locked=True)
 )
+_READY_DELIVERS = _READY.where(J.c.kind == "deliver")  # for a server's worker processes
 _LEASE = (
     update(J)
     .where(J.c.id == bindparam("jid"))
@@ -129,8 +130,8 @@ def claim(
     a broadcast would leave the others idle while it works through them alone.
     ``deliver_only``: no resolve jobs (a server's worker processes: runner.helpers)."""
     now = utcnow()
-    stmt = _READY.where(J.c.kind == "deliver") if deliver_only else _READY
-    rows = session.execute(stmt, {"now": now, "n": limit}).all()
+    rows = session.execute(_READY_DELIVERS if deliver_only else _READY,
+                           {"now": now, "n": limit}).all()  # fmt: skip
     if deliver_limit is not None:
         delivers = [r for r in rows if r.kind == "deliver"][deliver_limit:]
         rows = [r for r in rows if r not in delivers]
