@@ -1,5 +1,7 @@
 """What the pipeline does with the state a crash leaves behind, on a real database: a message
-left "sending" is sent once more and flagged a possible duplicate, and never a third time."""
+left "sending" (or left queued under an open hand-over of its chunk) is sent once more and
+flagged a possible duplicate, up to its last hand-over; meanwhile the log shows it sending and
+a cancel leaves it be."""
 
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ import pytest
 from sqlalchemy import select, update
 
 from clarion.config import Settings
+from clarion.delivery import handovers
 from clarion.delivery.pipeline import FAIL_INTERRUPTED, MAX_HANDOVERS, Pipeline
 from clarion.delivery.providers.registry import build_registry
 from clarion.runner import jobs
 from clarion.storage.db import Database
-from clarion.storage.models import Job, Message, utcnow
+from clarion.storage.models import Handover, Job, Message, utcnow
 from tests.conftest import Server, make_project, run_worker_until_idle
 from tests.helpers import ONE_STAFF, PROPS, add_user, ok, store_pickup, trigger
 
@@ -39,8 +42,18 @@ def _crash_mid_send(db: Database, trigger_id: str) -> None:
         jobs.add_deliver_jobs(session, [(trigger_id, 0)], lease_until=utcnow())
 
 
+def _crash_mid_handover(db: Database, trigger_id: str) -> None:
+    """The same crash where the hand-over is recorded by its chunk: the message still queued
+    with the hand-over not yet counted, its chunk's hand-over open, the job still leased."""
+    with db.write() as session:
+        session.execute(update(Message).values(status="queued", attempts=Message.attempts - 1))
+        handovers.begin(session, [(trigger_id, 0, [])])
+        jobs.add_deliver_jobs(session, [(trigger_id, 0)], lease_until=utcnow())
+
+
+@pytest.mark.parametrize("crash", [_crash_mid_send, _crash_mid_handover])
 def test_a_message_left_sending_is_resent_until_its_last_handover_then_given_up(
-    server_factory: Any, db: Database, tmp_path: Path
+    server_factory: Any, db: Database, tmp_path: Path, crash: Any
 ) -> None:
     server: Server = server_factory(embedded_worker=False)
     project = make_project(db)
@@ -54,14 +67,14 @@ def test_a_message_left_sending_is_resent_until_its_last_handover_then_given_up(
     assert (message.status, message.attempts, message.possible_duplicate) == ("sent", 1, False)
 
     for handover in range(2, MAX_HANDOVERS + 1):
-        _crash_mid_send(db, trigger_id)
+        crash(db, trigger_id)
         pipeline.deliver([(trigger_id, 0)])
         message = _message(db)
         assert (message.status, message.attempts, message.possible_duplicate) == (
             "sent", handover, True,
         )  # fmt: skip
 
-    _crash_mid_send(db, trigger_id)  # and again: there is no hand-over past the last
+    crash(db, trigger_id)  # and again: there is no hand-over past the last
     pipeline.deliver([(trigger_id, 0)])
     message = _message(db)
     assert (message.status, message.reason) == ("failed", FAIL_INTERRUPTED)
@@ -71,9 +84,79 @@ def test_a_message_left_sending_is_resent_until_its_last_handover_then_given_up(
     assert sent == [message.id] * MAX_HANDOVERS
     with db.read() as session:
         assert session.scalars(select(Job)).all() == []  # every job finished
+        assert session.scalars(select(Handover)).all() == []  # every hand-over recorded
     status = server.wait_done(project, trigger_id)
     assert status["status"] == "completed"
     assert (status["counts"]["sent"], status["counts"]["failed"]) == (0, 1)
+
+
+class Crash(Exception):
+    """The worker dies between handing messages over and recording their outcomes."""
+
+
+def _cut_off_mid_send(server: Server, db: Database, tmp_path: Path) -> tuple[Any, str, Pipeline]:
+    """Nine recipients resolved and handed to the sink, whose worker then dies: returns the
+    project, the trigger and a pipeline whose provider works again."""
+    project = make_project(db)
+    campaign_id = store_pickup(server.client, project)
+    for i in range(7):  # nine San Francisco staff members in all
+        add_user(server.client, project, f"sf-extra-{i}",
+                 {"user_role": "store_staff", "store_location": "San Francisco"})  # fmt: skip
+    body = {"properties": PROPS}
+    trigger_id = ok(trigger(server.client, project, campaign_id, body))["trigger_id"]
+    settings = Settings(database_url=server.settings.database_url, var_dir=tmp_path)
+    pipeline = Pipeline(db, build_registry(settings, db), chunk_size=500)
+    push = pipeline.providers.push
+    send = push.send
+
+    def send_then_die(messages: Any) -> Any:
+        send(messages)
+        raise Crash
+
+    push.send = send_then_die  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        pipeline.resolve([trigger_id])  # resolves, then hands the one chunk over, and dies
+    push.send = send  # type: ignore[method-assign]
+    outbox = settings.resolved_outbox_path().read_text().splitlines()
+    assert len(outbox) == 9
+    return project, trigger_id, pipeline
+
+
+def test_a_handover_cut_off_mid_send_reads_as_sending_and_is_sent_again_flagged(
+    server_factory: Any, db: Database, tmp_path: Path
+) -> None:
+    server: Server = server_factory(embedded_worker=False)
+    project, trigger_id, pipeline = _cut_off_mid_send(server, db, tmp_path)
+    with db.read() as session:  # no message was marked one by one: the chunk's row says it
+        assert {m.status for m in session.scalars(select(Message))} == {"queued"}
+    log = server.messages(project, trigger_id)
+    assert [m["status"] for m in log] == ["sending"] * 9
+    assert len(server.messages(project, trigger_id, status="sending")) == 9
+    assert server.messages(project, trigger_id, status="queued") == []
+    assert server.wait_done(project, trigger_id, timeout=0)["counts"]["pending"] == 9
+
+    pipeline.deliver([(trigger_id, 0)])  # the job's rerun, after its lease ran out
+    log = server.messages(project, trigger_id)
+    assert [(m["status"], m["attempts"], m["possible_duplicate"]) for m in log] == [
+        ("sent", 2, True)
+    ] * 9
+    with db.read() as session:
+        assert session.scalars(select(Handover)).all() == []
+    status = server.wait_done(project, trigger_id)
+    assert (status["status"], status["counts"]["sent"]) == ("completed", 9)
+
+
+def test_a_cancel_leaves_the_messages_being_handed_over(
+    server_factory: Any, db: Database, tmp_path: Path
+) -> None:
+    """Only messages not yet handed to a provider are cancelled: those of an open hand-over
+    stay as they are (sending), and their outcomes come with the step that handed them."""
+    server: Server = server_factory(embedded_worker=False)
+    project, trigger_id, _ = _cut_off_mid_send(server, db, tmp_path)
+    cancelled = ok(server.client.post(f"/api/v1/triggers/{trigger_id}:cancel",
+                                      headers=project.headers))  # fmt: skip
+    assert cancelled["status"] == "cancelled" and cancelled["counts"]["cancelled"] == 0
+    assert [m["status"] for m in server.messages(project, trigger_id)] == ["sending"] * 9
 
 
 def test_a_resolve_interrupted_between_chunks_resumes_without_loss_or_duplicates(

@@ -31,6 +31,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import OperationalError
 
 from clarion.ids import uuid7
+from clarion.messages.repository import being_sent
 from clarion.storage.db import Database
 from clarion.storage.migrate import upgrade
 from clarion.storage.models import Device, Message, Trigger, User, utcnow
@@ -208,8 +209,7 @@ def seed(db: Database, project_id: str, n: int) -> None:
 
 def _sending(db: Database) -> int:
     with db.read() as session:
-        stmt = select(func.count()).select_from(Message).where(Message.status == "sending")
-        return int(session.scalar(stmt) or 0)
+        return being_sent(session)
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from clarion import metrics
 from clarion.auth import service as auth
 from clarion.campaigns.schemas import CampaignSpec
 from clarion.campaigns.service import Version, load_version
-from clarion.delivery import controls, repository
+from clarion.delivery import controls, handovers, repository
 from clarion.delivery.context import template_context
 from clarion.delivery.providers.base import (
     OutboundMessage,
@@ -180,8 +180,11 @@ class Pipeline:
         all in one commit."""
         # Read outside the write lock: the jobs' leases make these chunks ours alone.
         claimed: list[tuple[Any, Version, TriggerMessages]] = []
-        marks: list[dict[str, Any]] = []
+        marks: list[dict[str, Any]] = []  # every claimed message: {"mid", "n", "dup"}
+        own_marks: list[dict[str, Any]] = []  # those marked "sending" one by one (see below)
         given_up: list[dict[str, Any]] = []
+        pending: dict[tuple[str, int], list[str]] = {}  # each chunk's pending messages
+        repairs: list[dict[str, Any]] = []
         waiting: set[tuple[str, int]] = set()  # chunks with messages held back by a send rate
         due_in: dict[tuple[str, int], float] = {}  # chunks with messages not due yet: seconds
         now = utcnow()
@@ -199,10 +202,20 @@ class Pipeline:
         own: dict[str, recipients.RecipientProperties] = {}
         with metrics.stage("load"), self.db.read() as session:
             triggers = repository.get_triggers(session, {t for t, _ in chunks})
+            left_open = handovers.left_open(session, chunks)
             for row in repository.chunk_messages(session, chunks):
                 trigger = triggers[row.trigger_id]
+                chunk = (row.trigger_id, row.chunk_no)
+                pending.setdefault(chunk, []).append(row.id)
+                others = left_open.get(chunk)
+                if others is not None and row.status == "queued" and row.id not in others:
+                    # Handed over by a step that died before recording it: from here on, as
+                    # if it had been marked sending (written with this step's marks).
+                    row = row._replace(status="sending", attempts=row.attempts + 1)
+                    repairs.append({"mid": row.id, "n": row.attempts,
+                                    "dup": row.possible_duplicate})  # fmt: skip
                 if row.status == "sending" and row.attempts >= MAX_HANDOVERS:
-                    given_up.append({"mid": row.id, "status": "failed", "reason": FAIL_INTERRUPTED})
+                    given_up.append(_unsent(row, "failed", FAIL_INTERRUPTED))
                     continue
                 if row.not_before is not None and row.not_before > now:  # scheduled for later
                     hold(row, row.not_before)
@@ -212,7 +225,7 @@ class Pipeline:
                 if quiet is not None and (until := quiet_clock.until(quiet, row.timezone)):
                     if quiet.action == "drop":
                         reason = controls.quiet_reason(quiet, row.timezone, now)
-                        given_up.append({"mid": row.id, "status": "skipped", "reason": reason})
+                        given_up.append(_unsent(row, "skipped", reason))
                     else:
                         hold(row, until)  # until the window ends
                     continue
@@ -221,13 +234,17 @@ class Pipeline:
                     waiting.add((row.trigger_id, row.chunk_no))  # stays queued; back soon
                     continue
                 crashed_mid_send = row.status == "sending"
-                marks.append(
-                    {
-                        "mid": row.id,
-                        "n": row.attempts + 1,
-                        "dup": row.possible_duplicate or crashed_mid_send,
-                    }
-                )
+                mark = {
+                    "mid": row.id,
+                    "n": row.attempts + 1,
+                    "dup": row.possible_duplicate or crashed_mid_send,
+                }
+                marks.append(mark)
+                # A message that caps or re-eligibility count (as soon as it is being sent),
+                # or one handed over before, is marked sending by itself; the others are
+                # covered by their chunk's hand-over row.
+                if crashed_mid_send or _counted(version):
+                    own_marks.append(mark)
                 given = own.get(trigger.id)
                 if given is None:
                     given = own[trigger.id] = _recipient_properties(session, trigger, version)
@@ -242,26 +259,35 @@ class Pipeline:
                 claimed.append((row, version, renderer))
         # The statements' parameters are encoded before taking the (SQLite) write lock.
         dialect = self.db.engine.dialect
-        sending = repository.sending_batch(dialect, marks)
+        repaired = repository.sending_batch(dialect, repairs)
+        sending = repository.sending_batch(dialect, own_marks)
         with metrics.stage("persist"), self.db.write() as session:
             statuses = repository.locked_statuses(session, triggers, share=True)
             stopped = {t for t, status in statuses.items() if status == "cancelled"}
             if stopped:  # cancelled since these rows were read: none of them goes out
-                given_up += [{"mid": row.id, "status": "cancelled", "reason": CANCELLED}
+                given_up += [_unsent(row, "cancelled", CANCELLED)
                              for row, _, _ in claimed if row.trigger_id in stopped]  # fmt: skip
                 claimed = [c for c in claimed if c[0].trigger_id not in stopped]
             held = controls.held_back(session, _candidates(claimed, triggers), utcnow())
             if held:  # re-eligibility and frequency caps, checked under the marks' lock
-                given_up += [{"mid": mid, "status": "skipped", "reason": reason}
-                             for mid, reason in held.items()]  # fmt: skip
+                given_up += [_unsent(row, "skipped", held[row.id])
+                             for row, _, _ in claimed if row.id in held]  # fmt: skip
                 claimed = [c for c in claimed if c[0].id not in held]
             if stopped or held:
                 kept = {row.id for row, _, _ in claimed}
                 marks = [m for m in marks if m["mid"] in kept]
-                sending = repository.sending_batch(dialect, marks)
+                own_marks = [m for m in own_marks if m["mid"] in kept]
+                sending = repository.sending_batch(dialect, own_marks)
+            repaired.run(session)
             sending.run(session)
+            handovers.end(session, left_open)  # superseded by the repairs and this step's
+            handing = _handovers(pending, marks, own_marks)
+            handovers.begin(session, handing)
             repository.record_outcomes(session, given_up)
         outcomes, retry_after, dead_tokens = self._send(claimed)
+        tally = {m["mid"]: (m["n"], m["dup"]) for m in marks}
+        for outcome in outcomes:  # a hand-over's tally, recorded with its outcome
+            outcome["attempts"], outcome["possible_duplicate"] = tally[outcome["mid"]]
         chunk_of = {row.id: (row.trigger_id, row.chunk_no) for row, _, _ in claimed}
         delays: dict[tuple[str, int], float] = dict.fromkeys(waiting, RETRY_IN)
         for chunk, wait in due_in.items():  # back when the first of them is due
@@ -276,6 +302,7 @@ class Pipeline:
         with metrics.stage("persist"), self.db.write() as session:
             recorded.run(session)
             attempted.run(session)
+            handovers.end(session, [(t, c) for t, c, _ in handing])
             repository.invalidate_tokens(session, dead_tokens)  # with the outcomes, atomically
             self.engine.finish(session, "deliver", [c for c in chunks if c not in delays])
             self.engine.retry_deliver(session, [(t, c, d) for (t, c), d in delays.items()])
@@ -402,6 +429,34 @@ class Pipeline:
         return outcomes
 
 
+def _unsent(row: Any, status: str, reason: str) -> dict[str, Any]:
+    """The outcome of a message that is not handed over (its tally as it stands)."""
+    return {"mid": row.id, "status": status, "reason": reason, "attempts": row.attempts,
+            "possible_duplicate": row.possible_duplicate}  # fmt: skip
+
+
+def _counted(version: Version) -> bool:
+    """Do re-eligibility or frequency caps count this campaign's messages (as soon as they
+    are being sent)?"""
+    checks = version.delivery
+    return checks.reeligibility != "every_time" or checks.capped
+
+
+def _handovers(
+    pending: dict[tuple[str, int], list[str]],
+    marks: Sequence[dict[str, Any]],
+    own_marks: Sequence[dict[str, Any]],
+) -> list[tuple[str, int, list[str]]]:
+    """A hand-over row per chunk with messages that their own mark does not cover: (trigger,
+    chunk, the chunk's pending messages that it does not cover)."""
+    covered = {m["mid"] for m in marks} - {m["mid"] for m in own_marks}
+    return [
+        (trigger_id, chunk_no, [mid for mid in ids if mid not in covered])
+        for (trigger_id, chunk_no), ids in pending.items()
+        if any(mid in covered for mid in ids)
+    ]
+
+
 def _memo(load: Callable[[Session, str], Any]) -> Callable[[Session, str], Any]:
     """``load`` once per key for the length of one step."""
     seen: dict[str, Any] = {}
@@ -421,7 +476,7 @@ def _candidates(
     out = []
     for row, version, _ in claimed:
         checks = version.delivery
-        if checks.reeligibility != "every_time" or checks.capped:
+        if _counted(version):
             campaign_id = triggers[row.trigger_id].campaign_id
             out.append(controls.Candidate(row.id, row.user_id, row.trigger_id, campaign_id,
                                           version.channel, row.project_id, checks))  # fmt: skip

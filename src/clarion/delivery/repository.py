@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from clarion.audience import compiler
 from clarion.audience.rules import Audience
+from clarion.delivery import handovers
 from clarion.storage.bulk import Batch, insert_batch, update_batch
 from clarion.storage.models import Device, Job, Message, MessageAttempt, Trigger, User, utcnow
 
@@ -92,11 +93,22 @@ _COMPLETING_TRIGGERS = (
     .with_for_update(key_share=True)
 )
 _STATUSES = select(T.c.id, T.c.status).where(T.c.id.in_(bindparam("tids", expanding=True)))
-_CANCEL_QUEUED = (
-    update(M)
-    .where(M.c.trigger_id == bindparam("tid"), M.c.status == "queued")
-    .values(status="cancelled", reason=bindparam("reason"))
-)
+
+
+@lru_cache(maxsize=4)
+def _cancel_queued(dialect: Dialect) -> Any:
+    """Queued messages but those being handed over (see delivery.handovers)."""
+    return (
+        update(M)
+        .where(
+            M.c.trigger_id == bindparam("tid"),
+            M.c.status == "queued",
+            ~handovers.covered(dialect),
+        )
+        .values(status="cancelled", reason=bindparam("reason"))
+    )
+
+
 _COMPLETE = (
     update(T)
     .where(
@@ -147,6 +159,7 @@ OUTCOME_FIELDS = (
     "status", "reason", "provider", "provider_message_id", "title", "body", "image_url",
     "landing_url", "sent_at",
 )  # fmt: skip
+TALLY = ("attempts", "possible_duplicate")  # a message's hand-overs so far
 _COUNTS = (
     select(M.c.status, func.count()).where(M.c.trigger_id == bindparam("tid")).group_by(M.c.status)
 )
@@ -256,7 +269,8 @@ def locked_statuses(
 
 def cancel_queued(session: Session, trigger_id: str, reason: str) -> None:
     """Every message of the trigger not yet handed over ends as cancelled."""
-    session.execute(_CANCEL_QUEUED, {"tid": trigger_id, "reason": reason})
+    stmt = _cancel_queued(session.get_bind().dialect)
+    session.execute(stmt, {"tid": trigger_id, "reason": reason})
 
 
 def complete_if_done(session: Session, trigger_ids: Sequence[str]) -> list[Any]:
@@ -343,10 +357,15 @@ def sending_batch(dialect: Dialect, marks: Sequence[dict[str, Any]]) -> Batch:
 
 def outcomes_batch(dialect: Dialect, outcomes: Sequence[dict[str, Any]]) -> Batch:
     """Records outcomes. ``outcomes``: {"mid", and every field of OUTCOME_FIELDS (None where
-    not known)}."""
-    fields = OUTCOME_FIELDS
-    return update_batch(dialect, M, "id", [{"id": o["mid"], **{f: o.get(f) for f in fields}}
-                                           for o in outcomes])  # fmt: skip
+    not known)}; with "attempts" and "possible_duplicate" in every one or in none (those of a
+    message marked sending by itself are already recorded)."""
+    if not outcomes:
+        return Batch()
+    tally = TALLY if "attempts" in outcomes[0] else ()
+    return update_batch(dialect, M, "id", [
+        {"id": o["mid"], **{f: o.get(f) for f in OUTCOME_FIELDS}, **{f: o[f] for f in tally}}
+        for o in outcomes
+    ])  # fmt: skip
 
 
 def record_outcomes(session: Session, outcomes: Sequence[dict[str, Any]]) -> None:

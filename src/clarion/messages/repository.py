@@ -4,10 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
+from clarion.delivery import handovers
 from clarion.storage.models import Message
+
+
+def shown_status(dialect: Dialect) -> ColumnElement[str]:
+    """A message's status as the log shows it: a queued message that a delivery step is
+    handing over (delivery.handovers) reads as ``sending``."""
+    covered = handovers.covered(dialect)
+    return case((and_(Message.status == "queued", covered), "sending"), else_=Message.status)
+
+
+def being_sent(session: Session) -> int:
+    """How many messages are being handed over (marked sending, or under an open hand-over)."""
+    shown = shown_status(session.get_bind().dialect)
+    return int(session.scalar(select(func.count()).select_from(Message)
+                              .where(shown == "sending")) or 0)  # fmt: skip
 
 
 def page(
@@ -19,14 +36,21 @@ def page(
     project_user_id: str | None = None,
     device_id: str | None = None,
 ) -> Sequence[Message]:
-    """Keyset page in message-id order (UUIDv7 ids sort by creation)."""
-    stmt = select(Message).where(Message.trigger_id == trigger_id)
+    """Keyset page in message-id order (UUIDv7 ids sort by creation), statuses as the log
+    shows them (shown_status)."""
+    shown = shown_status(session.get_bind().dialect).label("shown")
+    stmt = select(Message, shown).where(Message.trigger_id == trigger_id)
     if status is not None:
-        stmt = stmt.where(Message.status == status)
+        stmt = stmt.where(shown == status)
     if project_user_id:
         stmt = stmt.where(Message.project_user_id == project_user_id)
     if device_id:
         stmt = stmt.where(Message.device_id == device_id)
     if after is not None:
         stmt = stmt.where(Message.id > after)
-    return session.scalars(stmt.order_by(Message.id).limit(limit)).all()
+    messages = []
+    for message, status_shown in session.execute(stmt.order_by(Message.id).limit(limit)):
+        if status_shown != message.status:  # as the log shows it, never written back
+            set_committed_value(message, "status", status_shown)
+        messages.append(message)
+    return messages

@@ -271,6 +271,23 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class Handover(Base):
+    """A delivery step handing a chunk's messages to their providers: written in the commit
+    before the first send, deleted in the commit that records the outcomes. One found by a
+    later step means the step died mid-send: the messages it covers may have gone out. (It
+    stands for a per-message ``sending`` mark: one row per chunk instead of an UPDATE per
+    message; messages that caps or re-eligibility count still get the per-message mark.)"""
+
+    __tablename__ = "handovers"
+    trigger_id: Mapped[str] = mapped_column(
+        ForeignKey("triggers.id", ondelete="CASCADE"), primary_key=True
+    )
+    chunk_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The chunk's pending messages that this hand-over does not cover (usually none).
+    others: Mapped[list[str]] = mapped_column(JSON, default=list)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class MessageAttempt(Base):
     """Every hand-over of a message to a provider: when, the outcome and the provider's code."""
 

@@ -17,6 +17,7 @@ from clarion.auth import service as auth
 from clarion.campaigns.service import Version
 from clarion.delivery.context import DeviceView, template_context
 from clarion.delivery.pipeline import SKIP_NO_EMAIL, email_address, skip_reason
+from clarion.messages import repository as messages
 from clarion.storage.models import Device, Message, Trigger, User
 from clarion.templating.message import MessageRejected
 from clarion.triggers import recipients
@@ -140,14 +141,17 @@ def explain(
         steps.append(Step("Rendering", True, f"renders: {shown}"))
     except MessageRejected as exc:
         steps.append(Step("Rendering", False, exc.reason))
-    sent = session.scalars(
-        select(Message).where(Message.trigger_id == trigger.id, Message.user_id == user.id)
+    log_status = messages.shown_status(session.get_bind().dialect)
+    sent = session.execute(
+        select(Message, log_status).where(
+            Message.trigger_id == trigger.id, Message.user_id == user.id
+        )
     ).all()
     if not sent:
         steps.append(Step(LOG, False, "No message for this user in this trigger."))
-    for m in sent:
+    for m, status in sent:
         where = f" to device {m.device_id}" if m.device_id else ""
-        outcome = f"{m.status}{where}" + (f" via {m.provider}" if m.provider else "")
-        steps.append(Step(LOG, m.status == "sent",
+        outcome = f"{status}{where}" + (f" via {m.provider}" if m.provider else "")
+        steps.append(Step(LOG, status == "sent",
                           outcome + (f": {m.reason}" if m.reason else "")))  # fmt: skip
     return steps
