@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from clarion.delivery import handovers
+from clarion.delivery.repository import PENDING
 from clarion.storage.models import Message
 
 
@@ -23,8 +24,8 @@ def shown_status(dialect: Dialect) -> ColumnElement[str]:
 def being_sent(session: Session) -> int:
     """How many messages are being handed over (marked sending, or under an open hand-over)."""
     shown = shown_status(session.get_bind().dialect)
-    return int(session.scalar(select(func.count()).select_from(Message)
-                              .where(shown == "sending")) or 0)  # fmt: skip
+    stmt = select(func.count()).select_from(Message)
+    return int(session.scalar(stmt.where(Message.status.in_(PENDING), shown == "sending")) or 0)
 
 
 def page(
@@ -40,8 +41,10 @@ def page(
     shows them (shown_status)."""
     shown = shown_status(session.get_bind().dialect).label("shown")
     stmt = select(Message, shown).where(Message.trigger_id == trigger_id)
-    if status is not None:
-        stmt = stmt.where(shown == status)
+    if status in PENDING:  # the stored status narrows it first (ix_messages_status)
+        stmt = stmt.where(Message.status.in_(PENDING), shown == status)
+    elif status is not None:  # the same stored as shown
+        stmt = stmt.where(Message.status == status)
     if project_user_id:
         stmt = stmt.where(Message.project_user_id == project_user_id)
     if device_id:
