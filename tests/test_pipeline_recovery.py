@@ -34,6 +34,13 @@ def _exists(db: Database, message_id: str) -> bool:
         return session.get(Message, message_id) is not None
 
 
+def _nine_staff(server: Server, project: Any) -> None:
+    """Seven more San Francisco staff members: nine in all."""
+    for i in range(7):
+        add_user(server.client, project, f"sf-extra-{i}",
+                 {"user_role": "store_staff", "store_location": "San Francisco"})  # fmt: skip
+
+
 def _crash_mid_send(db: Database, trigger_id: str) -> None:
     """What a crash between the hand-over to the provider and its record leaves: the message
     'sending' and its deliver job still leased."""
@@ -99,9 +106,7 @@ def _cut_off_mid_send(server: Server, db: Database, tmp_path: Path) -> tuple[Any
     project, the trigger and a pipeline whose provider works again."""
     project = make_project(db)
     campaign_id = store_pickup(server.client, project)
-    for i in range(7):  # nine San Francisco staff members in all
-        add_user(server.client, project, f"sf-extra-{i}",
-                 {"user_role": "store_staff", "store_location": "San Francisco"})  # fmt: skip
+    _nine_staff(server, project)
     body = {"properties": PROPS}
     trigger_id = ok(trigger(server.client, project, campaign_id, body))["trigger_id"]
     settings = Settings(database_url=server.settings.database_url, var_dir=tmp_path)
@@ -167,9 +172,7 @@ def test_a_resolve_interrupted_between_chunks_resumes_without_loss_or_duplicates
     server: Server = server_factory(embedded_worker=False)
     project = make_project(db)
     campaign_id = store_pickup(server.client, project)
-    for i in range(7):  # nine San Francisco staff members in all
-        add_user(server.client, project, f"sf-extra-{i}",
-                 {"user_role": "store_staff", "store_location": "San Francisco"})  # fmt: skip
+    _nine_staff(server, project)
     trigger_id = ok(trigger(server.client, project, campaign_id, {"properties": PROPS}))[
         "trigger_id"
     ]
@@ -227,9 +230,7 @@ def test_a_long_resolve_keeps_its_job_so_no_other_worker_runs_it_at_once(
     server: Server = server_factory(embedded_worker=False)
     project = make_project(db)
     campaign_id = store_pickup(server.client, project)
-    for i in range(7):
-        add_user(server.client, project, f"sf-extra-{i}",
-                 {"user_role": "store_staff", "store_location": "San Francisco"})  # fmt: skip
+    _nine_staff(server, project)
     trigger_id = ok(trigger(server.client, project, campaign_id, {"properties": PROPS}))[
         "trigger_id"
     ]

@@ -295,10 +295,9 @@ class Pipeline:
         for message_id, delay in retry_after.items():
             key = chunk_of[message_id]
             delays[key] = max(delays.get(key, 0.0), delay)
-        attempt_of = {m["mid"]: m["n"] for m in marks}
         with metrics.stage("persist"):
             recorded = repository.outcomes_batch(dialect, outcomes)
-            attempted = repository.attempts_batch(dialect, outcomes, attempt_of)
+            attempted = repository.attempts_batch(dialect, outcomes)
         with metrics.stage("persist"), self.db.write() as session:
             recorded.run(session)
             attempted.run(session)

@@ -401,14 +401,13 @@ def invalidate_tokens(session: Session, dead: Sequence[tuple[str, str, str, str]
         session.execute(_INVALIDATE, rows)
 
 
-def attempts_batch(
-    dialect: Dialect, outcomes: Sequence[dict[str, Any]], attempt_of: dict[str, int]
-) -> Batch:
+def attempts_batch(dialect: Dialect, outcomes: Sequence[dict[str, Any]]) -> Batch:
     """One row per hand-over to a provider (outcomes without "attempt_outcome" never reached
-    one: a render failure, a message given up)."""
+    one: a render failure, a message given up), numbered by the outcome's "attempts" (1
+    when it has none: a direct send)."""
     now = utcnow()
     rows = [
-        {"message_id": o["mid"], "attempt": attempt_of.get(o["mid"], 1), "at": now,
+        {"message_id": o["mid"], "attempt": o.get("attempts", 1), "at": now,
          "provider": o.get("provider") or "", "outcome": o["attempt_outcome"],
          "response_code": o.get("response_code"), "reason": o.get("reason")}
         for o in outcomes
@@ -417,10 +416,8 @@ def attempts_batch(
     return insert_batch(dialect, A, rows)
 
 
-def record_attempts(
-    session: Session, outcomes: Sequence[dict[str, Any]], attempt_of: dict[str, int]
-) -> None:
-    attempts_batch(session.get_bind().dialect, outcomes, attempt_of).run(session)
+def record_attempts(session: Session, outcomes: Sequence[dict[str, Any]]) -> None:
+    attempts_batch(session.get_bind().dialect, outcomes).run(session)
 
 
 def attempts_for(session: Session, message_ids: Sequence[str]) -> dict[str, list[Any]]:

@@ -125,7 +125,7 @@ def send(
             {"mid": mid, "provider": r.provider or provider.name, "attempt_outcome": r.outcome,
              "response_code": r.response_code, "reason": r.reason}
             for mid, r in outcomes.items()
-        ], {})  # fmt: skip
+        ])  # fmt: skip
         delivery.record_outcomes(
             session,
             [
