@@ -43,7 +43,7 @@ def test_commits_leave_checkpoints_to_the_thread(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{path}", background_checkpoints=True)
     assert db.checkpointer is not None
     assert _autocheckpoint(db) == 0  # no commit checkpoints
-    _fill(db, 20_000)  # some 1,200 pages: past the 1,000 at which a commit would checkpoint
+    _fill(db, 60_000)  # some 1,600 8 KiB pages: past the 1,000 at which commits checkpoint
     deadline = time.monotonic() + 10
     while db.checkpointer.runs == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -51,13 +51,13 @@ def test_commits_leave_checkpoints_to_the_thread(tmp_path: Path) -> None:
     db.dispose()  # a last checkpoint, and the thread ends
     assert db.checkpointer._thread is not None and not db.checkpointer._thread.is_alive()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM t").fetchone() == (20_000,)
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (60_000,)
 
 
 def test_the_thread_copies_the_log_beside_the_writers(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     db = Database(f"sqlite:///{path}", background_checkpoints=True)
-    _fill(db, 20_000)
+    _fill(db, 60_000)
     assert db.checkpointer is not None
     runs = db.checkpointer.runs
     deadline = time.monotonic() + 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -9,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from clarion.audience.values import version_key
-from clarion.storage.db import Database
+from clarion.storage.db import PAGE_SIZE, Database
 from clarion.storage.migrate import include_name, upgrade
 from clarion.storage.models import Base, Device
 
@@ -62,4 +63,28 @@ def test_0002_upgrades_existing_data(tmp_path: Path) -> None:
         assert device is not None
         assert (device.platform, device.app_version, device.sdk_type) == ("IOS", "3.2.0", "native")
         assert device.app_version_key == version_key("3.2.0")
+    db.dispose()
+
+
+def test_new_sqlite_files_get_8k_pages_and_old_ones_keep_theirs(tmp_path: Path) -> None:
+    """A new database is made with PAGE_SIZE pages; a file made with SQLite's default 4 KiB
+    pages (every database before the change) keeps them, upgrades and takes writes."""
+    new = tmp_path / "new.db"
+    upgrade(f"sqlite:///{new}")
+    with sqlite3.connect(new) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone() == (PAGE_SIZE,)
+        assert PAGE_SIZE != 4096
+
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:  # the way the file was made before: no page_size
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (x)")
+    upgrade(f"sqlite:///{old}")
+    db = Database(f"sqlite:///{old}")
+    with db.write() as session:
+        session.execute(text("INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', :t)"),
+                        {"t": "2026-01-01 00:00:00.000000"})  # fmt: skip
+    with db.read() as session:
+        assert session.execute(text("PRAGMA page_size")).scalar_one() == 4096
+        assert session.execute(text("SELECT count(*) FROM projects")).scalar_one() == 1
     db.dispose()
