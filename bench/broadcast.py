@@ -11,8 +11,9 @@ a second run goes to the fake FCM (Node's HTTP/2 server when node is installed).
 
 It prints the total time from the 200 to completion, messages/s, the time from the 200 to
 the first message handed over, the peak RSS of the server and of its worker processes
-(CLARION_WORKER_PROCESSES), and the server process's time per stage (thread-seconds, from
-/metrics; its worker processes serve no metrics). Then the floor, measured in the same run
+(CLARION_WORKER_PROCESSES), and each process's time per stage (thread-seconds, from the
+server's /metrics and from each worker process's, on CLARION_WORKER_METRICS_PORT and after).
+Then the floor, measured in the same run
 on another copy: reading the same recipient rows and inserting the same number of final
 message rows through the database driver alone; the result is stated as a ratio to it.
 
@@ -144,8 +145,19 @@ def children(pid: int) -> list[int]:
 
 
 def stages(base: str) -> dict[str, float]:
+    """A process's thread-seconds per stage, from its /metrics (a worker process that has only
+    just started may not serve them yet: asked again for up to 30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            text = httpx.get(f"{base}/metrics", timeout=30).text
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
     out: dict[str, float] = {}
-    for line in httpx.get(f"{base}/metrics", timeout=30).text.splitlines():
+    for line in text.splitlines():
         if line.startswith("clarion_pipeline_stage_seconds_total{"):
             name = line.split('stage="', 1)[1].split('"', 1)[0]
             out[name] = float(line.rsplit(" ", 1)[1])
@@ -163,10 +175,11 @@ def run_broadcast(
     campaign_spec: dict[str, Any] = CAMPAIGN,
     delivery: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    port = free_port()
+    port, metrics_port = free_port(), free_port()  # the worker processes' from metrics_port on
     env = dict(os.environ, CLARION_DATABASE_URL=url, CLARION_DEMO="false", CLARION_PORT=str(port),
                CLARION_VAR_DIR=str(work / f"var-{port}"), CLARION_LOG_LEVEL="warning",
-               CLARION_SECRET_KEY=Fernet.generate_key().decode())  # fmt: skip
+               CLARION_SECRET_KEY=Fernet.generate_key().decode(),
+               CLARION_WORKER_METRICS_PORT=str(metrics_port))  # fmt: skip
     if fcm_url:
         env["CLARION_FCM_BASE_URL"] = fcm_url
     server = subprocess.Popen([sys.executable, "-m", "clarion.cli", "serve"], env=env,
@@ -203,8 +216,10 @@ def run_broadcast(
             time.sleep(0.05)
         total = time.perf_counter() - started
         split = stages(base)
+        helpers = children(server.pid)
+        helper_split = [stages(f"http://127.0.0.1:{metrics_port + i}") for i in range(len(helpers))]
         rss = peak_rss_mb(server.pid)
-        helper_rss = [peak_rss_mb(child) for child in children(server.pid)]
+        helper_rss = [peak_rss_mb(child) for child in helpers]
     finally:
         client.close()
         server.send_signal(signal.SIGTERM)
@@ -212,7 +227,8 @@ def run_broadcast(
     counts = status["counts"]
     if status["status"] != "completed" or counts["sent"] != devices:
         raise SystemExit(f"the broadcast did not send every message: {status}")
-    return {"total": total, "counts": counts, "rss": rss, "helper_rss": helper_rss, "stages": split,
+    return {"total": total, "counts": counts, "rss": rss, "helper_rss": helper_rss,
+            "stages": split, "helper_stages": helper_split,
             "first": first_sent(url, trigger_id, accepted_at)}  # fmt: skip
 
 
@@ -288,6 +304,11 @@ def floor_postgres(url: str, project_id: str) -> float:
     return time.perf_counter() - started
 
 
+def _stages(split: dict[str, float]) -> str:
+    return ", ".join(f"{k} {split.get(k, 0):.1f}"
+                     for k in ("resolve", "load", "render", "dispatch", "persist"))  # fmt: skip
+
+
 def report(engine: str, devices: int, result: dict[str, Any], floor: float, label: str) -> None:
     total = result["total"]
     print(f"\n== {engine}, {label}: {devices:,} devices ==")
@@ -296,10 +317,9 @@ def report(engine: str, devices: int, result: dict[str, Any], floor: float, labe
     helpers = ", ".join(f"{mb:.0f} MB" for mb in result["helper_rss"]) or "none"
     print(f"server peak RSS {result['rss']:.0f} MB (target <= 400); its worker processes: "
           f"{helpers}")  # fmt: skip
-    split = result["stages"]
-    print("stages (thread-seconds, the server process's): " + ", ".join(
-        f"{k} {split.get(k, 0):.1f}" for k in ("resolve", "load", "render", "dispatch", "persist")
-    ))  # fmt: skip
+    print("stages (thread-seconds, the server process's): " + _stages(result["stages"]))
+    for split in result["helper_stages"]:
+        print("stages (thread-seconds, a worker process's): " + _stages(split))
     print(f"floor (read recipients + insert final rows, driver alone): {floor:.1f} s; "
           f"ratio {total / floor:.1f}x (target <= 3x)")  # fmt: skip
 

@@ -65,5 +65,6 @@ def test_broadcast_bench_runs_and_prints_its_figures() -> None:
     for line in ("== SQLite, sink: 1,000 devices ==", "== SQLite, fake FCM: 1,000 devices ==",
                  "messages/s", "first message", "server peak RSS", "its worker processes: ",
                  "stages (thread-seconds, the server process's): resolve",
+                 "stages (thread-seconds, a worker process's): resolve",
                  "floor (read recipients + insert final rows"):  # fmt: skip
         assert line in run.stdout, run.stdout

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -20,7 +21,7 @@ from clarion.delivery.providers.registry import build_registry
 from clarion.runner import jobs
 from clarion.runner.helpers import HelperProcesses
 from clarion.storage.models import Job
-from tests.conftest import Server, make_project
+from tests.conftest import Server, free_port, make_project
 from tests.helpers import PROPS, store_pickup
 
 
@@ -31,6 +32,22 @@ def helper_env(monkeypatch: pytest.MonkeyPatch, server: Server) -> None:
     monkeypatch.setenv("CLARION_VAR_DIR", str(settings.var_dir))
     monkeypatch.setenv("CLARION_DEMO", "false")
     monkeypatch.setenv("CLARION_POLL_INTERVAL_SECONDS", "0.05")
+
+
+def _metrics(port: int) -> dict[str, float]:
+    """The samples a process serves on ``port`` (its metrics server starts with the process:
+    asked until it answers)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    samples = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    return {name: float(value) for name, value in samples}
 
 
 def threads(pid: int) -> int:
@@ -73,14 +90,20 @@ def test_a_worker_process_delivers_the_queued_chunks_and_drains(
         waiting = session.scalars(select(Job.kind).where(Job.trigger_id == trigger_id)).all()
     assert waiting == ["deliver"]  # the last chunk was delivered by the resolve itself
 
-    helpers = HelperProcesses(1, threads=1)
+    port = free_port()
+    helpers = HelperProcesses(1, threads=1, metrics_port=port)  # CLARION_WORKER_METRICS_PORT
     helpers.start()
     try:
         status = server.wait_done(project, trigger_id, timeout=60)
         process = helpers.processes[0]
+        exported = _metrics(port)
     finally:
         helpers.stop()
     assert status["status"] == "completed" and status["counts"]["sent"] == 2, status
+    # The worker process's own metrics: the one message it delivered, and its stage times.
+    assert exported['clarion_messages_total{channel="push",status="sent"}'] == 1
+    for stage in ("load", "render", "dispatch", "persist"):
+        assert exported[f'clarion_pipeline_stage_seconds_total{{stage="{stage}"}}'] > 0, stage
     assert process.returncode == 0  # drained and stopped on SIGTERM, not killed
     sent = {m["project_user_id"] for m in server.messages(project, trigger_id)}
     assert sent == {"sf-staff-1", "sf-staff-2"}

@@ -207,7 +207,8 @@ def create_app(
     notify = runner.notify if run_worker else (lambda: None)
     intake = TriggerIntake(db, worker.engine, notify)
     runner.pacer = Pacer(intake.idle_for, share=settings.worker_share_under_load)
-    helpers = HelperProcesses(worker_processes if run_worker else 0, settings.worker_threads)
+    helpers = HelperProcesses(worker_processes if run_worker else 0, settings.worker_threads,
+                              settings.worker_metrics_port)  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(application: FastAPI) -> AsyncIterator[None]:

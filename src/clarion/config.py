@@ -41,6 +41,14 @@ class Settings(BaseSettings):
         description="Worker processes `clarion serve` runs beside its embedded worker, each "
         "with CLARION_WORKER_THREADS threads (default: one per core beyond the first; 0: none).",
     )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="The port on which the first of `clarion serve`'s worker processes serves "
+        "Prometheus metrics, the next on the port after it, and so on, on "
+        "127.0.0.1 (default: they serve none).",
+    )
     worker_batch_size: int = Field(default=32, ge=1, le=1000, description="Jobs per claim.")
     worker_share_under_load: float = Field(
         default=0.25,

@@ -30,16 +30,21 @@ def default_count() -> int:
 
 
 class HelperProcesses:
-    def __init__(self, count: int, threads: int) -> None:
+    def __init__(self, count: int, threads: int, metrics_port: int | None = None) -> None:
+        """``metrics_port``: process i serves its metrics on metrics_port + i (127.0.0.1)."""
         self.count = count
         self.threads = threads
+        self.metrics_port = metrics_port
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
         command = [sys.executable, "-m", "clarion.cli", "worker", "--concurrency",
                    str(self.threads), "--helper-of", str(os.getpid())]  # fmt: skip
-        for _ in range(self.count):
-            self.processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+        for i in range(self.count):
+            port = (
+                [] if self.metrics_port is None else ["--metrics-port", str(self.metrics_port + i)]
+            )
+            self.processes.append(subprocess.Popen([*command, *port], stdout=subprocess.DEVNULL))
         if self.processes:
             log.info("started %d worker process(es) beside the embedded worker", self.count)
 
