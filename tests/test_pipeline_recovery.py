@@ -14,7 +14,12 @@ from sqlalchemy import select, update
 
 from clarion.config import Settings
 from clarion.delivery import handovers
-from clarion.delivery.pipeline import FAIL_INTERRUPTED, MAX_HANDOVERS, Pipeline
+from clarion.delivery.pipeline import (
+    CANCELLED_IN_FLIGHT,
+    FAIL_INTERRUPTED,
+    MAX_HANDOVERS,
+    Pipeline,
+)
 from clarion.delivery.providers.registry import build_registry
 from clarion.runner import jobs
 from clarion.storage.db import Database
@@ -155,13 +160,25 @@ def test_a_cancel_leaves_the_messages_being_handed_over(
     server_factory: Any, db: Database, tmp_path: Path
 ) -> None:
     """Only messages not yet handed to a provider are cancelled: those of an open hand-over
-    stay as they are (sending), and their outcomes come with the step that handed them."""
+    stay as they are (sending), and their outcomes come with the step that handed them. The
+    job's rerun sends none of them again: each ends cancelled, saying that the provider may
+    have received it."""
     server: Server = server_factory(embedded_worker=False)
-    project, trigger_id, _ = _cut_off_mid_send(server, db, tmp_path)
+    project, trigger_id, pipeline = _cut_off_mid_send(server, db, tmp_path)
     cancelled = ok(server.client.post(f"/api/v1/triggers/{trigger_id}:cancel",
                                       headers=project.headers))  # fmt: skip
     assert cancelled["status"] == "cancelled" and cancelled["counts"]["cancelled"] == 0
     assert [m["status"] for m in server.messages(project, trigger_id)] == ["sending"] * 9
+
+    pipeline.deliver([(trigger_id, 0)])  # the job's rerun, after its lease ran out
+    log = server.messages(project, trigger_id)
+    assert [(m["status"], m["reason"], m["attempts"]) for m in log] == [
+        ("cancelled", CANCELLED_IN_FLIGHT, 1)
+    ] * 9
+    outbox = Settings(var_dir=tmp_path).resolved_outbox_path()
+    assert len(outbox.read_text().splitlines()) == 9  # nothing handed over again
+    with db.read() as session:
+        assert session.scalars(select(Handover)).all() == []
 
 
 def test_a_resolve_interrupted_between_chunks_resumes_without_loss_or_duplicates(

@@ -48,6 +48,12 @@ MAX_HANDOVERS = 5
 # many chunks per step (one commit never waits on a whole batch of full chunks).
 GROUP_ROWS = 2000
 CANCELLED = "cancelled: the trigger was cancelled before this message was handed over"
+# A message whose hand-over a crash cut off (left sending, or under its chunk's open
+# hand-over) may have reached the provider before the trigger was cancelled.
+CANCELLED_IN_FLIGHT = (
+    "cancelled: the trigger was cancelled after this message was handed over by a worker "
+    "that stopped before recording the outcome; the provider may have received it"
+)
 FAIL_INTERRUPTED = (
     f"interrupted {MAX_HANDOVERS} times while sending (each time its worker stopped "
     "mid-send); not handed over again"
@@ -265,8 +271,11 @@ class Pipeline:
             statuses = repository.locked_statuses(session, triggers, share=True)
             stopped = {t for t, status in statuses.items() if status == "cancelled"}
             if stopped:  # cancelled since these rows were read: none of them goes out
-                given_up += [_unsent(row, "cancelled", CANCELLED)
-                             for row, _, _ in claimed if row.trigger_id in stopped]  # fmt: skip
+                given_up += [
+                    _unsent(row, "cancelled",
+                            CANCELLED_IN_FLIGHT if row.status == "sending" else CANCELLED)
+                    for row, _, _ in claimed if row.trigger_id in stopped
+                ]  # fmt: skip
                 claimed = [c for c in claimed if c[0].trigger_id not in stopped]
             held = controls.held_back(session, _candidates(claimed, triggers), utcnow())
             if held:  # re-eligibility and frequency caps, checked under the marks' lock
