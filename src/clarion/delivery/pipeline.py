@@ -194,7 +194,8 @@ class Pipeline:
         waiting: set[tuple[str, int]] = set()  # chunks with messages held back by a send rate
         due_in: dict[tuple[str, int], float] = {}  # chunks with messages not due yet: seconds
         now = utcnow()
-        settings = _memo(controls.project_settings)
+        # Per trigger, once per step: its version, its quiet hours, whether caps count it.
+        plans: dict[str, tuple[Version, controls.QuietHours | None, bool]] = {}
         quiet_clock = controls.QuietClock(now)
 
         def hold(row: Any, until: datetime) -> None:
@@ -226,8 +227,14 @@ class Pipeline:
                 if row.not_before is not None and row.not_before > now:  # scheduled for later
                     hold(row, row.not_before)
                     continue
-                version = load_version(session, trigger.campaign_id, trigger.campaign_version)
-                quiet = version.delivery.quiet(settings(session, trigger.project_id))
+                plan = plans.get(trigger.id)
+                if plan is None:
+                    version = load_version(session, trigger.campaign_id, trigger.campaign_version)
+                    quiet = version.delivery.quiet(
+                        controls.project_settings(session, trigger.project_id)
+                    )
+                    plan = plans[trigger.id] = (version, quiet, _counted(version))
+                version, quiet, counted = plan
                 if quiet is not None and (until := quiet_clock.until(quiet, row.timezone)):
                     if quiet.action == "drop":
                         reason = controls.quiet_reason(quiet, row.timezone, now)
@@ -249,7 +256,7 @@ class Pipeline:
                 # A message that caps or re-eligibility count (as soon as it is being sent),
                 # or one handed over before, is marked sending by itself; the others are
                 # covered by their chunk's hand-over row.
-                if crashed_mid_send or _counted(version):
+                if crashed_mid_send or counted:
                     own_marks.append(mark)
                 given = own.get(trigger.id)
                 if given is None:
@@ -463,18 +470,6 @@ def _handovers(
         for (trigger_id, chunk_no), ids in pending.items()
         if any(mid in covered for mid in ids)
     ]
-
-
-def _memo(load: Callable[[Session, str], Any]) -> Callable[[Session, str], Any]:
-    """``load`` once per key for the length of one step."""
-    seen: dict[str, Any] = {}
-
-    def get(session: Session, key: str) -> Any:
-        if key not in seen:
-            seen[key] = load(session, key)
-        return seen[key]
-
-    return get
 
 
 def _candidates(
