@@ -124,3 +124,13 @@ def redis_or_skip() -> redis.Redis:
             raise
         pytest.skip("Redis is not running here (CI requires it)")
     return client
+
+
+def metric_values(text: str) -> dict[str, float]:
+    """Prometheus text format: sample name with labels -> value."""
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values

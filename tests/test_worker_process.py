@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from clarion.storage.db import Database
 from clarion.storage.models import Job, Message
 from tests.conftest import free_port, make_project
+from tests.helpers import metric_values
 from tests.test_restart import (
     N,
     assert_each_reached_once,
@@ -34,16 +35,6 @@ def start_worker(db_url: str, var: Path, *args: str) -> subprocess.Popen[str]:
         [sys.executable, "-m", "clarion.cli", "worker", *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-
-
-def metric_values(text: str) -> dict[str, float]:
-    """Prometheus text format: sample name with labels -> value."""
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
 
 
 def count(db: Database, *where: Any) -> int:

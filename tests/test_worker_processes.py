@@ -22,7 +22,7 @@ from clarion.runner import jobs
 from clarion.runner.helpers import HelperProcesses
 from clarion.storage.models import Job
 from tests.conftest import Server, free_port, make_project
-from tests.helpers import PROPS, store_pickup
+from tests.helpers import PROPS, metric_values, store_pickup
 
 
 def helper_env(monkeypatch: pytest.MonkeyPatch, server: Server) -> None:
@@ -32,14 +32,6 @@ def helper_env(monkeypatch: pytest.MonkeyPatch, server: Server) -> None:
     monkeypatch.setenv("CLARION_VAR_DIR", str(settings.var_dir))
     monkeypatch.setenv("CLARION_DEMO", "false")
     monkeypatch.setenv("CLARION_POLL_INTERVAL_SECONDS", "0.05")
-
-
-def _metrics(port: int) -> dict[str, float]:
-    """The samples a worker process serves on ``port`` (its metrics server starts before its
-    worker threads: one that has delivered serves them)."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    samples = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
-    return {name: float(value) for name, value in samples}
 
 
 def threads(pid: int) -> int:
@@ -88,7 +80,8 @@ def test_a_worker_process_delivers_the_queued_chunks_and_drains(
     try:
         status = server.wait_done(project, trigger_id, timeout=60)
         process = helpers.processes[0]
-        exported = _metrics(port)
+        # Its metrics server starts before its worker threads: one that delivered serves them.
+        exported = metric_values(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
     finally:
         helpers.stop()
     assert status["status"] == "completed" and status["counts"]["sent"] == 2, status
