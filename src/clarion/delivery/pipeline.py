@@ -396,20 +396,21 @@ class Pipeline:
                     section=section,
                 ))  # fmt: skip
                 continue
-            push = OutboundPush(
+            title, body = fields["title"], fields["body"]
+            image_url, landing_url = fields["image_url"], fields["landing_url"]
+            pushes.append(OutboundPush(
                 project_id=row.project_id,
                 message_id=row.id,
                 device_id=row.device_id,
                 platform=row.platform,
                 push_token=row.push_token or "",
-                title=fields["title"],
-                body=fields["body"],
-                image_url=fields["image_url"],
-                landing_url=fields["landing_url"],
+                title=title,
+                body=body,
+                image_url=image_url,
+                landing_url=landing_url,
+                data=clix_payload(row.id, title, body, image_url, landing_url),
                 overrides=version.push,
-            )
-            push.data.update(clix_payload(push))
-            pushes.append(push)
+            ))  # fmt: skip
         return outcomes, pushes, others, rendered
 
     @staticmethod

@@ -109,8 +109,8 @@ def send(
                 body=note.body,
                 image_url=note.image_url,
                 landing_url=note.landing_url,
+                data=clix_payload(mid, note.title, note.body, note.image_url, note.landing_url),
             )
-            push.data.update(clix_payload(push))
             batch.append(push)
     with db.write() as session:
         delivery.add_messages(session, rows)

@@ -62,6 +62,7 @@ from clarion.templating.engine import ENV, FIELD_OUTPUT_LIMIT, check_size
 
 _SPECIAL = frozenset(("size", "first", "last"))  # properties get_item computes
 _CONSTANTS = (Literal, Nil, Empty, Blank)
+_DEFAULT = ENV.filters["default"]  # the most used filter: inlined for strings
 
 
 class _Unsupported(Exception):
@@ -235,6 +236,13 @@ def _filter(w: _Writer, depth: int, value: str, node: Filter) -> None:
         args.append("**{" + ", ".join(keywords) + "}")
     call = ", ".join([value, *args])
     message = w.constant(f"{node.name}: ")
+    if func is _DEFAULT and len(args) == 1 and not keywords:
+        # `default` on a string, inline: the string unless it is empty (what the filter
+        # returns for a str, whatever allow_false says); anything else goes to the filter.
+        w.emit(depth, f"if {value}.__class__ is str:")
+        w.emit(depth + 1, f"{value} = SIZE({value} or {args[0]})")
+        w.emit(depth, "else:")
+        depth += 1
     w.emit(depth, "try:")
     w.emit(depth + 1, f"{value} = SIZE({w.constant(func)}({call}))")
     w.emit(depth, "except TypeError as e:  # as Filter.evaluate reports it")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 
@@ -143,6 +143,12 @@ class TriggerMessages:
                     "render_error", f"{name}: {exc}"
                 )
         self.renders = 0  # per-recipient field renders, for tests and the benchmark
+        # Each field in order: its template when rendered per recipient, else its value.
+        personal = dict(self.personal)
+        self._order = tuple(
+            (name, personal.get(name), self.shared.get(name, "")) for name in self.names
+        )
+        self._personal_urls = tuple(n for n in self.url_fields if n not in self.shared)
         self._whole: dict[str, str] | MessageRejected | None = None
         for name in self.url_fields:  # shared URLs: checked once here
             problem = urls.problem(self.shared.get(name, ""), self.schemes)
@@ -171,23 +177,23 @@ class TriggerMessages:
         """The fields, not yet checked; raises MessageRejected (render_error)."""
         if self.shared_error is not None:
             raise self.shared_error
-        fields = dict(self.shared)
         if self.personal:
             assert context is not None, "personalised fields need the recipient's context"
-            for name, compiled in self.personal:
+        fields = {}
+        for name, compiled, value in self._order:
+            if compiled is not None:
                 self.renders += 1
                 try:
-                    fields[name] = engine.render(compiled, context)
+                    value = engine.render(compiled, cast(Mapping[str, Any], context))
                 except engine.RenderError as exc:
                     raise MessageRejected("render_error", f"{name}: {exc}") from None
-        return {name: fields.get(name, "") for name in self.names}
+            fields[name] = value
+        return fields
 
     def check(self, fields: Mapping[str, str], *, personal_only: bool = False) -> None:
         """URLs well formed with an allowed scheme, and a push that fits. ``personal_only``:
         URL fields rendered once per trigger were checked already."""
-        for name in self.url_fields:
-            if personal_only and name in self.shared:
-                continue
+        for name in self._personal_urls if personal_only else self.url_fields:
             problem = urls.problem(fields.get(name, ""), self.schemes)
             if problem is not None:
                 raise MessageRejected("invalid_url", f"{name}: {problem}")

@@ -72,15 +72,16 @@ class MessageProvider(Protocol):
     def send(self, batch: Sequence[OutboundMessage]) -> list[SendResult]: ...
 
 
-def clix_payload(message: OutboundPush | dict[str, Any]) -> dict[str, Any]:
+def clix_payload(
+    message_id: str, title: str, body: str, image_url: str, landing_url: str
+) -> dict[str, Any]:
     """The ``clix`` data entry the official SDKs look for in a push."""
-    get = message.get if isinstance(message, dict) else lambda k: getattr(message, k)
     return {
-        "message_id": get("message_id"),
-        "title": get("title"),
-        "body": get("body"),
-        "image_url": get("image_url") or None,
-        "landing_url": get("landing_url") or None,
+        "message_id": message_id,
+        "title": title,
+        "body": body,
+        "image_url": image_url or None,
+        "landing_url": landing_url or None,
         "user_journey_id": None,
         "user_journey_node_id": None,
     }
