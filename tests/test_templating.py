@@ -82,6 +82,11 @@ GOLDEN = [
     ('{{ trigger.blank_value | default: "none" }}', "none"),
     ('{{ trigger.flag | default: "x" }}', "x"),
     ('{{ trigger.flag | default: "x", allow_false: true }}', "false"),
+    # default on a string (inlined by the fast path), a lookup as the default, a number
+    ('{{ user.first_name | default: "friend" }}', "ann"),
+    ("{{ trigger.blank_value | default: user.first_name | upcase }}", "ANN"),
+    ('{{ trigger.zero | default: "none" }}', "0"),
+    ('{{ trigger.items | default: "none" | join: "/" }}', "kimbap/tteokbokki"),
     ('{{ trigger.items | join: ", " }}', "kimbap, tteokbokki"),
     ('{{ trigger.tags | split: "," | join: "+" }}', "a+b+c"),
     ("{{ trigger.html | escape }}", "&lt;b&gt;hi&lt;/b&gt;"),
@@ -198,7 +203,11 @@ def test_analysis_lists_trigger_keys_and_warns() -> None:
          + "' | split: '' | join: '-' %}{% endfor %}{% endfor %}", "time limit"),
     ],
 )  # fmt: skip
-def test_hostile_templates_fail_that_render_with_a_reason(source: str, reason: str) -> None:
+def test_hostile_templates_fail_that_render_with_a_reason(
+    source: str, reason: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if reason != "time limit":  # the limit under test, not the clock of a slow machine
+        monkeypatch.setattr(engine, "RENDER_TIMEOUT_S", 5.0)
     try:
         compiled = engine.parse(source)
     except Exception as exc:  # refused at parse time is fine too, if it names the limit

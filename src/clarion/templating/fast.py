@@ -237,8 +237,8 @@ def _filter(w: _Writer, depth: int, value: str, node: Filter) -> None:
     call = ", ".join([value, *args])
     message = w.constant(f"{node.name}: ")
     if func is _DEFAULT and len(args) == 1 and not keywords:
-        # `default` on a string, inline: the string unless it is empty (what the filter
-        # returns for a str, whatever allow_false says); anything else goes to the filter.
+        # `default` on a string, inline: the string unless it is empty, which is what the
+        # filter returns for one; any other value goes to the filter.
         w.emit(depth, f"if {value}.__class__ is str:")
         w.emit(depth + 1, f"{value} = SIZE({value} or {args[0]})")
         w.emit(depth, "else:")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import orjson
 
@@ -184,7 +184,7 @@ class TriggerMessages:
             if compiled is not None:
                 self.renders += 1
                 try:
-                    value = engine.render(compiled, cast(Mapping[str, Any], context))
+                    value = engine.render(compiled, context or {})
                 except engine.RenderError as exc:
                     raise MessageRejected("render_error", f"{name}: {exc}") from None
             fields[name] = value
