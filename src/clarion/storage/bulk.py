@@ -281,7 +281,7 @@ def _sqlite_sql(shape: _Shape, rows: int) -> str:
     return sql
 
 
-Encoder = Callable[[Sequence[dict[str, Any]]], list[list[Any]]]
+Encoder = Callable[[Sequence[dict[str, Any]]], list[Sequence[Any]]]
 
 
 @lru_cache(maxsize=64)
@@ -294,12 +294,16 @@ def _encoder(table: Table, columns: tuple[str, ...], dialect: Dialect) -> Encode
         for i, column in enumerate(columns)
         if (processor := bind_processor(dialect, table, column)) is not _same
     ]
+    # A row's values in one C call (a tuple; itemgetter of one column gives the value alone).
+    getter = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
+    if not processors:  # values bound as they are (a broadcast's ids, texts): no copy
+        return lambda rows: list(map(getter, rows))
 
-    def encode(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
-        out = []
+    def encode(rows: Sequence[dict[str, Any]]) -> list[Sequence[Any]]:
+        out: list[Sequence[Any]] = []
         times: dict[datetime, Any] = {}  # a batch's rows often share a time: format it once
         for row in rows:
-            values = [row[c] for c in columns]
+            values = list(getter(row))
             for i, column, processor in processors:
                 value = row[column]
                 if isinstance(value, datetime):
