@@ -123,11 +123,18 @@ def test_push_and_trigger_events_arrive_signed_in_the_clix_shape(
     assert events["trigger.accepted"]["trigger_id"] == trigger_id
 
     endpoint_id = created["id"]
-    deliveries = ok(server.client.get(f"/api/v1/webhooks/{endpoint_id}/deliveries",
-                                      headers=project.headers))["deliveries"]  # fmt: skip
-    assert {d["status"] for d in deliveries} == {"delivered"}
+
+    def deliveries() -> list[dict[str, Any]]:
+        return list(ok(server.client.get(f"/api/v1/webhooks/{endpoint_id}/deliveries",
+                                         headers=project.headers))["deliveries"])  # fmt: skip
+
+    # The dispatcher records a delivery once the receiver has answered: a moment after the
+    # receiver holds the request.
+    wait_for(lambda: all(d["status"] != "pending" for d in deliveries()))
+    recorded = deliveries()
+    assert {d["status"] for d in recorded} == {"delivered"}
     assert all(len(d["attempts"]) == 1 and d["attempts"][0]["status_code"] == 200
-               for d in deliveries)  # fmt: skip
+               for d in recorded)  # fmt: skip
 
 
 def test_failed_pushes_and_event_filters(loopback_server: Server, db: Database) -> None:
