@@ -12,7 +12,7 @@ from sqlalchemy import inspect, text
 from clarion.audience.values import version_key
 from clarion.storage.db import PAGE_SIZE, Database
 from clarion.storage.migrate import include_name, upgrade
-from clarion.storage.models import Base, Device
+from clarion.storage.models import MESSAGE_FILLFACTOR, Base, Device
 
 
 def test_migrations_match_the_models(db: Database) -> None:
@@ -27,6 +27,46 @@ def test_every_model_table_exists(db: Database) -> None:
     tables = set(inspect(db.engine).get_table_names())
     assert set(Base.metadata.tables) <= tables
     assert "alembic_version" in tables
+    if db.engine.dialect.name == "postgresql":  # room in each page for outcomes (HOT updates)
+        with db.engine.connect() as conn:
+            options = conn.execute(
+                text("SELECT reloptions FROM pg_class WHERE relname = 'messages'")
+            ).scalar_one()
+        assert options == [f"fillfactor={MESSAGE_FILLFACTOR}"]
+
+
+def test_0016_keeps_what_is_pending_per_chunk(tmp_path: Path) -> None:
+    """The upgrade that drops the index on the messages' status records, per chunk, what was
+    pending (queued or sending) at the time: those triggers still complete, and only then."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0015")
+    db = Database(url)
+    t = "2026-01-01 00:00:00.000000"
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', :t)"),
+                     {"t": t})  # fmt: skip
+        conn.execute(text("INSERT INTO campaigns (id, project_id, name, channel, type, status, "
+                          "version, created_at, updated_at) VALUES ('c', 'p', 'c', 'push', "
+                          "'api', 'active', 1, :t, :t)"), {"t": t})  # fmt: skip
+        conn.execute(text("INSERT INTO triggers (id, project_id, campaign_id, campaign_version, "
+                          "audience_mode, targets, properties, status, excluded_targets, "
+                          "created_at, in_local_time) VALUES ('t', 'p', 'c', 1, 'segment', "
+                          "'[]', '{}', 'sending', '[]', :t, 0)"), {"t": t})  # fmt: skip
+        for n, (chunk, status) in enumerate([(0, "sent"), (1, "queued"), (1, "sent"),
+                                             (2, "sending"), (3, "failed")]):  # fmt: skip
+            conn.execute(text("INSERT INTO messages (id, project_id, trigger_id, chunk_no, "
+                              "user_id, device_id, channel, status, attempts, "
+                              "possible_duplicate, created_at, capped) VALUES (:id, 'p', 't', "
+                              ":chunk, :id, :id, 'push', :status, 0, 0, :t, 0)"),
+                         {"id": f"m{n}", "chunk": chunk, "status": status, "t": t})  # fmt: skip
+    db.dispose()
+    upgrade(url)
+    db = Database(url)
+    with db.read() as session:
+        pending = session.execute(text("SELECT trigger_id, chunk_no FROM pending_chunks "
+                                       "ORDER BY chunk_no")).all()  # fmt: skip
+    assert [tuple(row) for row in pending] == [("t", 1), ("t", 2)]
+    db.dispose()
 
 
 def test_0002_upgrades_existing_data(tmp_path: Path) -> None:

@@ -201,3 +201,24 @@ def test_counts_are_reused_while_the_status_stays_and_recounted_when_it_changes(
         session.get(Trigger, trigger_id).status = "completed"  # type: ignore[union-attr]
     with db.read() as session:  # a new status: counted afresh, whatever was reused before
         assert lasting.counts(session, trigger()) == {"queued": 3, "sent": 1}
+
+
+def test_a_trigger_completes_when_its_last_pending_chunk_is_done(db: Database) -> None:
+    """Completion reads the pending chunks (there is no index on the messages' status): a
+    trigger past resolving completes in the commit that leaves none of its chunks pending,
+    and only then; a chunk written twice (a replay) is one pending chunk."""
+    project = make_project(db)
+    trigger_id, other = _trigger(db, project.id), _trigger(db, project.id)
+    with db.write() as session:
+        repository.chunks_pending(session, [(trigger_id, 0), (trigger_id, 1), (other, 0)])
+        repository.chunks_pending(session, [(trigger_id, 1)])
+    with db.write() as session:
+        repository.chunks_done(session, [(trigger_id, 0)])
+        assert repository.complete_if_done(session, [trigger_id, other]) == []
+    with db.write() as session:
+        repository.chunks_done(session, [(trigger_id, 1), (trigger_id, 7)])  # 7: never pending
+        done = repository.complete_if_done(session, [trigger_id, other])
+    assert [row.id for row in done] == [trigger_id]
+    with db.read() as session:
+        statuses = {t: session.get(Trigger, t).status for t in (trigger_id, other)}  # type: ignore[union-attr]
+    assert statuses == {trigger_id: "completed", other: "sending"}

@@ -110,6 +110,7 @@ class Pipeline:
                 written = repository.messages_batch(dialect, last_rows)
             written.run(session)
             engine.enqueue_deliver(session, inline, lease if engine.inline_delivery else None)
+            repository.chunks_pending(session, inline)
             repository.finalize_resolve(session, finals)
             engine.finish(session, "resolve", [(t, 0) for t in trigger_ids])
             _completed(session, repository.complete_if_done(session, [t for t, _, _ in finals]))
@@ -169,10 +170,10 @@ class Pipeline:
             if statuses.get(trigger_id) == "cancelled":
                 return False
             written.run(session)
-            self.engine.enqueue_deliver(session, [
-                (trigger_id, chunk_no) for chunk_no, part in chunks
-                if any(r["status"] == "queued" for r in part)
-            ])  # fmt: skip
+            queued = [(trigger_id, chunk_no) for chunk_no, part in chunks
+                      if any(r["status"] == "queued" for r in part)]  # fmt: skip
+            self.engine.enqueue_deliver(session, queued)
+            repository.chunks_pending(session, queued)
             repository.set_status(session, trigger_id, "resolving")
             lease = utcnow() + timedelta(seconds=self.lease_seconds)
             self.engine.extend(session, "resolve", [(trigger_id, 0)], lease)
@@ -319,7 +320,9 @@ class Pipeline:
             attempted.run(session)
             handovers.end(session, [(t, c) for t, c, _ in handing])
             repository.invalidate_tokens(session, dead_tokens)  # with the outcomes, atomically
-            self.engine.finish(session, "deliver", [c for c in chunks if c not in delays])
+            done = [c for c in chunks if c not in delays]  # none of their messages pending
+            self.engine.finish(session, "deliver", done)
+            repository.chunks_done(session, done)
             self.engine.retry_deliver(session, [(t, c, d) for (t, c), d in delays.items()])
             _completed(session, repository.complete_if_done(session, [t for t, _ in chunks]))
             _message_events(session, claimed, outcomes, triggers)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
     exists,
     func,
     null,
@@ -30,8 +31,17 @@ from sqlalchemy.orm import Session
 from clarion.audience import compiler
 from clarion.audience.rules import Audience
 from clarion.delivery import handovers
-from clarion.storage.bulk import Batch, insert_batch, update_batch
-from clarion.storage.models import Device, Job, Message, MessageAttempt, Trigger, User, utcnow
+from clarion.storage.bulk import Batch, insert_batch, insert_ignore, update_batch
+from clarion.storage.models import (
+    Device,
+    Job,
+    Message,
+    MessageAttempt,
+    PendingChunk,
+    Trigger,
+    User,
+    utcnow,
+)
 
 PENDING = ("queued", "sending")
 T = cast(Table, Trigger.__table__)
@@ -40,6 +50,7 @@ J = cast(Table, Job.__table__)
 D = cast(Table, Device.__table__)
 U = cast(Table, User.__table__)
 A = cast(Table, MessageAttempt.__table__)
+P = cast(Table, PendingChunk.__table__)
 
 _TRIGGERS = select(
     T.c.id, T.c.project_id, T.c.campaign_id, T.c.campaign_version, T.c.audience_mode,
@@ -114,7 +125,7 @@ _COMPLETE = (
     .where(
         T.c.id.in_(bindparam("tids", expanding=True)),
         T.c.status == "sending",
-        ~exists().where(M.c.trigger_id == T.c.id, M.c.status.in_(PENDING)),
+        ~exists().where(P.c.trigger_id == T.c.id),  # no chunk with messages pending
     )
     .values(status="completed", completed_at=bindparam("now"))
     .returning(T.c.id, T.c.project_id, T.c.campaign_id, T.c.matched)
@@ -148,10 +159,7 @@ _CHUNK = (
     .where(
         M.c.trigger_id == bindparam("tid"),
         M.c.chunk_no.in_(bindparam("nos", expanding=True)),
-        # The status as an expression, which no index can serve: without statistics for a
-        # young messages table SQLite's planner could otherwise walk ix_messages_status
-        # (trigger, status), every pending message of the trigger, instead of the chunks'.
-        M.c.status.concat("").in_(PENDING),
+        M.c.status.in_(PENDING),
     )
     .order_by(M.c.id)
 )
@@ -241,6 +249,20 @@ def fail_trigger(session: Session, trigger_id: str, kind: str, attempts: int, er
         trigger.completed_at = utcnow()
 
 
+_CHUNK_DONE = delete(P).where(P.c.trigger_id == bindparam("tid"), P.c.chunk_no == bindparam("no"))
+
+
+def chunks_pending(session: Session, chunks: Sequence[tuple[str, int]]) -> None:
+    """(trigger, chunk): these chunks' messages, written in this commit, are pending."""
+    insert_ignore(session, P, [{"trigger_id": t, "chunk_no": c} for t, c in chunks])
+
+
+def chunks_done(session: Session, chunks: Sequence[tuple[str, int]]) -> None:
+    """(trigger, chunk): none of these chunks' messages is pending any more."""
+    if chunks:
+        session.execute(_CHUNK_DONE, [{"tid": t, "no": c} for t, c in chunks])
+
+
 def set_status(session: Session, trigger_id: str, status: str) -> None:
     session.execute(_SET_STATUS, {"tid": trigger_id, "new_status": status})
 
@@ -274,7 +296,7 @@ def cancel_queued(session: Session, trigger_id: str, reason: str) -> None:
 
 
 def complete_if_done(session: Session, trigger_ids: Sequence[str]) -> list[Any]:
-    """Mark triggers completed once past resolving with nothing pending; returns those that
+    """Mark triggers completed once past resolving with no chunk pending; returns those that
     this call completed (id, project_id, campaign_id, matched). Locking the rows first makes
     concurrent last chunks on PostgreSQL see each other's commits."""
     if not trigger_ids:

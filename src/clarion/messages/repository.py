@@ -11,7 +11,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from clarion.delivery import handovers
 from clarion.delivery.repository import PENDING
-from clarion.storage.models import Message
+from clarion.storage.models import Message, PendingChunk
 
 
 def shown_status(dialect: Dialect) -> ColumnElement[str]:
@@ -22,10 +22,18 @@ def shown_status(dialect: Dialect) -> ColumnElement[str]:
 
 
 def being_sent(session: Session) -> int:
-    """How many messages are being handed over (marked sending, or under an open hand-over)."""
+    """How many messages are being handed over (marked sending, or under an open hand-over):
+    a trigger's, in its pending chunks, and direct sends (no trigger) marked sending."""
     shown = shown_status(session.get_bind().dialect)
-    stmt = select(func.count()).select_from(Message)
-    return int(session.scalar(stmt.where(Message.status.in_(PENDING), shown == "sending")) or 0)
+    in_chunks = (
+        select(func.count())
+        .select_from(PendingChunk)
+        .join(Message, and_(Message.trigger_id == PendingChunk.trigger_id,
+                            Message.chunk_no == PendingChunk.chunk_no))
+        .where(Message.status.in_(PENDING), shown == "sending")
+    )  # fmt: skip
+    direct = select(func.count()).where(Message.trigger_id.is_(None), Message.status == "sending")
+    return int(session.scalar(in_chunks) or 0) + int(session.scalar(direct) or 0)
 
 
 def page(
@@ -41,7 +49,7 @@ def page(
     shows them (shown_status)."""
     shown = shown_status(session.get_bind().dialect).label("shown")
     stmt = select(Message, shown).where(Message.trigger_id == trigger_id)
-    if status in PENDING:  # the stored status narrows it first (ix_messages_status)
+    if status in PENDING:  # the stored status narrows it first
         stmt = stmt.where(Message.status.in_(PENDING), shown == status)
     elif status is not None:  # the same stored as shown
         stmt = stmt.where(Message.status == status)
