@@ -1,6 +1,7 @@
 """The pipeline's storage. Its batch writes and its chunk read: on SQLite multi-row VALUES
-statements and a JSON aggregate back, on PostgreSQL one JSON parameter per batch; what goes
-in must come back exactly as the ORM would have written and read it. Job claims that share
+statements and a JSON aggregate back, on PostgreSQL COPY for inserts (an INSERT that skips
+collisions when a replay's row collides) and one JSON parameter per update; what goes in
+must come back exactly as the ORM would have written and read it. Job claims that share
 a broadcast's chunks out, and trigger counts cheap enough to poll."""
 
 from __future__ import annotations

@@ -108,8 +108,9 @@ def _same(value: Any) -> Any:
 #   with the pipeline's indexes, in sqlite3 alone: the INSERT took 1.09 s this way, 1.39 s by
 #   executemany and 2.15 s through one JSON parameter (json_each, a ->> per column); the
 #   outcome UPDATE 1.12, 1.21 and 1.64 s.
-# - PostgreSQL: one JSON parameter (an array of arrays) through jsonb_array_elements, each value
-#   cast to its column's type: one statement where an executemany was one per row.
+# - PostgreSQL: inserts by COPY (see Copy); updates by one JSON parameter (an array of arrays)
+#   through jsonb_array_elements, each value cast to its column's type: one statement where an
+#   executemany was one per row.
 
 # Most rows per SQLite statement: its prepared form grows with the rows, and the driver keeps
 # every distinct statement it ran prepared (a power of two rows, at most 256: nine sizes).
@@ -118,16 +119,60 @@ PIECE_ROWS = 256
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Statements with their parameters. Built (encoded) before the transaction that runs
-    them: the encoding is Python work, and on SQLite it need not hold the write lock."""
+    """Statements with their parameters, or rows to COPY (PostgreSQL's inserts). Built
+    (encoded) before the transaction that runs them: the encoding is Python work, and on
+    SQLite it need not hold the write lock."""
 
     statements: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    copy: Copy | None = None
 
     def run(self, session: Session) -> None:
+        if self.copy is not None:
+            self.copy.run(session)
         if self.statements:
             conn = session.connection()
             for sql, params in self.statements:
                 conn.exec_driver_sql(sql, params)
+
+
+_UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """Rows for PostgreSQL's COPY FROM STDIN, its cheapest way in: no statement to plan, no
+    JSON to parse and cast (1.7 against 2.9 s for 200,000 message rows, measured side by
+    side). COPY cannot skip a row that collides with a unique constraint, so where such rows
+    are to be skipped (a replay), it runs under a savepoint and, when one collides, gives
+    way to the INSERT ... ON CONFLICT DO NOTHING that ``skipping`` builds."""
+
+    sql: str
+    rows: list[Sequence[Any]]
+    skipping: Callable[[], Batch] | None = None
+
+    def run(self, session: Session) -> None:
+        driver = session.connection().connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor:
+            if self.skipping is None:
+                self._copy(cursor)
+                return
+            cursor.execute("SAVEPOINT bulk_copy")
+            try:
+                self._copy(cursor)
+            except Exception as exc:
+                if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
+                    raise
+                cursor.execute("ROLLBACK TO SAVEPOINT bulk_copy")
+                cursor.execute("RELEASE SAVEPOINT bulk_copy")
+                self.skipping().run(session)
+                return
+            cursor.execute("RELEASE SAVEPOINT bulk_copy")
+
+    def _copy(self, cursor: Any) -> None:
+        with cursor.copy(self.sql) as copy:
+            for row in self.rows:
+                copy.write_row(row)
 
 
 def insert_batch(
@@ -143,7 +188,17 @@ def insert_batch(
     if not rows:
         return Batch()
     kind = "insert_ignore" if ignore_conflicts else "insert"
-    return _Shape.of(kind, table, tuple(rows[0]), rows, dialect).batch(rows)
+    columns = tuple(rows[0])
+    if dialect.name != "postgresql":
+        return _Shape.of(kind, table, columns, rows, dialect).batch(rows)
+    quote = dialect.identifier_preparer.quote
+    sql = f"COPY {table.name} ({', '.join(map(quote, columns))}) FROM STDIN"
+    values = _encoder(table, columns, dialect)(rows)
+
+    def skipping() -> Batch:
+        return _Shape.of(kind, table, columns, rows, dialect).batch(rows)
+
+    return Batch(copy=Copy(sql, values, skipping if ignore_conflicts else None))
 
 
 def update_batch(dialect: Dialect, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> Batch:
