@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from clarion.delivery import repository
@@ -223,3 +223,46 @@ def test_a_trigger_completes_when_its_last_pending_chunk_is_done(db: Database) -
     with db.read() as session:
         statuses = {t: session.get(Trigger, t).status for t in (trigger_id, other)}  # type: ignore[union-attr]
     assert statuses == {trigger_id: "completed", other: "sending"}
+
+
+def test_the_attempt_log_is_the_retried_hand_overs_then_the_settling_one(db: Database) -> None:
+    """A hand-over that leaves its message pending is an attempt row; the one that settles it
+    is recorded with the outcome, on the message; the log shows them all, in order."""
+    project = make_project(db)
+    trigger_id = _trigger(db, project.id)
+    retried, first_time, given_up = (_message(project.id, trigger_id, n) for n in range(3))
+    with db.write() as session:
+        insert_rows(session, M, [retried, first_time, given_up])
+    dialect = db.engine.dialect
+    t1, t2 = utcnow(), utcnow() + timedelta(seconds=60)
+
+    def handed(message: dict[str, Any], n: int, outcome: str, code: str, at: datetime) -> Any:
+        status = {"retryable": "queued", "sent": "sent"}.get(outcome, "failed")
+        return {"mid": message["id"], "status": status, "provider": "fcm", "reason": None,
+                "attempt_outcome": outcome, "response_code": code, "attempted_at": at,
+                "attempts": n, "possible_duplicate": False}  # fmt: skip
+
+    def record(outcomes: list[dict[str, Any]]) -> None:
+        with db.write() as session:
+            repository.outcomes_batch(dialect, outcomes).run(session)
+            repository.attempts_batch(dialect, outcomes).run(session)
+
+    record([handed(retried, 1, "retryable", "429 QUOTA_EXCEEDED", t1),
+            handed(first_time, 1, "invalid_recipient", "404 UNREGISTERED", t1),
+            {"mid": given_up["id"], "status": "failed", "reason": "interrupted",
+             "attempts": 5, "possible_duplicate": True}])  # fmt: skip
+    with db.read() as session:
+        pending = session.get(Message, retried["id"])
+        assert pending is not None and pending.status == "queued"
+        assert (pending.attempt_outcome, pending.response_code, pending.attempted_at) == (
+            None, None, None)  # fmt: skip
+    record([handed(retried, 2, "sent", "200", t2)])
+    with db.read() as session:
+        log = repository.attempts_for(session, [retried["id"], first_time["id"], given_up["id"]])
+        rows = session.scalar(select(func.count()).select_from(MessageAttempt))
+    assert [(a.attempt, a.outcome, a.response_code, a.at) for a in log[retried["id"]]] == [
+        (1, "retryable", "429 QUOTA_EXCEEDED", t1), (2, "sent", "200", t2)]  # fmt: skip
+    assert [(a.attempt, a.provider, a.outcome) for a in log[first_time["id"]]] == [
+        (1, "fcm", "invalid_recipient")]  # fmt: skip
+    assert log[given_up["id"]] == []  # never reached a provider
+    assert rows == 1  # only the hand-over that left its message pending

@@ -431,9 +431,10 @@ class Pipeline:
                 "provider": result.provider or provider,
                 "reason": result.reason,
                 **rendered[result.message_id],
-                # For the attempt log (record_outcomes reads only the message's fields):
+                # The hand-over: on the message when it settles it, else an attempt row.
                 "attempt_outcome": result.outcome,
                 "response_code": result.response_code,
+                "attempted_at": sent_at,
             }
             if result.outcome == "sent":
                 outcome.update(

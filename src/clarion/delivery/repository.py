@@ -167,6 +167,10 @@ OUTCOME_FIELDS = (
     "status", "reason", "provider", "provider_message_id", "title", "body", "image_url",
     "landing_url", "sent_at",
 )  # fmt: skip
+# The hand-over behind an outcome (absent: none, as for a message given up): recorded on the
+# message when it settles it, as a MessageAttempt row when it leaves the message pending.
+HANDOVER_FIELDS = ("attempt_outcome", "response_code", "attempted_at")
+_UNSETTLED = dict.fromkeys(HANDOVER_FIELDS)
 TALLY = ("attempts", "possible_duplicate")  # a message's hand-overs so far
 _COUNTS = (
     select(M.c.status, func.count()).where(M.c.trigger_id == bindparam("tid")).group_by(M.c.status)
@@ -378,14 +382,18 @@ def sending_batch(dialect: Dialect, marks: Sequence[dict[str, Any]]) -> Batch:
 
 
 def outcomes_batch(dialect: Dialect, outcomes: Sequence[dict[str, Any]]) -> Batch:
-    """Records outcomes. ``outcomes``: {"mid", and every field of OUTCOME_FIELDS (None where
-    not known)}; with "attempts" and "possible_duplicate" in every one or in none (those of a
-    message marked sending by itself are already recorded)."""
+    """Records outcomes. ``outcomes``: {"mid", and the fields of OUTCOME_FIELDS and
+    HANDOVER_FIELDS (absent or None where not known)}; with "attempts" and
+    "possible_duplicate" in every one or in none (those of a message marked sending by itself
+    are already recorded). The hand-over of an outcome that leaves the message pending
+    (queued, to be retried) is not the message's: attempts_batch records it."""
     if not outcomes:
         return Batch()
     tally = TALLY if "attempts" in outcomes[0] else ()
+    fields = OUTCOME_FIELDS + HANDOVER_FIELDS
     return update_batch(dialect, M, "id", [
-        {"id": o["mid"], **{f: o.get(f) for f in OUTCOME_FIELDS}, **{f: o[f] for f in tally}}
+        {"id": o["mid"], **{f: o.get(f) for f in fields}, **{f: o[f] for f in tally},
+         **(_UNSETTLED if o["status"] == "queued" else {})}
         for o in outcomes
     ])  # fmt: skip
 
@@ -424,34 +432,55 @@ def invalidate_tokens(session: Session, dead: Sequence[tuple[str, str, str, str]
 
 
 def attempts_batch(dialect: Dialect, outcomes: Sequence[dict[str, Any]]) -> Batch:
-    """One row per hand-over to a provider (outcomes without "attempt_outcome" never reached
-    one: a render failure, a message given up), numbered by the outcome's "attempts" (1
-    when it has none: a direct send)."""
-    now = utcnow()
+    """A row per hand-over that left its message pending (a retryable outcome: status
+    queued); a hand-over that settles its message is recorded with the outcome, on the message
+    (outcomes_batch). Outcomes without "attempt_outcome" never reached a provider."""
     rows = [
-        {"message_id": o["mid"], "attempt": o.get("attempts", 1), "at": now,
+        {"message_id": o["mid"], "attempt": o.get("attempts", 1), "at": o["attempted_at"],
          "provider": o.get("provider") or "", "outcome": o["attempt_outcome"],
          "response_code": o.get("response_code"), "reason": o.get("reason")}
         for o in outcomes
-        if "attempt_outcome" in o
+        if o["status"] == "queued" and "attempt_outcome" in o
     ]  # fmt: skip
     return insert_batch(dialect, A, rows)
 
 
-def record_attempts(session: Session, outcomes: Sequence[dict[str, Any]]) -> None:
-    attempts_batch(session.get_bind().dialect, outcomes).run(session)
+class Attempt(NamedTuple):
+    """A hand-over of a message to a provider, as the attempt log shows it."""
+
+    message_id: str
+    attempt: int
+    at: datetime
+    provider: str
+    outcome: str
+    response_code: str | None
+    reason: str | None
 
 
-def attempts_for(session: Session, message_ids: Sequence[str]) -> dict[str, list[Any]]:
-    """Every attempt of each of these messages, in order."""
-    found: dict[str, list[Any]] = {m: [] for m in message_ids}
-    if message_ids:
-        stmt = select(A).where(A.c.message_id.in_(list(message_ids))).order_by(A.c.attempt, A.c.id)
-        for row in session.execute(stmt).all():
-            found[row.message_id].append(row)
+_ATTEMPTS = select(A.c.message_id, A.c.attempt, A.c.at, A.c.provider, A.c.outcome,
+                   A.c.response_code, A.c.reason, A.c.id)  # fmt: skip
+_SETTLING = select(
+    M.c.id, M.c.attempts, M.c.attempted_at, M.c.provider, M.c.attempt_outcome,
+    M.c.response_code, M.c.reason,
+).where(M.c.attempt_outcome.is_not(None))  # fmt: skip
+
+
+def attempts_for(session: Session, message_ids: Sequence[str]) -> dict[str, list[Attempt]]:
+    """Every hand-over of each of these messages, in order: its rows in message_attempts,
+    then the one that settled it (recorded on the message)."""
+    found: dict[str, list[Attempt]] = {m: [] for m in message_ids}
+    if not message_ids:
+        return found
+    ids = list(message_ids)
+    earlier = session.execute(_ATTEMPTS.where(A.c.message_id.in_(ids))
+                              .order_by(A.c.attempt, A.c.id)).all()  # fmt: skip
+    for row in earlier:
+        found[row.message_id].append(Attempt(*row[:7]))
+    for m in session.execute(_SETTLING.where(M.c.id.in_(ids))).all():
+        found[m.id].append(Attempt(m.id, m.attempts, m.attempted_at, m.provider or "",
+                                   m.attempt_outcome, m.response_code, m.reason))  # fmt: skip
     return found
 
 
-def attempts(session: Session, message_id: str) -> Sequence[Any]:
-    stmt = select(A).where(A.c.message_id == message_id).order_by(A.c.attempt, A.c.id)
-    return session.execute(stmt).all()
+def attempts(session: Session, message_id: str) -> list[Attempt]:
+    return attempts_for(session, [message_id])[message_id]

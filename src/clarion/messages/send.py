@@ -119,14 +119,10 @@ def send(
     pushes = {p.message_id: p for p in batch}
     dead = [(project_id, pushes[m].device_id, pushes[m].push_token, r.reason or "invalid token")
             for m, r in outcomes.items() if r.outcome == "invalid_recipient"]  # fmt: skip
+    answered = utcnow()
     with db.write() as session:
         delivery.invalidate_tokens(session, dead)
-        delivery.record_attempts(session, [
-            {"mid": mid, "provider": r.provider or provider.name, "attempt_outcome": r.outcome,
-             "response_code": r.response_code, "reason": r.reason}
-            for mid, r in outcomes.items()
-        ])  # fmt: skip
-        delivery.record_outcomes(
+        delivery.record_outcomes(  # each with its hand-over, which settles it
             session,
             [
                 {
@@ -135,7 +131,10 @@ def send(
                     "reason": r.reason,
                     "provider": r.provider or provider.name,
                     "provider_message_id": r.provider_message_id,
-                    "sent_at": utcnow() if r.outcome == "sent" else None,
+                    "sent_at": answered if r.outcome == "sent" else None,
+                    "attempt_outcome": r.outcome,
+                    "response_code": r.response_code,
+                    "attempted_at": answered,
                     "title": pushes[mid].title,
                     "body": pushes[mid].body,
                     "image_url": pushes[mid].image_url,

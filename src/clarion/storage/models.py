@@ -289,7 +289,11 @@ class Handover(Base):
 
 
 class MessageAttempt(Base):
-    """Every hand-over of a message to a provider: when, the outcome and the provider's code."""
+    """A hand-over of a message to a provider that left it pending (retryable): when, the
+    outcome and the provider's code. The hand-over that settles a message (sent or failed
+    at the provider) is recorded on the message itself (Message.attempt_outcome): in a
+    broadcast, where nearly every message is settled by its first hand-over, that is a row
+    fewer to write per message. (Rows written before 0017 hold settling hand-overs too.)"""
 
     __tablename__ = "message_attempts"
     __table_args__ = (Index("ix_message_attempts_message", "message_id", "attempt"),)
@@ -360,6 +364,12 @@ class Message(Base):
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())  # scheduled per device
     # Counts toward the project's frequency cap (its campaign is not exempt).
     capped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The hand-over that settled the message, if one did (MessageAttempt holds those before
+    # it): the provider's verdict (sent, failed, invalid_recipient, retryable for a direct
+    # send), its response code and when it answered. The attempt number is ``attempts``.
+    attempt_outcome: Mapped[str | None] = mapped_column(String(20))
+    response_code: Mapped[str | None] = mapped_column(String(80))
+    attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Event(Base):
