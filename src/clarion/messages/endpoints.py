@@ -49,8 +49,7 @@ def message_attempts(message_id: str, principal: ReadKey, request: Request) -> A
         rows = delivery.attempts(session, message_id)
     return AttemptList(
         message_id=message_id,
-        attempts=[AttemptOut(attempt=r.attempt, at=r.at, provider=r.provider, outcome=r.outcome,
-                             response_code=r.response_code, reason=r.reason) for r in rows],
+        attempts=[AttemptOut.model_validate(r, from_attributes=True) for r in rows],
     )  # fmt: skip
 
 
