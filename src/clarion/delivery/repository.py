@@ -167,11 +167,18 @@ OUTCOME_FIELDS = (
     "status", "reason", "provider", "provider_message_id", "title", "body", "image_url",
     "landing_url", "sent_at",
 )  # fmt: skip
+TALLY = ("attempts", "possible_duplicate")  # a message's hand-overs so far
 # The hand-over behind an outcome (absent: none, as for a message given up): recorded on the
 # message when it settles it, as a MessageAttempt row when it leaves the message pending.
 HANDOVER_FIELDS = ("attempt_outcome", "response_code", "attempted_at")
 _UNSETTLED = dict.fromkeys(HANDOVER_FIELDS)
-TALLY = ("attempts", "possible_duplicate")  # a message's hand-overs so far
+
+
+def _leaves_pending(outcome: dict[str, Any]) -> bool:
+    """Does this outcome leave its message pending (a retryable hand-over: queued again)?"""
+    return bool(outcome["status"] == "queued")
+
+
 _COUNTS = (
     select(M.c.status, func.count()).where(M.c.trigger_id == bindparam("tid")).group_by(M.c.status)
 )
@@ -393,7 +400,7 @@ def outcomes_batch(dialect: Dialect, outcomes: Sequence[dict[str, Any]]) -> Batc
     fields = OUTCOME_FIELDS + HANDOVER_FIELDS
     return update_batch(dialect, M, "id", [
         {"id": o["mid"], **{f: o.get(f) for f in fields}, **{f: o[f] for f in tally},
-         **(_UNSETTLED if o["status"] == "queued" else {})}
+         **(_UNSETTLED if _leaves_pending(o) else {})}
         for o in outcomes
     ])  # fmt: skip
 
@@ -440,7 +447,7 @@ def attempts_batch(dialect: Dialect, outcomes: Sequence[dict[str, Any]]) -> Batc
          "provider": o.get("provider") or "", "outcome": o["attempt_outcome"],
          "response_code": o.get("response_code"), "reason": o.get("reason")}
         for o in outcomes
-        if o["status"] == "queued" and "attempt_outcome" in o
+        if "attempt_outcome" in o and _leaves_pending(o)
     ]  # fmt: skip
     return insert_batch(dialect, A, rows)
 
