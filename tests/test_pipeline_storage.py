@@ -6,16 +6,18 @@ a broadcast's chunks out, and trigger counts cheap enough to poll."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from clarion.delivery import repository
 from clarion.ids import uuid7
 from clarion.runner import jobs
-from clarion.storage.bulk import insert_batch, update_batch
+from clarion.storage.bulk import _copy_of, insert_batch, update_batch
 from clarion.storage.db import Database
 from clarion.storage.models import Campaign, Device, Message, MessageAttempt, Trigger, User, utcnow
 from clarion.triggers.progress import CountCache
@@ -95,6 +97,17 @@ def test_batch_writes_round_trip_every_type(db: Database) -> None:
         (rows[0]["id"], ODD, sent_at), (rows[1]["id"], ODD, sent_at)]  # fmt: skip
 
 
+def test_copy_goes_in_binary_format_only_where_every_column_has_one() -> None:
+    """Message rows go by COPY in binary format (psycopg writes the values in C); a table
+    with a JSON column (users' properties) in text, where psycopg formats what it is given."""
+    dialect = postgresql.dialect()
+    message = _copy_of(dialect, M, ("id", "chunk_no", "possible_duplicate", "created_at"))
+    assert message.sql.endswith("FROM STDIN (FORMAT BINARY)")
+    assert message.binary == ("text", "int4", "bool", "timestamptz")
+    users = _copy_of(dialect, cast(Table, User.__table__), ("id", "properties", "created_at"))
+    assert users.sql.endswith("FROM STDIN") and users.binary is None
+
+
 def test_a_batch_larger_than_a_statement_is_written_whole(db: Database) -> None:
     """On SQLite a batch goes in pieces of a power of two rows (1,001 = 3 x 256 + 128 + 64 +
     32 + 8 + 1): every row is written once and updated once, whatever piece it falls in."""
@@ -141,7 +154,9 @@ def test_chunk_read_gives_typed_rows(db: Database) -> None:
         insert_rows(session, M, rows)
     with db.read() as session:
         found = repository.chunk_messages(session, [(trigger_id, 0)])
-    assert list(repository.ChunkRow._fields) == [c.name for c in repository._CHUNK.selected_columns]
+    for dialect in ("sqlite", "postgresql"):
+        columns = repository._chunk_read(dialect).selected_columns
+        assert list(repository.ChunkRow._fields) == [c.name for c in columns]
     by_id = {r.id: r for r in found}
     assert set(by_id) == {rows[0]["id"], rows[1]["id"]}  # chunk 0, not yet sent
     one, two = by_id[rows[0]["id"]], by_id[rows[1]["id"]]
@@ -154,6 +169,37 @@ def test_chunk_read_gives_typed_rows(db: Database) -> None:
     assert (two.project_user_id, two.device_id, two.platform, two.possible_duplicate) == (
         None, None, None, False)  # fmt: skip
     assert two.user_properties in ({}, None)
+
+
+def test_the_chunk_read_finds_users_by_key_whatever_the_statistics_say(db: Database) -> None:
+    """Once statistics count a trigger's messages (a broadcast big enough for autovacuum to
+    analyse), PostgreSQL read a chunk's users and devices by hashing the whole users and
+    devices tables, chunk after chunk; the chunk read must reach each message's user and
+    device by key however the planner sees them."""
+    project = make_project(db)
+    trigger_id = _trigger(db, project.id)
+    n, now = 20_000, utcnow()
+    users = [{"id": f"u{i}", "project_id": project.id, "project_user_id": f"user-{i}",
+              "properties": {"n": i}, "created_at": now, "updated_at": now}
+             for i in range(n)]  # fmt: skip
+    devices = [{"id": f"d{i}", "project_id": project.id, "user_id": f"u{i}", "platform": "IOS",
+                "push_token": f"tok-{i}", "created_at": now, "updated_at": now}
+               for i in range(n)]  # fmt: skip
+    messages = [{**_message(project.id, trigger_id, i), "chunk_no": i // 500} for i in range(n)]
+    with db.write() as session:
+        session.execute(insert(User), users)
+        session.execute(insert(Device), devices)
+        insert_rows(session, M, messages)
+    with db.engine.connect() as conn:
+        conn.execute(text("ANALYZE"))
+        dialect = conn.dialect
+        chunk = repository._chunk_read(dialect.name).params(tid=trigger_id, nos=[8, 9, 10, 11])
+        sql = str(chunk.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        explain = "EXPLAIN QUERY PLAN " if dialect.name == "sqlite" else "EXPLAIN "
+        plan = "\n".join(str(row[-1]) for row in conn.exec_driver_sql(explain + sql))
+        assert len(conn.exec_driver_sql(sql).all()) == 2000
+    assert "users" in plan and "devices" in plan
+    assert not re.search(r"Seq Scan on (users|devices)|SCAN (users|devices)\b", plan), plan
 
 
 def test_a_claim_takes_at_most_its_share_of_deliver_jobs(db: Database) -> None:
