@@ -5,9 +5,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from clarion.audience.values import version_key
 from clarion.storage.db import PAGE_SIZE, Database
@@ -43,15 +45,7 @@ def test_0016_keeps_what_is_pending_per_chunk(tmp_path: Path) -> None:
     db = Database(url)
     t = "2026-01-01 00:00:00.000000"
     with db.engine.begin() as conn:
-        conn.execute(text("INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', :t)"),
-                     {"t": t})  # fmt: skip
-        conn.execute(text("INSERT INTO campaigns (id, project_id, name, channel, type, status, "
-                          "version, created_at, updated_at) VALUES ('c', 'p', 'c', 'push', "
-                          "'api', 'active', 1, :t, :t)"), {"t": t})  # fmt: skip
-        conn.execute(text("INSERT INTO triggers (id, project_id, campaign_id, campaign_version, "
-                          "audience_mode, targets, properties, status, excluded_targets, "
-                          "created_at, in_local_time) VALUES ('t', 'p', 'c', 1, 'segment', "
-                          "'[]', '{}', 'sending', '[]', :t, 0)"), {"t": t})  # fmt: skip
+        _a_trigger(conn, t)
         for n, (chunk, status) in enumerate([(0, "sent"), (1, "queued"), (1, "sent"),
                                              (2, "sending"), (3, "failed")]):  # fmt: skip
             conn.execute(text("INSERT INTO messages (id, project_id, trigger_id, chunk_no, "
@@ -67,6 +61,49 @@ def test_0016_keeps_what_is_pending_per_chunk(tmp_path: Path) -> None:
                                        "ORDER BY chunk_no")).all()  # fmt: skip
     assert [tuple(row) for row in pending] == [("t", 1), ("t", 2)]
     db.dispose()
+
+
+def test_0018_keeps_the_messages_and_their_identity(tmp_path: Path) -> None:
+    """The upgrade that leads the messages' unique constraint with the user (rebuilding the
+    table on SQLite) keeps every message, and a second message with the same identity is
+    still refused; the index on the user is gone, the constraint serves its lookups."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0017")
+    db = Database(url)
+    t = "2026-01-01 00:00:00.000000"
+    insert = text("INSERT INTO messages (id, project_id, trigger_id, chunk_no, user_id, "
+                  "device_id, channel, status, attempts, possible_duplicate, created_at, "
+                  "capped, title) VALUES (:id, 'p', 't', 0, :user, 'd', 'push', 'sent', 1, 0, "
+                  ":t, 0, :id)")  # fmt: skip
+    with db.engine.begin() as conn:
+        _a_trigger(conn, t)
+        for n in range(3):
+            conn.execute(insert, {"id": f"m{n}", "user": f"u{n}", "t": t})
+    db.dispose()
+    upgrade(url)
+    db = Database(url)
+    with db.engine.begin() as conn:
+        kept = conn.execute(text("SELECT id, user_id, title FROM messages ORDER BY id")).all()
+    assert [tuple(row) for row in kept] == [("m0", "u0", "m0"), ("m1", "u1", "m1"),
+                                            ("m2", "u2", "m2")]  # fmt: skip
+    with pytest.raises(IntegrityError), db.engine.begin() as conn:
+        conn.execute(insert, {"id": "m3", "user": "u1", "t": t})  # u1's message again
+    indexes = {i["name"] for i in inspect(db.engine).get_indexes("messages")}
+    assert "ix_messages_user" not in indexes and "ix_messages_chunk" in indexes
+    db.dispose()
+
+
+def _a_trigger(conn: Connection, t: str) -> None:
+    """Project p, its campaign c and trigger t."""
+    conn.execute(text("INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', :t)"),
+                 {"t": t})  # fmt: skip
+    conn.execute(text("INSERT INTO campaigns (id, project_id, name, channel, type, status, "
+                      "version, created_at, updated_at) VALUES ('c', 'p', 'c', 'push', "
+                      "'api', 'active', 1, :t, :t)"), {"t": t})  # fmt: skip
+    conn.execute(text("INSERT INTO triggers (id, project_id, campaign_id, campaign_version, "
+                      "audience_mode, targets, properties, status, excluded_targets, "
+                      "created_at, in_local_time) VALUES ('t', 'p', 'c', 1, 'segment', "
+                      "'[]', '{}', 'sending', '[]', :t, 0)"), {"t": t})  # fmt: skip
 
 
 def test_0002_upgrades_existing_data(tmp_path: Path) -> None:

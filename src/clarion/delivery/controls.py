@@ -211,7 +211,8 @@ M = Message.__table__
 T = Trigger.__table__
 assert isinstance(M, Table) and isinstance(T, Table)
 _WHEN = func.coalesce(M.c.sent_at, M.c.created_at)
-# What the checks need of the users' recent messages, read once per step (ix_messages_user).
+# What the checks need of the users' recent messages, read once per step (by the messages'
+# unique constraint, which leads with the user).
 _HISTORY = (
     select(M.c.user_id, M.c.trigger_id, T.c.campaign_id, M.c.channel, M.c.capped, _WHEN)
     .join(T, T.c.id == M.c.trigger_id)
