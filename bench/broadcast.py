@@ -29,6 +29,7 @@ difference from the plain run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
@@ -424,7 +425,9 @@ def run_sqlite(n: int, data: Path, work: Path, fcm: bool, controls: bool = False
 
     run_db = copy("run.db")
     result = run_broadcast(f"sqlite:///{run_db}", project_id, key, n, work)
-    floor = measured(floor_sqlite, copy("floor.db"), project_id)
+    run_db.unlink()
+    floor = measured(floor_sqlite, floor_db := copy("floor.db"), project_id)
+    floor_db.unlink()
     report("SQLite", n, result, floor, "sink")
     if controls:
         spec, settings = controlled()
@@ -458,25 +461,37 @@ def run_postgres(
         db = f"clarion_bench_{name}_{os.getpid()}"
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{db}" TEMPLATE "{template}"')
+            # The copy's pages and WAL written out now, not during the measurement.
+            with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+                conn.execute("CHECKPOINT")
         made.append(db)
         return f"{base}/{db}"
 
+    def drop(url: str) -> None:
+        """A copy dropped once measured: its autovacuum (a million rows written) must not
+        run during the next measurement."""
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
     try:
-        result = run_broadcast(copy("run"), project_id, key, n, work)
-        floor = measured(floor_postgres, copy("floor"), project_id)
+        result = run_broadcast(url := copy("run"), project_id, key, n, work)
+        drop(url)
+        floor = measured(floor_postgres, url := copy("floor"), project_id)
+        drop(url)
         report("PostgreSQL", n, result, floor, "sink")
         if controls:
             spec, settings = controlled()
-            checked = run_broadcast(copy("controls"), project_id, key, n, work,
+            checked = run_broadcast(url := copy("controls"), project_id, key, n, work,
                                     campaign_spec=spec, delivery=settings)  # fmt: skip
+            drop(url)
             report_controls("PostgreSQL", n, result, checked)
         if fcm:
-            result = _fcm_run(copy("fcm"), project_id, key, n, work)
+            result = _fcm_run(url := copy("fcm"), project_id, key, n, work)
+            drop(url)
             report("PostgreSQL", n, result, floor, "fake FCM")
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            for db in made:
-                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        for db in made:
+            drop(f"{base}/{db}")
 
 
 def _fcm_run(url: str, project_id: str, key: str, n: int, work: Path) -> dict[str, Any]:
