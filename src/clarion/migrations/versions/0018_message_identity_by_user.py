@@ -4,7 +4,9 @@ The unique constraint on (trigger, user, device, channel) and the index on the u
 B-trees with an entry per message, each at a random place (users come in no fixed order).
 Leading the constraint with the user, it also finds a user's messages (deleting a user, the
 frequency caps' history, "why wasn't this user reached"), and ix_messages_user goes: each
-message written maintains one index fewer. FIGURES
+message written maintains one index fewer: on PostgreSQL a COPY of 200,000 message rows, in
+batches of 2,000, into a table already holding 200,000 took 6.3 and 7.7 s against 8.0 and
+8.7 s with the index, alternating.
 
 On SQLite the constraint is part of the table's definition: the table is rebuilt (a copy of
 its rows), as every change of a SQLite constraint is.
