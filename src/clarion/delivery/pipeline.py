@@ -424,9 +424,8 @@ class Pipeline:
         retry_after: dict[str, float],
     ) -> list[dict[str, Any]]:
         outcomes: list[dict[str, Any]] = []
-        returned = utcnow()  # for a result without its own time: the call's
+        sent_at = utcnow()  # the provider's answer: one time for the call's messages
         for result in results:
-            sent_at = result.answered_at or returned  # the provider's answer
             outcome: dict[str, Any] = {
                 "mid": result.message_id,
                 "provider": result.provider or provider,

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from clarion.delivery.providers import overrides
 from clarion.delivery.providers.base import OutboundPush, SendResult
 from clarion.delivery.providers.h2client import H2Client, H2Error, Response
-from clarion.delivery.providers.http2 import Http2Provider, answered
+from clarion.delivery.providers.http2 import Http2Provider
 
 TOKEN_LIFETIME = 40 * 60  # seconds a JWT is reused
 PAYLOAD_LIMIT = 4096
@@ -98,7 +98,7 @@ class ApnsProvider(Http2Provider):
             async with self.gate(message.project_id):
                 return await self._send_one(message, credentials[message.project_id])
 
-        return list(await asyncio.gather(*(answered(one(m)) for m in batch)))
+        return list(await asyncio.gather(*(one(m) for m in batch)))
 
     async def _send_one(
         self, message: OutboundPush, credentials: Mapping[str, Any] | None, retried: bool = False

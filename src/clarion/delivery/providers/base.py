@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal, Protocol
 
 Outcome = Literal["sent", "retryable", "failed", "invalid_recipient"]
@@ -42,8 +41,6 @@ class SendResult:
     retry_after: float | None = None
     provider: str | None = None  # which provider answered (a router sends through several)
     response_code: str | None = None  # the provider's own answer: "404 UNREGISTERED", ...
-    # When the provider answered this message (None: when the whole call returned).
-    answered_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from google.oauth2 import service_account
 from clarion.delivery.providers import overrides
 from clarion.delivery.providers.base import OutboundPush, SendResult
 from clarion.delivery.providers.h2client import H2Client, H2Error, Response
-from clarion.delivery.providers.http2 import Http2Provider, answered
+from clarion.delivery.providers.http2 import Http2Provider
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 PAYLOAD_LIMIT = 4096
@@ -78,9 +78,7 @@ class FcmProvider(Http2Provider):
             )  # fmt: skip
         client = self.client()
         return list(
-            await asyncio.gather(
-                *(answered(self._send_one(client, m, routes[m.project_id])) for m in batch)
-            )
+            await asyncio.gather(*(self._send_one(client, m, routes[m.project_id]) for m in batch))
         )
 
     async def _send_one(

@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import replace
 
 from clarion.delivery.providers.base import OutboundPush, SendResult
 from clarion.delivery.providers.h2client import H2Client
-from clarion.storage.models import utcnow
 
 
 def new_loop() -> asyncio.AbstractEventLoop:
@@ -24,14 +22,6 @@ def new_loop() -> asyncio.AbstractEventLoop:
     except ImportError:  # pragma: no cover - Windows, or a trimmed install
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
-
-
-async def answered(sending: Awaitable[SendResult]) -> SendResult:
-    """A message's result, stamped with the time its answer came: a batch's requests run
-    concurrently, and its first answer comes long before its last (the message log's time,
-    and the time to the first message, are each message's own)."""
-    result = await sending
-    return replace(result, answered_at=utcnow())
 
 
 class Http2Provider(ABC):
