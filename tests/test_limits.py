@@ -30,12 +30,15 @@ def test_each_project_has_a_token_bucket_with_clix_headers(
     server: Server = server_factory(rate_limit_per_second=5)
     a, b = make_project(db, "a"), make_project(db, "b")
     c = server.client
+    asked = time.time()
     first = c.get("/api/v1/campaigns", headers=a.headers)
     assert first.status_code == 200
     assert first.headers["x-ratelimit-limit"] == "5"
     assert int(first.headers["x-ratelimit-remaining"]) == 4
     reset = int(first.headers["x-ratelimit-reset"])
-    assert time.time() - 1 <= reset <= time.time() + 2  # unix seconds: full again within 1 s
+    # Unix seconds: full again within 1 s of the request (bounded by when it was asked, not
+    # by when the answer came: on a loaded machine that can be a second later).
+    assert asked - 1 <= reset <= time.time() + 2
 
     answers = [c.get("/api/v1/campaigns", headers=a.headers) for _ in range(10)]
     refused = [r for r in answers if r.status_code == 429]
