@@ -1,7 +1,7 @@
 """What the pipeline does with the state a crash leaves behind, on a real database: a message
 left "sending" (or left queued under an open hand-over of its chunk) is sent once more and
 flagged a possible duplicate, up to its last hand-over; meanwhile the log shows it sending and
-a cancel leaves it be."""
+a cancel leaves it be. And how a resolve cuts a trigger into chunks, and resumes."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from clarion.config import Settings
 from clarion.delivery import handovers
+from clarion.delivery import pipeline as pipeline_module
 from clarion.delivery.pipeline import (
     CANCELLED_IN_FLIGHT,
     FAIL_INTERRUPTED,
@@ -236,6 +237,36 @@ def test_a_resolve_interrupted_between_chunks_resumes_without_loss_or_duplicates
     assert all(chunk >= 3 for mid, _, chunk in rows if mid not in early)
     status = server.wait_done(project, trigger_id)
     assert status["status"] == "completed" and status["counts"]["matched"] == 8
+
+
+@pytest.mark.parametrize(("chunk_size", "sizes"), [(5, [3, 5, 1]), (2, [2, 2, 2, 2, 1])])
+def test_a_triggers_first_chunk_is_small_so_its_first_messages_go_out_at_once(
+    server_factory: Any,
+    db: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    chunk_size: int,
+    sizes: list[int],
+) -> None:
+    """The first chunk holds FIRST_CHUNK recipients (here 3) when chunks are larger, the
+    others a whole chunk each: the first is sent, and recorded, without waiting for a whole
+    chunk's provider calls. Chunks no larger than that are all alike."""
+    monkeypatch.setattr(pipeline_module, "FIRST_CHUNK", 3)
+    server: Server = server_factory(embedded_worker=False)
+    project = make_project(db)
+    campaign_id = store_pickup(server.client, project)
+    _nine_staff(server, project)
+    trigger_id = ok(trigger(server.client, project, campaign_id, {"properties": PROPS}))[
+        "trigger_id"
+    ]
+    settings = Settings(database_url=server.settings.database_url, var_dir=tmp_path)
+    Pipeline(db, build_registry(settings, db), chunk_size=chunk_size).resolve([trigger_id])
+    run_worker_until_idle(server)
+    with db.read() as session:
+        chunks = session.scalars(select(Message.chunk_no)).all()
+    assert [chunks.count(n) for n in range(len(sizes))] == sizes and len(chunks) == 9
+    status = server.wait_done(project, trigger_id)
+    assert status["status"] == "completed" and status["counts"]["sent"] == 9
 
 
 def test_a_long_resolve_keeps_its_job_so_no_other_worker_runs_it_at_once(

@@ -47,6 +47,12 @@ MAX_HANDOVERS = 5
 # Messages per commit: resolving writes about this many at a time, delivering takes about as
 # many chunks per step (one commit never waits on a whole batch of full chunks).
 GROUP_ROWS = 2000
+# Recipients in a trigger's first chunk (when CLARION_CHUNK_SIZE is larger): it is written and
+# delivered on its own while resolving goes on, and its messages are recorded as handed over
+# when the provider has answered for all of them. A small first chunk is what makes the first
+# message go out, and be on record, soon after the 200: at 1,000 devices to the fake FCM,
+# 0.22-0.24 s with 50 against 0.59-0.61 s with the whole 500 of a chunk.
+FIRST_CHUNK = 50
 CANCELLED = "cancelled: the trigger was cancelled before this message was handed over"
 # A message whose hand-over a crash cut off (left sending, or under its chunk's open
 # hand-over) may have reached the provider before the trigger was cancelled.
@@ -131,7 +137,8 @@ class Pipeline:
         seen_users: set[str] = set()
         seen_devices: set[str] = set()
         parts = metrics.timed(repository.stream_recipients(
-            reader, trigger, version.audience, self.chunk_size, per_user=version.per_user
+            reader, trigger, version.audience, self.chunk_size, per_user=version.per_user,
+            first=min(FIRST_CHUNK, self.chunk_size),
         ), "resolve")  # fmt: skip
         # Resuming after a crash: recipients come in no fixed order (and the data may have
         # changed), so new rows go to new chunk numbers, never into a chunk whose job may

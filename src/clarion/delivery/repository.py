@@ -203,11 +203,18 @@ def get_triggers(session: Session, trigger_ids: Iterable[str]) -> dict[str, Any]
 
 
 def stream_recipients(
-    session: Session, trigger: Any, audience: Audience, batch: int, *, per_user: bool = False
+    session: Session,
+    trigger: Any,
+    audience: Audience,
+    batch: int,
+    *,
+    per_user: bool = False,
+    first: int | None = None,
 ) -> Iterator[list[Any]]:
     """Yield (user_id, project_user_id, device_id, push_token, permission), ``batch`` rows
-    at a time, without loading the audience into memory (in no fixed order). ``per_user``:
-    one row per user (device columns null), for channels that reach users, not devices."""
+    at a time (the first part ``first`` rows, when given), without loading the audience into
+    memory (in no fixed order). ``per_user``: one row per user (device columns null), for
+    channels that reach users, not devices."""
     targets = trigger.targets if trigger.audience_mode == "targets" else None
     bound = audience.bind(trigger.properties)
     params = compiler.params(trigger.project_id, audience, bound, time.time(), targets)
@@ -217,6 +224,8 @@ def stream_recipients(
         user_id, project_user_id = list(sub.c)[:2]
         stmt = select(user_id, project_user_id, null(), null(), null()).distinct()
     result = session.execute(stmt, params, execution_options={"yield_per": batch})
+    if first is not None and (head := result.fetchmany(first)):
+        yield list(head)
     for part in result.partitions(batch):
         yield list(part)
 
