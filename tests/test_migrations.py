@@ -63,6 +63,36 @@ def test_0016_keeps_what_is_pending_per_chunk(tmp_path: Path) -> None:
     db.dispose()
 
 
+@pytest.mark.parametrize("start", ["0017", "0018"])
+def test_rebuilding_the_messages_table_keeps_their_attempts(tmp_path: Path, start: str) -> None:
+    """On SQLite, 0018 and 0019 rebuild the messages table (copy, drop, rename). Dropping a
+    table with foreign keys on deletes its rows first, with their ON DELETE actions: the
+    migrations run with the checks off, so the message_attempts rows survive, and the
+    references still hold afterwards."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, start)
+    db = Database(url)
+    t = "2026-01-01 00:00:00.000000"
+    with db.engine.begin() as conn:
+        _a_trigger(conn, t)
+        conn.execute(text("INSERT INTO messages (id, project_id, trigger_id, chunk_no, user_id, "
+                          "device_id, channel, status, attempts, possible_duplicate, "
+                          "created_at, capped) VALUES ('m', 'p', 't', 0, 'u', 'd', 'push', "
+                          "'queued', 1, 0, :t, 0)"), {"t": t})  # fmt: skip
+        conn.execute(text("INSERT INTO message_attempts (message_id, attempt, at, provider, "
+                          "outcome) VALUES ('m', 1, :t, 'fcm', 'retryable')"),
+                     {"t": t})  # fmt: skip
+    db.dispose()
+    upgrade(url)
+    db = Database(url)
+    with db.engine.begin() as conn:
+        attempts = conn.execute(text("SELECT message_id, outcome FROM message_attempts")).all()
+        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+    assert [tuple(row) for row in attempts] == [("m", "retryable")]
+    assert broken == []
+    db.dispose()
+
+
 def test_0018_keeps_the_messages_and_their_identity(tmp_path: Path) -> None:
     """The upgrade that leads the messages' unique constraint with the user (rebuilding the
     table on SQLite) keeps every message, and a second message with the same identity is

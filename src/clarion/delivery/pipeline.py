@@ -109,8 +109,10 @@ class Pipeline:
         written = repository.messages_batch(dialect, last_rows)  # encoded outside the lock
         with metrics.stage("persist"), self.db.write() as session:
             statuses = repository.locked_statuses(session, trigger_ids, share=True)
-            stopped = {t for t, status in statuses.items() if status == "cancelled"}
-            if stopped:  # cancelled while resolving: no more of its messages
+            # Cancelled while resolving, or gone: no more of its messages (a message's trigger
+            # is checked here, not row by row: see Message.trigger_id).
+            stopped = {t for t in trigger_ids if statuses.get(t, "cancelled") == "cancelled"}
+            if stopped:
                 last_rows = [r for r in last_rows if r["trigger_id"] not in stopped]
                 inline = [c for c in inline if c[0] not in stopped]
                 written = repository.messages_batch(dialect, last_rows)
@@ -174,7 +176,7 @@ class Pipeline:
         written = repository.messages_batch(self.db.engine.dialect, rows)  # outside the lock
         with metrics.stage("persist"), self.db.write() as session:
             statuses = repository.locked_statuses(session, [trigger_id], share=True)
-            if statuses.get(trigger_id) == "cancelled":
+            if statuses.get(trigger_id, "cancelled") == "cancelled":  # or gone
                 return False
             written.run(session)
             queued = [(trigger_id, chunk_no) for chunk_no, part in chunks
