@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from clarion.config import Settings
 from clarion.delivery import handovers
@@ -24,7 +24,7 @@ from clarion.delivery.pipeline import (
 from clarion.delivery.providers.registry import build_registry
 from clarion.runner import jobs
 from clarion.storage.db import Database
-from clarion.storage.models import Handover, Job, Message, utcnow
+from clarion.storage.models import Handover, Job, Message, Trigger, utcnow
 from tests.conftest import Server, make_project, run_worker_until_idle
 from tests.helpers import ONE_STAFF, PROPS, add_user, ok, store_pickup, trigger
 
@@ -237,6 +237,37 @@ def test_a_resolve_interrupted_between_chunks_resumes_without_loss_or_duplicates
     assert all(chunk >= 3 for mid, _, chunk in rows if mid not in early)
     status = server.wait_done(project, trigger_id)
     assert status["status"] == "completed" and status["counts"]["matched"] == 8
+
+
+def test_a_trigger_gone_mid_resolve_gets_no_more_messages(
+    server_factory: Any, db: Database, tmp_path: Path
+) -> None:
+    """A message's trigger is not a foreign key: the resolve checks, in each commit that
+    writes messages, that their trigger is still there (locked), and writes none once it is
+    gone."""
+    server: Server = server_factory(embedded_worker=False)
+    project = make_project(db)
+    campaign_id = store_pickup(server.client, project)
+    _nine_staff(server, project)
+    trigger_id = ok(trigger(server.client, project, campaign_id, {"properties": PROPS}))[
+        "trigger_id"
+    ]
+    settings = Settings(database_url=server.settings.database_url, var_dir=tmp_path)
+    pipeline = Pipeline(db, build_registry(settings, db), chunk_size=2, group_rows=4)
+    written: list[int] = []
+
+    def delete_the_trigger() -> None:  # after the first commit, chunk 0's
+        with db.write() as session:
+            written.append(len(session.scalars(select(Message.id)).all()))
+            session.execute(delete(Message).where(Message.trigger_id == trigger_id))
+            session.execute(delete(Trigger).where(Trigger.id == trigger_id))
+
+    pipeline.wake = delete_the_trigger
+    pipeline.resolve([trigger_id])
+    with db.read() as session:
+        assert session.scalars(select(Message.id)).all() == []
+        assert session.get(Trigger, trigger_id) is None
+    assert written == [2]  # one commit wrote messages; none after the trigger went
 
 
 @pytest.mark.parametrize(("chunk_size", "sizes"), [(5, [3, 5, 1]), (2, [2, 2, 2, 2, 1])])
