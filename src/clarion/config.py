@@ -64,7 +64,10 @@ class Settings(BaseSettings):
         description="How long an API key or campaign lookup is reused; a change made by "
         "another process is seen within this time (0: no cache).",
     )
-    chunk_size: int = Field(default=500, ge=1, le=10_000, description="Recipients per job.")
+    chunk_size: int = Field(
+        default=500, ge=1, le=10_000,
+        description="Recipients per job (a trigger's first job: at most 50).",
+    )  # fmt: skip
     job_lease_seconds: int = Field(
         default=60, ge=5, description="A job held longer than this by a silent worker is retried."
     )
