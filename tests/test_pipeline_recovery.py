@@ -47,6 +47,23 @@ def _nine_staff(server: Server, project: Any) -> None:
                  {"user_role": "store_staff", "store_location": "San Francisco"})  # fmt: skip
 
 
+def _to_nine_staff(
+    server_factory: Any, db: Database, tmp_path: Path
+) -> tuple[Server, Any, str, Settings]:
+    """A server without its worker, a project with nine San Francisco staff members and a
+    store-pickup trigger to them, not yet resolved; and the settings of a pipeline beside
+    the server (its outbox under ``tmp_path``)."""
+    server: Server = server_factory(embedded_worker=False)
+    project = make_project(db)
+    campaign_id = store_pickup(server.client, project)
+    _nine_staff(server, project)
+    trigger_id = ok(trigger(server.client, project, campaign_id, {"properties": PROPS}))[
+        "trigger_id"
+    ]
+    settings = Settings(database_url=server.settings.database_url, var_dir=tmp_path)
+    return server, project, trigger_id, settings
+
+
 def _crash_mid_send(db: Database, trigger_id: str) -> None:
     """What a crash between the hand-over to the provider and its record leaves: the message
     'sending' and its deliver job still leased."""
@@ -107,15 +124,12 @@ class Crash(Exception):
     """The worker dies between handing messages over and recording their outcomes."""
 
 
-def _cut_off_mid_send(server: Server, db: Database, tmp_path: Path) -> tuple[Any, str, Pipeline]:
+def _cut_off_mid_send(
+    server_factory: Any, db: Database, tmp_path: Path
+) -> tuple[Server, Any, str, Pipeline]:
     """Nine recipients resolved and handed to the sink, whose worker then dies: returns the
-    project, the trigger and a pipeline whose provider works again."""
-    project = make_project(db)
-    campaign_id = store_pickup(server.client, project)
-    _nine_staff(server, project)
-    body = {"properties": PROPS}
-    trigger_id = ok(trigger(server.client, project, campaign_id, body))["trigger_id"]
-    settings = Settings(database_url=server.settings.database_url, var_dir=tmp_path)
+    server, the project, the trigger and a pipeline whose provider works again."""
+    server, project, trigger_id, settings = _to_nine_staff(server_factory, db, tmp_path)
     pipeline = Pipeline(db, build_registry(settings, db), chunk_size=500)
     push = pipeline.providers.push
     send = push.send
@@ -130,14 +144,13 @@ def _cut_off_mid_send(server: Server, db: Database, tmp_path: Path) -> tuple[Any
     push.send = send  # type: ignore[method-assign]
     outbox = settings.resolved_outbox_path().read_text().splitlines()
     assert len(outbox) == 9
-    return project, trigger_id, pipeline
+    return server, project, trigger_id, pipeline
 
 
 def test_a_handover_cut_off_mid_send_reads_as_sending_and_is_sent_again_flagged(
     server_factory: Any, db: Database, tmp_path: Path
 ) -> None:
-    server: Server = server_factory(embedded_worker=False)
-    project, trigger_id, pipeline = _cut_off_mid_send(server, db, tmp_path)
+    server, project, trigger_id, pipeline = _cut_off_mid_send(server_factory, db, tmp_path)
     with db.read() as session:  # no message was marked one by one: the chunk's row says it
         assert {m.status for m in session.scalars(select(Message))} == {"queued"}
     log = server.messages(project, trigger_id)
@@ -164,8 +177,7 @@ def test_a_cancel_leaves_the_messages_being_handed_over(
     stay as they are (sending), and their outcomes come with the step that handed them. The
     job's rerun sends none of them again: each ends cancelled, saying that the provider may
     have received it."""
-    server: Server = server_factory(embedded_worker=False)
-    project, trigger_id, pipeline = _cut_off_mid_send(server, db, tmp_path)
+    server, project, trigger_id, pipeline = _cut_off_mid_send(server_factory, db, tmp_path)
     cancelled = ok(server.client.post(f"/api/v1/triggers/{trigger_id}:cancel",
                                       headers=project.headers))  # fmt: skip
     assert cancelled["status"] == "cancelled" and cancelled["counts"]["cancelled"] == 0
@@ -187,14 +199,7 @@ def test_a_resolve_interrupted_between_chunks_resumes_without_loss_or_duplicates
 ) -> None:
     """A crash after some chunks were committed: the rerun adds only the missing recipients,
     in new chunks with their own jobs, and every recipient gets exactly one message."""
-    server: Server = server_factory(embedded_worker=False)
-    project = make_project(db)
-    campaign_id = store_pickup(server.client, project)
-    _nine_staff(server, project)
-    trigger_id = ok(trigger(server.client, project, campaign_id, {"properties": PROPS}))[
-        "trigger_id"
-    ]
-    settings = Settings(database_url=server.settings.database_url, var_dir=tmp_path)
+    server, project, trigger_id, settings = _to_nine_staff(server_factory, db, tmp_path)
     # Two chunks per commit after the first: chunk 0 alone, then 1 and 2, then 3 ...
     pipeline = Pipeline(db, build_registry(settings, db), chunk_size=2, group_rows=4)
 
@@ -245,14 +250,7 @@ def test_a_trigger_gone_mid_resolve_gets_no_more_messages(
     """A message's trigger is not a foreign key: the resolve checks, in each commit that
     writes messages, that their trigger is still there (locked), and writes none once it is
     gone."""
-    server: Server = server_factory(embedded_worker=False)
-    project = make_project(db)
-    campaign_id = store_pickup(server.client, project)
-    _nine_staff(server, project)
-    trigger_id = ok(trigger(server.client, project, campaign_id, {"properties": PROPS}))[
-        "trigger_id"
-    ]
-    settings = Settings(database_url=server.settings.database_url, var_dir=tmp_path)
+    _, _, trigger_id, settings = _to_nine_staff(server_factory, db, tmp_path)
     pipeline = Pipeline(db, build_registry(settings, db), chunk_size=2, group_rows=4)
     written: list[int] = []
 
@@ -283,14 +281,7 @@ def test_a_triggers_first_chunk_is_small_so_its_first_messages_go_out_at_once(
     others a whole chunk each: the first is sent, and recorded, without waiting for a whole
     chunk's provider calls. Chunks no larger than that are all alike."""
     monkeypatch.setattr(pipeline_module, "FIRST_CHUNK", 3)
-    server: Server = server_factory(embedded_worker=False)
-    project = make_project(db)
-    campaign_id = store_pickup(server.client, project)
-    _nine_staff(server, project)
-    trigger_id = ok(trigger(server.client, project, campaign_id, {"properties": PROPS}))[
-        "trigger_id"
-    ]
-    settings = Settings(database_url=server.settings.database_url, var_dir=tmp_path)
+    server, project, trigger_id, settings = _to_nine_staff(server_factory, db, tmp_path)
     Pipeline(db, build_registry(settings, db), chunk_size=chunk_size).resolve([trigger_id])
     run_worker_until_idle(server)
     with db.read() as session:
@@ -306,17 +297,10 @@ def test_a_long_resolve_keeps_its_job_so_no_other_worker_runs_it_at_once(
     """Each commit of a resolve extends its job's lease: one that outlasts the lease it was
     claimed with (a million recipients) is never claimed by a second worker meanwhile (two
     resolves of one trigger deadlocked on PostgreSQL)."""
-    server: Server = server_factory(embedded_worker=False)
-    project = make_project(db)
-    campaign_id = store_pickup(server.client, project)
-    _nine_staff(server, project)
-    trigger_id = ok(trigger(server.client, project, campaign_id, {"properties": PROPS}))[
-        "trigger_id"
-    ]
+    server, project, trigger_id, settings = _to_nine_staff(server_factory, db, tmp_path)
     with db.write() as session:  # claimed with a lease that is already over
         (claimed,) = jobs.claim(session, lease_seconds=0, limit=10)
     assert (claimed.kind, claimed.trigger_id) == ("resolve", trigger_id)
-    settings = Settings(database_url=server.settings.database_url, var_dir=tmp_path)
     pipeline = Pipeline(db, build_registry(settings, db), chunk_size=2, group_rows=4,
                         lease_seconds=600)  # fmt: skip
     others: list[Any] = []
