@@ -421,6 +421,7 @@ def run_sqlite(n: int, data: Path, work: Path, fcm: bool, controls: bool = False
     def copy(name: str) -> Path:
         target = work / name
         shutil.copyfile(template, target)
+        os.sync()  # the copy's pages written out now, not during the measurement
         return target
 
     run_db = copy("run.db")
