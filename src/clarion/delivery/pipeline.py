@@ -108,10 +108,7 @@ class Pipeline:
         dialect = self.db.engine.dialect
         written = repository.messages_batch(dialect, last_rows)  # encoded outside the lock
         with metrics.stage("persist"), self.db.write() as session:
-            statuses = repository.locked_statuses(session, trigger_ids, share=True)
-            # Cancelled while resolving, or gone: no more of its messages (a message's trigger
-            # is checked here, not row by row: see Message.trigger_id).
-            stopped = {t for t in trigger_ids if statuses.get(t, "cancelled") == "cancelled"}
+            stopped = _stopped(session, trigger_ids)
             if stopped:
                 last_rows = [r for r in last_rows if r["trigger_id"] not in stopped]
                 inline = [c for c in inline if c[0] not in stopped]
@@ -175,8 +172,7 @@ class Pipeline:
         rows = [row for _, part in chunks for row in part]
         written = repository.messages_batch(self.db.engine.dialect, rows)  # outside the lock
         with metrics.stage("persist"), self.db.write() as session:
-            statuses = repository.locked_statuses(session, [trigger_id], share=True)
-            if statuses.get(trigger_id, "cancelled") == "cancelled":  # or gone
+            if _stopped(session, [trigger_id]):
                 return False
             written.run(session)
             queued = [(trigger_id, chunk_no) for chunk_no, part in chunks
@@ -456,6 +452,14 @@ class Pipeline:
                 outcome["status"] = "failed"
             outcomes.append(outcome)
         return outcomes
+
+
+def _stopped(session: Session, trigger_ids: Sequence[str]) -> set[str]:
+    """Those of the triggers whose messages must not be written: cancelled while resolving,
+    or gone. Their rows stay locked until the commit, so a message's trigger is checked here,
+    once per commit, not row by row (see Message.trigger_id)."""
+    statuses = repository.locked_statuses(session, trigger_ids, share=True)
+    return {t for t in trigger_ids if statuses.get(t, "cancelled") == "cancelled"}
 
 
 def _unsent(row: Any, status: str, reason: str) -> dict[str, Any]:
