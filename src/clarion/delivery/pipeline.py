@@ -200,8 +200,7 @@ class Pipeline:
         waiting: set[tuple[str, int]] = set()  # chunks with messages held back by a send rate
         due_in: dict[tuple[str, int], float] = {}  # chunks with messages not due yet: seconds
         now = utcnow()
-        # Per trigger, once per step: its version, its quiet hours, whether caps count it.
-        plans: dict[str, tuple[Version, controls.QuietHours | None, bool]] = {}
+        plans: dict[str, _Plan] = {}  # per trigger, once per step
         quiet_clock = controls.QuietClock(now)
 
         def hold(row: Any, until: datetime) -> None:
@@ -212,7 +211,6 @@ class Pipeline:
 
         # Per trigger and per set of recipient properties: shared fields render once.
         renderers: dict[tuple[str, recipients.Key], TriggerMessages] = {}
-        own: dict[str, recipients.RecipientProperties] = {}
         with metrics.stage("load"), self.db.read() as session:
             triggers = repository.get_triggers(session, {t for t, _ in chunks})
             left_open = handovers.left_open(session, chunks)
@@ -235,12 +233,8 @@ class Pipeline:
                     continue
                 plan = plans.get(trigger.id)
                 if plan is None:
-                    version = load_version(session, trigger.campaign_id, trigger.campaign_version)
-                    quiet = version.delivery.quiet(
-                        controls.project_settings(session, trigger.project_id)
-                    )
-                    plan = plans[trigger.id] = (version, quiet, _counted(version))
-                version, quiet, counted = plan
+                    plan = plans[trigger.id] = _Plan.of(session, trigger)
+                quiet = plan.quiet
                 if quiet is not None and (until := quiet_clock.until(quiet, row.timezone)):
                     if quiet.action == "drop":
                         reason = controls.quiet_reason(quiet, row.timezone, now)
@@ -248,8 +242,7 @@ class Pipeline:
                     else:
                         hold(row, until)  # until the window ends
                     continue
-                rate = version.rate
-                if rate and not self.rates.take(trigger.campaign_id, rate):
+                if plan.rate and not self.rates.take(trigger.campaign_id, plan.rate):
                     waiting.add((row.trigger_id, row.chunk_no))  # stays queued; back soon
                     continue
                 crashed_mid_send = row.status == "sending"
@@ -262,20 +255,18 @@ class Pipeline:
                 # A message that caps or re-eligibility count (as soon as it is being sent),
                 # or one handed over before, is marked sending by itself; the others are
                 # covered by their chunk's hand-over row.
-                if crashed_mid_send or counted:
+                if crashed_mid_send or plan.counted:
                     own_marks.append(mark)
-                given = own.get(trigger.id)
-                if given is None:
-                    given = own[trigger.id] = _recipient_properties(session, trigger, version)
-                whose = given.key(row.project_user_id, row.device_id or None)
-                renderer = renderers.get((trigger.id, whose))
+                renderer = plan.renderer  # the same for every recipient, unless targets differ
                 if renderer is None:
-                    schemes = auth.url_schemes(session, trigger.project_id)
-                    properties = given.merged(trigger.properties, whose)
-                    renderer = renderers[trigger.id, whose] = version.plan.for_trigger(
-                        properties, schemes
-                    )
-                claimed.append((row, version, renderer))
+                    given = plan.given
+                    whose = given.key(row.project_user_id, row.device_id or None)
+                    renderer = renderers.get((trigger.id, whose))
+                    if renderer is None:
+                        renderer = renderers[trigger.id, whose] = plan.renderer_for(
+                            session, trigger, whose
+                        )
+                claimed.append((row, plan.version, renderer))
         # The statements' parameters are encoded before taking the (SQLite) write lock.
         dialect = self.db.engine.dialect
         repaired = repository.sending_batch(dialect, repairs)
@@ -395,8 +386,8 @@ class Pipeline:
             except MessageRejected as exc:
                 outcomes.append({"mid": row.id, "status": "failed", "reason": exc.reason})
                 continue
-            rendered[row.id] = log_fields(version, fields)
             if version.channel != "push":
+                rendered[row.id] = log_fields(version, fields)
                 section = version.email if version.email is not None else version.webhook
                 others.setdefault(version.channel, []).append(OutboundMessage(
                     message_id=row.id, project_id=row.project_id, user_id=row.user_id,
@@ -404,6 +395,7 @@ class Pipeline:
                     section=section,
                 ))  # fmt: skip
                 continue
+            rendered[row.id] = fields  # a push's log fields are its fields (log_fields)
             title, body = fields["title"], fields["body"]
             image_url, landing_url = fields["image_url"], fields["landing_url"]
             pushes.append(OutboundPush(
@@ -452,6 +444,39 @@ class Pipeline:
                 outcome["status"] = "failed"
             outcomes.append(outcome)
         return outcomes
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What a delivery step needs of a trigger, looked up once per step: its version, its
+    quiet hours, whether caps count its messages, its send rate, its targets' own
+    properties, and the renderer all its recipients share when no target has properties of
+    its own (None: one per set of them, renderer_for)."""
+
+    version: Version
+    quiet: controls.QuietHours | None
+    counted: bool
+    rate: float | None
+    given: recipients.RecipientProperties
+    renderer: TriggerMessages | None
+
+    @classmethod
+    def of(cls, session: Session, trigger: Any) -> _Plan:
+        version = load_version(session, trigger.campaign_id, trigger.campaign_version)
+        quiet = version.delivery.quiet(controls.project_settings(session, trigger.project_id))
+        given = _recipient_properties(session, trigger, version)
+        plan = cls(version, quiet, _counted(version), version.rate, given, None)
+        if not given:
+            plan.renderer = plan.renderer_for(session, trigger, given.key(None, None))
+        return plan
+
+    def renderer_for(
+        self, session: Session, trigger: Any, whose: recipients.Key
+    ) -> TriggerMessages:
+        """The renderer of the recipients with these targets' properties."""
+        schemes = auth.url_schemes(session, trigger.project_id)
+        properties = self.given.merged(trigger.properties, whose)
+        return self.version.plan.for_trigger(properties, schemes)
 
 
 def _stopped(session: Session, trigger_ids: Sequence[str]) -> set[str]:

@@ -420,11 +420,21 @@ def outcomes_batch(dialect: Dialect, outcomes: Sequence[dict[str, Any]]) -> Batc
         return Batch()
     tally = TALLY if "attempts" in outcomes[0] else ()
     fields = OUTCOME_FIELDS + HANDOVER_FIELDS
-    return update_batch(dialect, M, "id", [
-        {"id": o["mid"], **{f: o.get(f) for f in fields}, **{f: o[f] for f in tally},
-         **(_UNSETTLED if _leaves_pending(o) else {})}
-        for o in outcomes
-    ])  # fmt: skip
+    # Each row: the outcome over a row of Nones (in C: 0.4 against 1.3 us for a comprehension
+    # per row), its "mid" as "id". An outcome with a key that is not a column to write is
+    # built the long way.
+    template = dict.fromkeys(("mid", *fields, *tally))
+    size = len(template)
+    rows = []
+    for o in outcomes:
+        row = {**template, **o}
+        if len(row) != size:
+            row = {"mid": o["mid"], **{f: o.get(f) for f in fields}, **{f: o[f] for f in tally}}
+        if _leaves_pending(o):
+            row.update(_UNSETTLED)
+        row["id"] = row.pop("mid")
+        rows.append(row)
+    return update_batch(dialect, M, "id", rows)
 
 
 def record_outcomes(session: Session, outcomes: Sequence[dict[str, Any]]) -> None:

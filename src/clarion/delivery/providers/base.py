@@ -15,7 +15,10 @@ for _name in ("hpack", "hpack.hpack", "hpack.table"):
     logging.getLogger(_name).setLevel(logging.INFO)
 
 
-@dataclass(frozen=True, slots=True)
+# One OutboundPush and one SendResult per message: not frozen, as a frozen dataclass sets
+# each field through object.__setattr__ (3.0 against 1.2 us for an OutboundPush, about 3% of
+# a broadcast's CPU for the two). Nothing changes them once made.
+@dataclass(slots=True)
 class OutboundPush:
     """A rendered push, ready for a provider. ``data`` is the exact Clix ``clix`` entry."""
 
@@ -32,7 +35,7 @@ class OutboundPush:
     overrides: Any = None  # the campaign's PushOverrides (android, apns), if any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SendResult:
     message_id: str
     outcome: Outcome
