@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from clarion.delivery.providers import h2client
 from clarion.delivery.providers.h2client import H2Client, H2Error
 from tests.fakes import h2server, tlscert
 
@@ -36,6 +37,12 @@ class Script:
             raise h2server.Drop
         if path == "/goaway":
             raise h2server.GoAway
+        if path == "/shaped":  # a PING first, a long header, a padded body in frames, trailers
+            return h2server.Shaped(200, {"x-long": "v" * 20_000}, b"0123456789" * 5_000,
+                                   ping=True, frame=1_000, pad=7,
+                                   trailers={"x-end": "1"})  # fmt: skip
+        if path.startswith("/large/"):  # a body far larger than the client's windows
+            return h2server.Shaped(200, {}, b"z" * int(path.split("/")[2]), frame=16_000)
         return 200, {"x-seen": str(len(body))}, b'{"ok": true, "method": "%s"}' % method.encode()
 
 
@@ -75,6 +82,48 @@ def test_a_body_larger_than_the_flow_control_window() -> None:
 
         answer = run(go())
     assert answer.status_code == 200 and answer.headers.get("x-seen") == "300000"
+
+
+def test_frames_of_every_shape_a_server_may_send() -> None:
+    """A header block continued in CONTINUATION frames, padded DATA frames, trailers, and a
+    PING from the server, which the client acknowledges."""
+    seen: list[str] = []
+    with h2server.running(Script(), seen=seen) as url:
+
+        async def go() -> Any:
+            client = H2Client(url)
+            try:
+                first = await client.post("/shaped", b"{}", {})
+                return first, await client.post("/ok", b"{}", {})  # the connection still works
+            finally:
+                await client.aclose()
+
+        shaped, after = run(go())
+    assert shaped.status_code == 200
+    assert shaped.headers.get("x-long") == "v" * 20_000
+    assert shaped.content == b"0123456789" * 5_000
+    assert after.status_code == 200 and after.json()["ok"] is True
+    assert seen == ["ping ack b'clarion!'"]
+
+
+def test_answers_larger_than_the_clients_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client tops up its windows (the connection's and each stream's) as it reads: with
+    windows of 128 KiB, answers of 1 MB each, several at once, all arrive whole."""
+    monkeypatch.setattr(h2client, "WINDOW", 1 << 17)
+    with h2server.running(Script()) as url:
+
+        async def go() -> list[Any]:
+            client = H2Client(url, timeout=10)
+            try:
+                return await asyncio.gather(
+                    *(client.post(f"/large/{1_000_000 + i}", b"{}", {}) for i in range(4))
+                )
+            finally:
+                await client.aclose()
+
+        answers = run(go())
+    assert [len(a.content) for a in answers] == [1_000_000 + i for i in range(4)]
+    assert {a.content[:1] for a in answers} == {b"z"}
 
 
 def test_failures_raise_h2error_and_the_next_request_reconnects() -> None:

@@ -1,40 +1,62 @@
-"""A small HTTP/2 client on asyncio and the ``h2`` protocol library, for the push providers.
+"""A small HTTP/2 client on asyncio, for the push providers: our own framing (RFC 9113) with
+the ``hpack`` library for header compression (RFC 7541).
 
 Why not httpx: its HTTP/2 path costs about 1.5 ms of CPU per request here, a ceiling of a few
-hundred pushes a second per worker; this client keeps one long-lived connection per provider
-origin and multiplexes every request on it for a few hundred microseconds each (measured side
-by side in ``bench/dispatch.py``). It does what the providers need and no more:
+hundred pushes a second per worker. Why not the ``h2`` protocol library, on which this client
+was first built: its per-frame state machines and event objects were half of the client's
+time, so that it, not FCM's quota of about 10,000 messages a second, bounded a send
+(``bench/dispatch.py`` measures both side by side). A client that only sends requests and
+reads their answers needs little of it. This one does what the providers need and no more:
 
 - ``https://`` origins: TLS with ALPN ``h2`` (certificates verified); ``http://``: cleartext
   HTTP/2 with prior knowledge (local fakes);
-- as many requests in flight as the server's SETTINGS_MAX_CONCURRENT_STREAMS allows (others
-  wait for a slot), flow control both ways, a timeout per request (the stream is then reset);
+- one long-lived connection per origin, with as many requests in flight as the server's
+  SETTINGS_MAX_CONCURRENT_STREAMS allows (others wait for a slot), flow control both ways
+  (the server's windows bound what is sent; ours are topped up as answers are read), a
+  timeout per request (the stream is then reset), PING answered, server push refused;
 - GOAWAY and lost connections fail the requests they cut off with ``H2Error`` (the provider
-  retries them) and the next request opens a new connection.
+  retries them), as does a protocol error, and the next request opens a new connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
+import hpack
 import orjson
 
-WINDOW = 1 << 24  # our connection-level receive window
+WINDOW = 1 << 24  # our receive windows: the connection's, and each stream's (SETTINGS)
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+# Frame types and flags (RFC 9113, section 6).
+DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY = range(8)
+WINDOW_UPDATE, CONTINUATION = 8, 9
+END_STREAM = ACK = 0x1
+END_HEADERS, PADDED, PRIORITY_FLAG = 0x4, 0x8, 0x20
+# Settings (section 6.5.2) and error codes (section 7).
+HEADER_TABLE_SIZE, ENABLE_PUSH, MAX_CONCURRENT_STREAMS = 0x1, 0x2, 0x3
+INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE = 0x4, 0x5
+NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR, CANCEL = 0x0, 0x1, 0x3, 0x8
+DEFAULT_WINDOW = 65535
+DEFAULT_FRAME = 16384
+MAX_STREAM_ID = (1 << 31) - 1
+_FRAME = struct.Struct(">BHBBL")  # length (8 + 16 bits), type, flags, stream id
+_U32 = struct.Struct(">L")
+_SETTING = struct.Struct(">HL")
 
 
 class H2Error(Exception):
     """The request got no complete answer: connection refused or lost, GOAWAY, stream reset,
-    timeout. Nothing is known about whether the server acted on it."""
+    timeout, a protocol error. Nothing is known about whether the server acted on it."""
+
+
+class _ProtocolError(Exception):
+    """The server broke HTTP/2: the connection ends (GOAWAY PROTOCOL_ERROR)."""
 
 
 class Headers(dict[str, str]):
@@ -61,100 +83,204 @@ class Response:
 @dataclass(slots=True)
 class _Stream:
     future: asyncio.Future[Response]
+    window: int  # what we may still send on it (the server's window for it)
     pending: bytes = b""  # body not yet sent (waiting for flow-control window)
-    status: int = 0
+    status: int = 0  # 0 until the final (non-1xx) response headers
     headers: Headers = field(default_factory=Headers)
     body: bytearray = field(default_factory=bytearray)
+    unacked: int = 0  # body bytes read since its receive window was last topped up
 
 
-def _config() -> h2.config.H2Configuration:
-    # We build every header ourselves (lower-case names, no connection headers), and read
-    # only :status and a few names, so h2's per-header validation is skipped: it was a third
-    # of the client's time.
-    return h2.config.H2Configuration(
-        client_side=True,
-        header_encoding=None,
-        validate_outbound_headers=False,
-        normalize_outbound_headers=False,
-        validate_inbound_headers=False,
-        normalize_inbound_headers=False,
-    )
+def _frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
+    size = len(payload)
+    return _FRAME.pack(size >> 16, size & 0xFFFF, kind, flags, stream_id) + payload
 
 
 class _Connection(asyncio.Protocol):
     def __init__(self, authority: bytes, scheme: bytes) -> None:
         self.authority = authority
         self.scheme = scheme
-        self.h2 = h2.connection.H2Connection(config=_config())
         self.streams: dict[int, _Stream] = {}
         self.transport: asyncio.Transport | None = None
         self.error: H2Error | None = None  # set once the connection may take no new stream
         self.slot_freed = asyncio.Event()
         self.settings_received = asyncio.Event()  # the server's limits are known
         self._flush_scheduled = False
+        self._out = bytearray()  # frames to write at the next flush
+        self._in = b""  # an incomplete frame
+        self._encoder = hpack.Encoder()
+        self._decoder = hpack.Decoder()
+        self._block: tuple[int, int, bytearray] | None = None  # headers awaiting CONTINUATION
+        self._next_id = 1
+        self._unacked = 0  # body bytes read on the connection since its window was topped up
+        # The server's settings and our connection-level send window.
+        self.max_streams = 100  # until its SETTINGS say
+        self._max_frame = DEFAULT_FRAME
+        self._initial_window = DEFAULT_WINDOW
+        self._window = DEFAULT_WINDOW
 
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self.h2.initiate_connection()
-        self.h2.increment_flow_control_window(WINDOW - 65535)
+        settings = b"".join(
+            _SETTING.pack(key, value)
+            for key, value in ((ENABLE_PUSH, 0), (INITIAL_WINDOW_SIZE, WINDOW))
+        )
+        self._out += PREFACE + _frame(SETTINGS, 0, 0, settings)
+        self._out += _frame(WINDOW_UPDATE, 0, 0, _U32.pack(WINDOW - DEFAULT_WINDOW))
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        buffer = self._in + data if self._in else data
+        end, size = 0, len(buffer)
         try:
-            events = self.h2.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
+            while size - end >= 9:
+                high, low, kind, flags, stream_id = _FRAME.unpack_from(buffer, end)
+                start = end + 9
+                stop = start + ((high << 16) | low)
+                if stop > size:
+                    break
+                end = stop
+                self._received(kind, flags, stream_id & MAX_STREAM_ID, buffer[start:stop])
+        except _ProtocolError as exc:
             self._fail_all(H2Error(f"HTTP/2 protocol error: {exc}"))
+            self._out += _frame(GOAWAY, 0, 0, _U32.pack(0) + _U32.pack(PROTOCOL_ERROR))
             self._flush()
             if self.transport is not None:
                 self.transport.close()
             return
-        for event in events:
-            self._handle(event)
+        self._in = buffer[end:]
         self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail_all(H2Error(f"connection lost: {exc or 'closed by the server'}"))
         self.settings_received.set()  # nobody waits on a dead connection
 
-    # -- events -----------------------------------------------------------------------------
-    def _handle(self, event: Any) -> None:
-        if isinstance(event, h2.events.ResponseReceived):
-            stream = self.streams.get(event.stream_id)
-            if stream is not None:
-                for name, value in event.headers:
-                    if name == b":status":
-                        stream.status = int(value)
-                    else:
-                        stream.headers[name.decode("latin-1")] = value.decode("latin-1")
-        elif isinstance(event, h2.events.DataReceived):
-            stream = self.streams.get(event.stream_id)
-            if stream is not None:
-                stream.body += event.data
-            self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-        elif isinstance(event, h2.events.StreamEnded):
-            stream = self.streams.pop(event.stream_id, None)
-            if stream is not None and not stream.future.done():
-                stream.future.set_result(
-                    Response(stream.status, stream.headers, bytes(stream.body))
-                )
-            self.slot_freed.set()
-        elif isinstance(event, h2.events.StreamReset):
-            self._fail(
-                event.stream_id, H2Error(f"stream reset by the server ({event.error_code!r})")
-            )
-        elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
-            self._send_pending()
-            self.slot_freed.set()
-            if isinstance(event, h2.events.RemoteSettingsChanged):
-                self.settings_received.set()
-        elif isinstance(event, h2.events.ConnectionTerminated):
-            self.error = H2Error(f"GOAWAY from the server ({event.error_code!r})")
-            last = event.last_stream_id or 0
-            for stream_id in [s for s in self.streams if s > last]:
-                self._fail(stream_id, self.error)  # never processed: safe to retry
-            if not self.streams and self.transport is not None:
-                self.transport.close()
+    # -- frames -----------------------------------------------------------------------------
+    def _received(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
+        if self._block is not None and kind != CONTINUATION:
+            raise _ProtocolError("a header block was cut off by another frame")
+        if kind == DATA:
+            self._data(flags, stream_id, payload)
+        elif kind == HEADERS:
+            if flags & PADDED:
+                payload = _unpad(payload)
+            if flags & PRIORITY_FLAG:
+                payload = payload[5:]
+            if flags & END_HEADERS:
+                self._headers(flags, stream_id, payload)
+            else:
+                self._block = (stream_id, flags, bytearray(payload))
+        elif kind == CONTINUATION:
+            if self._block is None or self._block[0] != stream_id:
+                raise _ProtocolError("CONTINUATION without its HEADERS")
+            self._block[2].extend(payload)
+            if flags & END_HEADERS:
+                _, first_flags, block = self._block
+                self._block = None
+                self._headers(first_flags, stream_id, bytes(block))
+        elif kind == RST_STREAM:
+            code = _U32.unpack_from(payload)[0] if len(payload) == 4 else PROTOCOL_ERROR
+            self._fail(stream_id, H2Error(f"stream reset by the server (error code {code})"))
+        elif kind == SETTINGS:
+            if not flags & ACK:
+                self._settings(payload)
+        elif kind == PING:
+            if not flags & ACK:
+                self._out += _frame(PING, ACK, 0, payload)
+        elif kind == GOAWAY:
+            self._goaway(payload)
+        elif kind == WINDOW_UPDATE:
+            self._window_update(stream_id, payload)
+        elif kind == PUSH_PROMISE:
+            raise _ProtocolError("server push, which our SETTINGS turned off")
+        # PRIORITY and unknown frame types are ignored, as the protocol asks.
+
+    def _data(self, flags: int, stream_id: int, payload: bytes) -> None:
+        # The whole payload counts against the windows, padding included.
+        self._unacked += len(payload)
+        if self._unacked >= WINDOW // 2:
+            self._out += _frame(WINDOW_UPDATE, 0, 0, _U32.pack(self._unacked))
+            self._unacked = 0
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return  # a stream we reset or timed out: its data is dropped
+        stream.body += _unpad(payload) if flags & PADDED else payload
+        if flags & END_STREAM:
+            self._end(stream_id, stream)
+            return
+        stream.unacked += len(payload)
+        if stream.unacked >= WINDOW // 2:
+            self._out += _frame(WINDOW_UPDATE, 0, stream_id, _U32.pack(stream.unacked))
+            stream.unacked = 0
+
+    def _headers(self, flags: int, stream_id: int, block: bytes) -> None:
+        try:  # every block, so that the decoder's table stays the server's
+            fields = self._decoder.decode(block, raw=True)
+        except hpack.HPACKError as exc:
+            raise _ProtocolError(f"header block: {exc}") from None
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return
+        if stream.status == 0:  # the response's headers (or an interim 1xx's)
+            headers = Headers()
+            status = 0
+            for name, value in fields:
+                if name == b":status":
+                    status = int(value)
+                else:
+                    headers[bytes(name).decode("latin-1")] = bytes(value).decode("latin-1")
+            if status >= 200:
+                stream.status, stream.headers = status, headers
+        # Trailers (headers after the body) end the stream and are not read.
+        if flags & END_STREAM:
+            self._end(stream_id, stream)
+
+    def _end(self, stream_id: int, stream: _Stream) -> None:
+        del self.streams[stream_id]
+        if not stream.future.done():
+            stream.future.set_result(Response(stream.status, stream.headers, bytes(stream.body)))
+        self.slot_freed.set()
+
+    def _settings(self, payload: bytes) -> None:
+        if len(payload) % 6:
+            raise _ProtocolError("a SETTINGS frame of the wrong size")
+        for offset in range(0, len(payload), 6):
+            key, value = _SETTING.unpack_from(payload, offset)
+            if key == MAX_CONCURRENT_STREAMS:
+                self.max_streams = value
+            elif key == INITIAL_WINDOW_SIZE:
+                if value > MAX_STREAM_ID:
+                    raise _ProtocolError("an initial window over 2^31-1")
+                for stream in self.streams.values():  # open streams' windows move with it
+                    stream.window += value - self._initial_window
+                self._initial_window = value
+            elif key == MAX_FRAME_SIZE:
+                self._max_frame = value
+            elif key == HEADER_TABLE_SIZE:
+                self._encoder.header_table_size = value
+        self._out += _frame(SETTINGS, ACK, 0)
+        self.settings_received.set()
+        self._send_pending()
+        self.slot_freed.set()
+
+    def _window_update(self, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 4:
+            raise _ProtocolError("a WINDOW_UPDATE frame of the wrong size")
+        increment = _U32.unpack_from(payload)[0] & MAX_STREAM_ID
+        if stream_id == 0:
+            self._window += increment
+        elif (stream := self.streams.get(stream_id)) is not None:
+            stream.window += increment
+        self._send_pending()
+
+    def _goaway(self, payload: bytes) -> None:
+        last, code = struct.unpack_from(">LL", payload) if len(payload) >= 8 else (0, 0)
+        self.error = H2Error(f"GOAWAY from the server (error code {code})")
+        for stream_id in [s for s in self.streams if s > last & MAX_STREAM_ID]:
+            self._fail(stream_id, self.error)  # never processed: safe to retry
+        if not self.streams and self.transport is not None:
+            self.transport.close()
 
     def _fail(self, stream_id: int, error: H2Error) -> None:
         stream = self.streams.pop(stream_id, None)
@@ -170,9 +296,9 @@ class _Connection(asyncio.Protocol):
     # -- sending ----------------------------------------------------------------------------
     def _flush(self) -> None:
         self._flush_scheduled = False
-        data = self.h2.data_to_send()
-        if data and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        if self._out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(bytes(self._out))
+        self._out.clear()
 
     def _schedule_flush(self) -> None:
         """Write once per turn of the loop: many requests, one syscall."""
@@ -182,15 +308,14 @@ class _Connection(asyncio.Protocol):
 
     def _send_body(self, stream_id: int, stream: _Stream) -> None:
         """As much of the pending body as the flow-control windows allow, in frames."""
-        while True:
-            window = self.h2.local_flow_control_window(stream_id)
-            size = min(window, self.h2.max_outbound_frame_size, len(stream.pending))
-            if size <= 0 and stream.pending:
+        while stream.pending:
+            size = min(self._window, stream.window, self._max_frame, len(stream.pending))
+            if size <= 0:
                 return  # wait for a WINDOW_UPDATE
             chunk, stream.pending = stream.pending[:size], stream.pending[size:]
-            self.h2.send_data(stream_id, chunk, end_stream=not stream.pending)
-            if not stream.pending:
-                return
+            self._window -= size
+            stream.window -= size
+            self._out += _frame(DATA, 0 if stream.pending else END_STREAM, stream_id, chunk)
 
     def _send_pending(self) -> None:
         for stream_id, stream in list(self.streams.items()):
@@ -208,35 +333,39 @@ class _Connection(asyncio.Protocol):
         body: bytes,
         timeout: float,
     ) -> Response:
-        # Our own count of streams awaiting an answer (h2's open_outbound_streams walks every
-        # stream on each call).
-        while len(self.streams) >= self.h2.remote_settings.max_concurrent_streams:
+        while len(self.streams) >= self.max_streams:
             self.slot_freed.clear()
             if self.error is not None:
                 raise self.error
             await self.slot_freed.wait()
         if self.error is not None:
             raise self.error
-        try:
-            stream_id = self.h2.get_next_available_stream_id()
-        except h2.exceptions.NoAvailableStreamIDError:
+        stream_id = self._next_id
+        if stream_id > MAX_STREAM_ID:
             self.error = H2Error("stream ids used up on this connection")
-            raise self.error from None
-        stream = _Stream(asyncio.get_running_loop().create_future(), pending=body)
+            raise self.error
+        self._next_id += 2
+        stream = _Stream(
+            asyncio.get_running_loop().create_future(), self._initial_window, pending=body
+        )
         self.streams[stream_id] = stream
-        try:
-            self.h2.send_headers(
-                stream_id,
-                [(b":method", method), (b":scheme", self.scheme), (b":authority", self.authority),
-                 (b":path", path), *headers],
-                end_stream=not body,
-            )  # fmt: skip
-            if body:
-                self._send_body(stream_id, stream)
-        except h2.exceptions.ProtocolError as exc:  # the connection is closing
-            self.streams.pop(stream_id, None)
-            self.error = self.error or H2Error(f"connection closing: {exc}")
-            raise self.error from None
+        block = self._encoder.encode(
+            [(b":method", method), (b":scheme", self.scheme), (b":authority", self.authority),
+             (b":path", path), *headers],
+        )  # fmt: skip
+        flags = 0 if body else END_STREAM
+        most = self._max_frame
+        if len(block) <= most:
+            self._out += _frame(HEADERS, flags | END_HEADERS, stream_id, block)
+        else:  # a block bigger than a frame: HEADERS, then CONTINUATION frames
+            self._out += _frame(HEADERS, flags, stream_id, block[:most])
+            for at in range(most, len(block), most):
+                last = at + most >= len(block)
+                self._out += _frame(
+                    CONTINUATION, END_HEADERS if last else 0, stream_id, block[at : at + most]
+                )
+        if body:
+            self._send_body(stream_id, stream)
         self._schedule_flush()
         # A timer rather than asyncio.wait_for, which costs a task per request.
         timer = asyncio.get_running_loop().call_later(timeout, self._expire, stream_id, timeout)
@@ -250,8 +379,23 @@ class _Connection(asyncio.Protocol):
         if stream_id in self.streams:
             self._fail(stream_id, H2Error(f"no answer within {timeout:g} s"))
             if self.usable():
-                self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+                self._out += _frame(RST_STREAM, 0, stream_id, _U32.pack(CANCEL))
                 self._schedule_flush()
+
+    def close(self) -> None:
+        """GOAWAY (no error), then close."""
+        if self.usable():  # the last stream of the server's we took: none
+            self._out += _frame(GOAWAY, 0, 0, _U32.pack(0) + _U32.pack(NO_ERROR))
+            self._flush()
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _unpad(payload: bytes) -> bytes:
+    """A PADDED frame's payload without its pad length byte and padding."""
+    if not payload or payload[0] >= len(payload):
+        raise _ProtocolError("padding longer than the frame")
+    return payload[1 : len(payload) - payload[0]]
 
 
 class H2Client:
@@ -346,8 +490,5 @@ class H2Client:
 
     async def aclose(self) -> None:
         connection, self._connection = self._connection, None
-        if connection is not None and connection.transport is not None:
-            if connection.usable():
-                connection.h2.close_connection()
-                connection._flush()
-            connection.transport.close()
+        if connection is not None:
+            connection.close()
