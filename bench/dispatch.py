@@ -1,7 +1,8 @@
 """FCM dispatch rate: N messages through Clarion's FCM provider to the fake FCM over HTTP/2
-on loopback (in its own process), beside floors measured in the same run against the same
+on loopback (in its own process), beside loops measured in the same run against the same
 fake with the same concurrency: a bare httpx HTTP/2 loop, and a bare loop on the h2 protocol
-library with no client logic at all.
+library with no client logic at all (the floor while Clarion's client was built on h2; its
+own framing now goes past it).
 
     python bench/dispatch.py [--messages 100000] [--concurrency 64] [--batch 2000]
                              [--fake node|python]
@@ -198,7 +199,7 @@ def main() -> None:
               f"batches of {args.batch}")  # fmt: skip
         print(f"  clarion provider:  {n / ours:,.0f} messages/s ({ours:.1f} s)")
         print(f"  bare h2 loop:      {n / floor_h2:,.0f} messages/s ({floor_h2:.1f} s) "
-              f"(the h2 library alone: the floor)")  # fmt: skip
+              f"(the h2 library alone)")  # fmt: skip
         print(f"  bare httpx loop:   {n_httpx / floor_httpx:,.0f} messages/s "
               f"({n_httpx:,} messages in {floor_httpx:.1f} s)")  # fmt: skip
         print(f"  ratio: {floor_h2 / ours:.2f} of the bare h2 loop, "
