@@ -201,13 +201,33 @@ def test_header_compression_reuse_matches_hpack_over_random_sequences() -> None:
          (b"content-type", b"application/json")]
         for i in range(6)
     ]  # fmt: skip
+    # A table grown with every header still in it: the size update goes in the next block
+    # only, not in the blocks that reuse it.
+    short = [(b":path", b"/v1/projects/p/messages:send"), (b"authorization", b"Bearer t")]
+    ours.encoder.header_table_size = peer_encoder.header_table_size = 1024
+    for expected in (True, False, False):  # the first announces 1024 and adds the entries
+        block = ours.encode(short)
+        assert (block[0] & 0xE0 == 0x20) == expected
+        assert peer_decoder.decode(block, raw=True) == short
+    ours.encoder.header_table_size = 4096
+    blocks = [ours.encode(short) for _ in range(3)]
+    assert [b[0] & 0xE0 == 0x20 for b in blocks] == [True, False, False]
+    assert [peer_decoder.decode(b, raw=True) for b in blocks] == [short] * 3
+    resized, current, again = False, 4096, 0
     for step in range(3_000):
         roll = rng.random()
         if roll < 0.02:  # the peer's table size changes (SETTINGS, or an update in a block)
             size = rng.choice([0, 256, 1024, 4096])
             ours.encoder.header_table_size = size
             peer_encoder.header_table_size = size
+            resized, current, again = resized or size != current, size, 3
         headers = rng.choice(lists) if roll < 0.8 else [(b"x-n", b"%d" % step), *lists[0]]
-        assert peer_decoder.decode(ours.encode(headers), raw=True) == headers
+        if again:  # after a resize, the same headers three times: the reused block too
+            headers, again = lists[1], again - 1
+        block = ours.encode(headers)
+        assert peer_decoder.decode(block, raw=True) == headers
+        # A size update (first bits 001) comes once, in the first block after the change.
+        assert (block[0] & 0xE0 == 0x20) == resized
+        resized = False
         answer = rng.choice(lists[:2]) if roll < 0.9 else [(b"date", b"%d" % step)]
         assert ours.decode(peer_encoder.encode(answer)) == answer

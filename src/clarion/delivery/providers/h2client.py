@@ -125,8 +125,10 @@ class _Compression:
         if last is not None and last[1] == self._sent.changes and last[0] == headers:
             return last[2]
         changes = self._sent.changes
+        resized = bool(self.encoder.table_size_changes)  # announced once, at this block's head
         block: bytes = self.encoder.encode(headers)
-        self._encoded = (headers, changes, block) if self._sent.changes == changes else None
+        same = self._sent.changes == changes and not resized
+        self._encoded = (headers, changes, block) if same else None
         return block
 
     def decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
