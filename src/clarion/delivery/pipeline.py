@@ -386,8 +386,8 @@ class Pipeline:
             except MessageRejected as exc:
                 outcomes.append({"mid": row.id, "status": "failed", "reason": exc.reason})
                 continue
+            rendered[row.id] = log_fields(version, fields)
             if version.channel != "push":
-                rendered[row.id] = log_fields(version, fields)
                 section = version.email if version.email is not None else version.webhook
                 others.setdefault(version.channel, []).append(OutboundMessage(
                     message_id=row.id, project_id=row.project_id, user_id=row.user_id,
@@ -395,7 +395,6 @@ class Pipeline:
                     section=section,
                 ))  # fmt: skip
                 continue
-            rendered[row.id] = fields  # a push's log fields are its fields (log_fields)
             title, body = fields["title"], fields["body"]
             image_url, landing_url = fields["image_url"], fields["landing_url"]
             pushes.append(OutboundPush(

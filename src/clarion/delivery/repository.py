@@ -421,15 +421,15 @@ def outcomes_batch(dialect: Dialect, outcomes: Sequence[dict[str, Any]]) -> Batc
     tally = TALLY if "attempts" in outcomes[0] else ()
     fields = OUTCOME_FIELDS + HANDOVER_FIELDS
     # Each row: the outcome over a row of Nones (in C: 0.4 against 1.3 us for a comprehension
-    # per row), its "mid" as "id". An outcome with a key that is not a column to write is
-    # built the long way.
+    # per row), its "mid" as "id"; keys of an outcome that are not columns to write are left
+    # out.
     template = dict.fromkeys(("mid", *fields, *tally))
     size = len(template)
     rows = []
     for o in outcomes:
         row = {**template, **o}
         if len(row) != size:
-            row = {"mid": o["mid"], **{f: o.get(f) for f in fields}, **{f: o[f] for f in tally}}
+            row = {key: row[key] for key in template}
         if _leaves_pending(o):
             row.update(_UNSETTLED)
         row["id"] = row.pop("mid")
