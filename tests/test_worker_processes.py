@@ -19,6 +19,7 @@ from sqlalchemy import select
 from clarion.delivery.pipeline import Pipeline
 from clarion.delivery.providers.registry import build_registry
 from clarion.runner import jobs
+from clarion.runner.engine import BuiltinEngine
 from clarion.runner.helpers import HelperProcesses
 from clarion.storage.models import Job
 from tests.conftest import Server, free_port, make_project
@@ -54,8 +55,9 @@ def test_a_worker_process_delivers_the_queued_chunks_and_drains(
     server_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The server runs no embedded worker here. The test resolves the trigger itself, one
-    message per chunk and per commit, so that the first chunk waits as a deliver job; only
-    then does the worker process start, and it must deliver that chunk."""
+    message per chunk and per commit, with an engine that delivers nothing on the resolving
+    thread, so that both chunks wait as deliver jobs; only then does the worker process
+    start, and it must deliver them."""
     server: Server = server_factory(embedded_worker=False, chunk_size=1)
     helper_env(monkeypatch, server)
     monkeypatch.setenv("CLARION_CHUNK_SIZE", "1")
@@ -65,14 +67,17 @@ def test_a_worker_process_delivers_the_queued_chunks_and_drains(
     answer = server.client.post(f"/api/v1/campaigns/{campaign_id}:trigger",
                                 json={"properties": PROPS}, headers=project.headers)  # fmt: skip
     trigger_id = answer.json()["trigger_id"]
-    pipeline = Pipeline(db, build_registry(server.settings, db), chunk_size=1, group_rows=1)
+    engine = BuiltinEngine()
+    engine.inline_delivery = False  # type: ignore[misc]  # (its first and last chunks)
+    pipeline = Pipeline(db, build_registry(server.settings, db), chunk_size=1, group_rows=1,
+                        engine=engine)  # fmt: skip
     with db.write() as session:
         claimed = jobs.claim(session, 60, 10)
     assert [(j.kind, j.trigger_id) for j in claimed] == [("resolve", trigger_id)]
     pipeline.resolve([trigger_id])
     with db.read() as session:
         waiting = session.scalars(select(Job.kind).where(Job.trigger_id == trigger_id)).all()
-    assert waiting == ["deliver"]  # the last chunk was delivered by the resolve itself
+    assert waiting == ["deliver", "deliver"]
 
     port = free_port()
     helpers = HelperProcesses(1, threads=1, metrics_port=port)  # CLARION_WORKER_METRICS_PORT
@@ -85,8 +90,8 @@ def test_a_worker_process_delivers_the_queued_chunks_and_drains(
     finally:
         helpers.stop()
     assert status["status"] == "completed" and status["counts"]["sent"] == 2, status
-    # The worker process's own metrics: the one message it delivered, and its stage times.
-    assert exported['clarion_messages_total{channel="push",status="sent"}'] == 1
+    # The worker process's own metrics: the messages it delivered, and its stage times.
+    assert exported['clarion_messages_total{channel="push",status="sent"}'] == 2
     for stage in ("load", "render", "dispatch", "persist"):
         assert exported[f'clarion_pipeline_stage_seconds_total{{stage="{stage}"}}'] > 0, stage
     assert process.returncode == 0  # drained and stopped on SIGTERM, not killed

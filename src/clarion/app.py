@@ -201,7 +201,8 @@ def create_app(
     box = Box(load_key(settings))
     providers = build_registry(settings, db, box)
     run_worker = settings.embedded_worker if start_worker is None else start_worker
-    worker = build_worker(settings, db, box, providers, settings.worker_threads)
+    helped = bool(worker_processes) and run_worker
+    worker = build_worker(settings, db, box, providers, settings.worker_threads, helped=helped)
     metrics.watch_queue(db, worker.engine.name)
     runner = worker.runner
     notify = runner.notify if run_worker else (lambda: None)

@@ -15,7 +15,7 @@ from clarion import metrics
 from clarion.auth import service as auth
 from clarion.campaigns.schemas import CampaignSpec
 from clarion.campaigns.service import Version, load_version
-from clarion.delivery import controls, handovers, repository
+from clarion.delivery import controls, handovers, repository, snapshots
 from clarion.delivery.context import template_context
 from clarion.delivery.providers.base import (
     OutboundMessage,
@@ -96,13 +96,16 @@ class Pipeline:
         last_rows: list[dict[str, Any]] = []
         finals: list[tuple[str, int, list[Any]]] = []
         inline: list[tuple[str, int]] = []
+        kept: dict[tuple[str, int], bytes] = {}  # the last chunks' snapshots
         with self.db.read() as reader:
             for trigger, version in work:
-                rows, chunk_no, total, excluded = self._resolve_one(reader, trigger, version)
-                last_rows += rows
+                last, total, excluded = self._resolve_one(reader, trigger, version)
+                last_rows += last.rows
                 finals.append((trigger.id, total, excluded))
-                if any(r["status"] == "queued" for r in rows):
-                    inline.append((trigger.id, chunk_no))
+                if last.queued:
+                    inline.append((trigger.id, last.no))
+                    if last.snapshot is not None:
+                        kept[trigger.id, last.no] = last.snapshot
         engine = self.engine
         lease = utcnow() + timedelta(seconds=self.lease_seconds)
         dialect = self.db.engine.dialect
@@ -113,9 +116,10 @@ class Pipeline:
                 last_rows = [r for r in last_rows if r["trigger_id"] not in stopped]
                 inline = [c for c in inline if c[0] not in stopped]
                 written = repository.messages_batch(dialect, last_rows)
-            written.run(session)
+            if written.run(session) != len(last_rows):  # some were there already
+                kept = {}
             engine.enqueue_deliver(session, inline, lease if engine.inline_delivery else None)
-            repository.chunks_pending(session, inline)
+            repository.chunks_pending(session, inline, kept)
             repository.finalize_resolve(session, finals)
             engine.finish(session, "resolve", [(t, 0) for t in trigger_ids])
             _completed(session, repository.complete_if_done(session, [t for t, _, _ in finals]))
@@ -126,18 +130,23 @@ class Pipeline:
 
     def _resolve_one(
         self, reader: Session, trigger: Any, version: Version
-    ) -> tuple[list[dict[str, Any]], int, int, list[Any]]:
+    ) -> tuple[_Chunk, int, list[Any]]:
         """Stream one trigger's recipients. Every chunk but the last is written and handed to
         the other workers: the first at once, on its own (the first message goes out while
         resolving goes on), then about a delivery group's worth per commit; the last is
         returned."""
         total = 0
-        unwritten: list[tuple[int, list[dict[str, Any]]]] = []
+        unwritten: list[_Chunk] = []
         seen_users: set[str] = set()
         seen_devices: set[str] = set()
+        # Each chunk keeps its recipients for its first delivery step (delivery.snapshots),
+        # but when resuming (rows written before are skipped), when the channel reaches
+        # users (one row per user) and when each message waits for its device's local time.
+        keep = (trigger.status == "accepted" and not version.per_user
+                and not trigger.in_local_time)  # fmt: skip
         parts = metrics.timed(repository.stream_recipients(
             reader, trigger, version.audience, self.chunk_size, per_user=version.per_user,
-            first=min(FIRST_CHUNK, self.chunk_size),
+            first=min(FIRST_CHUNK, self.chunk_size), snapshot=keep,
         ), "resolve")  # fmt: skip
         # Resuming after a crash: recipients come in no fixed order (and the data may have
         # changed), so new rows go to new chunk numbers, never into a chunk whose job may
@@ -145,44 +154,50 @@ class Pipeline:
         first = 0 if trigger.status == "accepted" else repository.next_chunk(reader, trigger.id)
         for chunk_no, part, last in _numbered_with_last(parts, first):
             with metrics.stage("resolve"):
-                rows = _message_rows(trigger, version, chunk_no, part)
+                chunk = _Chunk.of(trigger, version, chunk_no, part, keep)
                 if trigger.in_local_time and not version.per_user:
-                    _due_in_local_time(reader, trigger, rows)
+                    _due_in_local_time(reader, trigger, chunk.rows)
+            rows = chunk.rows
             total += len(rows)
             if trigger.audience_mode == "targets":  # bounded by max_targets
                 seen_users.update(r["project_user_id"] for r in rows)
                 seen_devices.update(r["device_id"] for r in rows)
             if not last:
-                unwritten.append((chunk_no, rows))
+                unwritten.append(chunk)
             if unwritten and (last or chunk_no == first or
-                              sum(len(r) for _, r in unwritten) >= self.group_rows):  # fmt: skip
-                if not self._write_chunks(trigger.id, unwritten):
-                    return [], chunk_no, total, []  # cancelled: resolve no further
+                              sum(len(c.rows) for c in unwritten) >= self.group_rows):  # fmt: skip
+                # The first chunk this thread delivers itself: its first message goes out
+                # at once, whoever else is busy (or waiting for a poll).
+                if not self._write_chunks(trigger.id, unwritten, deliver=chunk_no == first):
+                    return _Chunk(chunk_no, []), total, []  # cancelled: resolve no further
                 unwritten = []
             if last:
                 devices = None if version.per_user else seen_devices  # per user: no devices
-                return rows, chunk_no, total, _excluded(reader, trigger, seen_users, devices)
+                return chunk, total, _excluded(reader, trigger, seen_users, devices)
         raise AssertionError("unreachable: the stream always ends with a last chunk")
 
-    def _write_chunks(
-        self, trigger_id: str, chunks: list[tuple[int, list[dict[str, Any]]]]
-    ) -> bool:
-        """Write resolved chunks with their deliver jobs, in one commit, and wake the workers;
-        False (nothing written) when the trigger has been cancelled."""
-        rows = [row for _, part in chunks for row in part]
+    def _write_chunks(self, trigger_id: str, chunks: list[_Chunk], deliver: bool = False) -> bool:
+        """Write resolved chunks with their deliver jobs, in one commit, and wake the workers
+        (``deliver``: deliver them on this thread, where the engine allows); False (nothing
+        written) when the trigger has been cancelled."""
+        deliver = deliver and self.engine.inline_delivery
+        lease = utcnow() + timedelta(seconds=self.lease_seconds)
+        rows = [row for chunk in chunks for row in chunk.rows]
         written = repository.messages_batch(self.db.engine.dialect, rows)  # outside the lock
         with metrics.stage("persist"), self.db.write() as session:
             if _stopped(session, [trigger_id]):
                 return False
-            written.run(session)
-            queued = [(trigger_id, chunk_no) for chunk_no, part in chunks
-                      if any(r["status"] == "queued" for r in part)]  # fmt: skip
-            self.engine.enqueue_deliver(session, queued)
-            repository.chunks_pending(session, queued)
+            whole = written.run(session) == len(rows)  # else some were there already
+            queued = [(trigger_id, chunk.no) for chunk in chunks if chunk.queued]
+            kept = {(trigger_id, chunk.no): chunk.snapshot for chunk in chunks
+                    if whole and chunk.queued and chunk.snapshot is not None}  # fmt: skip
+            self.engine.enqueue_deliver(session, queued, lease if deliver else None)
+            repository.chunks_pending(session, queued, kept)
             repository.set_status(session, trigger_id, "resolving")
-            lease = utcnow() + timedelta(seconds=self.lease_seconds)
             self.engine.extend(session, "resolve", [(trigger_id, 0)], lease)
         self.wake()
+        if deliver and queued:
+            self.deliver(queued)
         return True
 
     # -- deliver ---------------------------------------------------------------------------
@@ -214,8 +229,11 @@ class Pipeline:
         with metrics.stage("load"), self.db.read() as session:
             triggers = repository.get_triggers(session, {t for t, _ in chunks})
             left_open = handovers.left_open(session, chunks)
-            for row in repository.chunk_messages(session, chunks):
-                trigger = triggers[row.trigger_id]
+            rows, spent = snapshots.chunk_messages(session, chunks)
+            for row in rows:
+                trigger = triggers.get(row.trigger_id)
+                if trigger is None:  # gone since (its messages with it)
+                    continue
                 chunk = (row.trigger_id, row.chunk_no)
                 pending.setdefault(chunk, []).append(row.id)
                 others = left_open.get(chunk)
@@ -291,6 +309,7 @@ class Pipeline:
                 marks = [m for m in marks if m["mid"] in kept]
                 own_marks = [m for m in own_marks if m["mid"] in kept]
                 sending = repository.sending_batch(dialect, own_marks)
+            repository.forget_recipients(session, spent)  # from here on, read them
             repaired.run(session)
             sending.run(session)
             handovers.end(session, left_open)  # superseded by the repairs and this step's
@@ -620,16 +639,39 @@ def skip_reason(device_id: str | None, token: str | None, permission: bool | Non
     return None
 
 
+@dataclass(slots=True)
+class _Chunk:
+    """A resolved chunk: its number, its message rows and, when it keeps one, the snapshot of
+    its recipients for its first delivery step."""
+
+    no: int
+    rows: list[dict[str, Any]]
+    snapshot: bytes | None = None
+
+    @property
+    def queued(self) -> bool:
+        """Has it messages to deliver (not all skipped)?"""
+        return any(r["status"] == "queued" for r in self.rows)
+
+    @classmethod
+    def of(
+        cls, trigger: Any, version: Version, chunk_no: int, part: Sequence[Any], keep: bool
+    ) -> _Chunk:
+        chunk = cls(chunk_no, _message_rows(trigger, version, chunk_no, part))
+        if keep and chunk.queued:
+            chunk.snapshot = snapshots.encode(trigger.project_id, chunk.rows, part)
+        return chunk
+
+
 def _message_rows(
     trigger: Any, version: Version, chunk_no: int, part: Sequence[Any]
 ) -> list[dict[str, Any]]:
     """A chunk's message rows, one per recipient (user id, project user id, device id, push
-    token, permission)."""
+    token, permission, and maybe more columns)."""
     now = utcnow()
     rows = []
-    for message_id, (user_id, project_user_id, device_id, token, permission) in zip(
-        uuid7_batch(len(part)), part, strict=True
-    ):
+    for message_id, recipient in zip(uuid7_batch(len(part)), part, strict=True):
+        user_id, project_user_id, device_id, token, permission = recipient[:5]
         # Per-user channels (in-app, e-mail, webhook) reach the user, not a device.
         reason = None if version.per_user else skip_reason(device_id, token, permission)
         rows.append({

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Dialect,
     Select,
     Table,
+    Text,
     and_,
     bindparam,
     case,
@@ -210,16 +211,21 @@ def stream_recipients(
     *,
     per_user: bool = False,
     first: int | None = None,
+    snapshot: bool = False,
 ) -> Iterator[list[Any]]:
     """Yield (user_id, project_user_id, device_id, push_token, permission), ``batch`` rows
     at a time (the first part ``first`` rows, when given), without loading the audience into
     memory (in no fixed order). ``per_user``: one row per user (device columns null), for
-    channels that reach users, not devices."""
+    channels that reach users, not devices. ``snapshot`` (not with ``per_user``): each row
+    goes on with snapshots.EXTRA, what a chunk's snapshot keeps of its recipients."""
     targets = trigger.targets if trigger.audience_mode == "targets" else None
     bound = audience.bind(trigger.properties)
     params = compiler.params(trigger.project_id, audience, bound, time.time(), targets)
     stmt = compiler.recipients(audience, targets is not None)
-    if per_user:
+    if snapshot:  # the device's columns and the user's properties as stored (JSON text)
+        stmt = stmt.add_columns(D.c.platform, D.c.locale_region, D.c.locale_language,
+                                D.c.timezone, U.c.properties.cast(Text))  # fmt: skip
+    elif per_user:
         sub = stmt.subquery()
         user_id, project_user_id = list(sub.c)[:2]
         stmt = select(user_id, project_user_id, null(), null(), null()).distinct()
@@ -285,9 +291,65 @@ def fail_trigger(session: Session, trigger_id: str, kind: str, attempts: int, er
 _CHUNK_DONE = delete(P).where(P.c.trigger_id == bindparam("tid"), P.c.chunk_no == bindparam("no"))
 
 
-def chunks_pending(session: Session, chunks: Sequence[tuple[str, int]]) -> None:
-    """(trigger, chunk): these chunks' messages, written in this commit, are pending."""
-    insert_ignore(session, P, [{"trigger_id": t, "chunk_no": c} for t, c in chunks])
+def chunks_pending(
+    session: Session,
+    chunks: Sequence[tuple[str, int]],
+    recipients: dict[tuple[str, int], bytes] | None = None,
+) -> None:
+    """(trigger, chunk): these chunks' messages, written in this commit, are pending;
+    ``recipients``: the snapshots of those that have one."""
+    found = recipients or {}
+    insert_ignore(session, P, [{"trigger_id": t, "chunk_no": c, "recipients": found.get((t, c))}
+                               for t, c in chunks])  # fmt: skip
+
+
+_RECIPIENTS = select(P.c.chunk_no, P.c.recipients).where(
+    P.c.trigger_id == bindparam("tid"),
+    P.c.chunk_no.in_(bindparam("nos", expanding=True)),
+    P.c.recipients.is_not(None),
+)
+_FORGET = (
+    update(P)
+    .where(P.c.trigger_id == bindparam("tid"), P.c.chunk_no == bindparam("no"))
+    .values(recipients=None)
+)
+
+
+_FORGET_USERS = (
+    update(P)
+    .where(
+        P.c.recipients.is_not(None),
+        exists().where(
+            M.c.user_id == bindparam("uid"),
+            M.c.trigger_id == P.c.trigger_id,
+            M.c.chunk_no == P.c.chunk_no,
+        ),
+    )
+    .values(recipients=None)
+)
+
+
+def forget_recipients_of(session: Session, user_id: str) -> None:
+    """The user's messages are about to change (deleted, or moved to another user): the
+    snapshots of the chunks that hold them no longer stand for them."""
+    session.execute(_FORGET_USERS, {"uid": user_id})
+
+
+def chunk_recipients(
+    session: Session, chunks: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], bytes]:
+    """The snapshots these chunks have (see delivery.snapshots)."""
+    found: dict[tuple[str, int], bytes] = {}
+    for trigger_id, numbers in _by_trigger(chunks).items():
+        for chunk_no, value in session.execute(_RECIPIENTS, {"tid": trigger_id, "nos": numbers}):
+            found[trigger_id, chunk_no] = bytes(value)
+    return found
+
+
+def forget_recipients(session: Session, chunks: Sequence[tuple[str, int]]) -> None:
+    """These chunks' snapshots are spent: their messages are read from here on."""
+    if chunks:
+        session.execute(_FORGET, [{"tid": t, "no": c} for t, c in chunks])
 
 
 def chunks_done(session: Session, chunks: Sequence[tuple[str, int]]) -> None:
@@ -375,12 +437,9 @@ _CHUNK_JSON = select(func.json_group_array(func.json_array(*(
 def chunk_messages(session: Session, chunks: Sequence[tuple[str, int]]) -> list[ChunkRow]:
     """The undelivered messages of these (trigger, chunk) pairs, with what rendering and
     sending need."""
-    by_trigger: dict[str, list[int]] = {}
-    for trigger_id, chunk_no in chunks:
-        by_trigger.setdefault(trigger_id, []).append(chunk_no)
     rows: list[ChunkRow] = []
     dialect = session.get_bind().dialect
-    for trigger_id, numbers in by_trigger.items():
+    for trigger_id, numbers in _by_trigger(chunks).items():
         params = {"tid": trigger_id, "nos": numbers}
         if dialect.name != "sqlite":
             rows += [ChunkRow._make(row) for row in session.execute(_CHUNK, params)]
@@ -391,6 +450,13 @@ def chunk_messages(session: Session, chunks: Sequence[tuple[str, int]]) -> list[
             values[_NOT_BEFORE] = when(values[_NOT_BEFORE])  # stored as text
             rows.append(ChunkRow._make(values))
     return rows
+
+
+def _by_trigger(chunks: Sequence[tuple[str, int]]) -> dict[str, list[int]]:
+    by_trigger: dict[str, list[int]] = {}
+    for trigger_id, chunk_no in chunks:
+        by_trigger.setdefault(trigger_id, []).append(chunk_no)
+    return by_trigger
 
 
 @lru_cache(maxsize=8)

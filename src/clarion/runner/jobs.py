@@ -33,6 +33,7 @@ _READY = (
     .with_for_update(skip_locked=True)
 )
 _READY_DELIVERS = _READY.where(J.c.kind == "deliver")  # for a server's worker processes
+_READY_RESOLVES = _READY.where(J.c.kind == "resolve")  # for a server resolving beside them
 _LEASE = (
     update(J)
     .where(J.c.id == bindparam("jid"))
@@ -124,14 +125,16 @@ def claim(
     deliver_limit: int | None = None,
     *,
     deliver_only: bool = False,
+    resolve_only: bool = False,
 ) -> list[Claimed]:
     """Lease up to ``limit`` ready jobs (or jobs whose holder's lease ran out), oldest first,
     of which at most ``deliver_limit`` deliver jobs: a worker that took every ready chunk of
     a broadcast would leave the others idle while it works through them alone.
-    ``deliver_only``: no resolve jobs (a server's worker processes: runner.helpers)."""
+    ``deliver_only``: no resolve jobs (a server's worker processes: runner.helpers);
+    ``resolve_only``: no deliver jobs (a server resolving beside them: runner.embedded)."""
     now = utcnow()
-    rows = session.execute(_READY_DELIVERS if deliver_only else _READY,
-                           {"now": now, "n": limit}).all()  # fmt: skip
+    ready = _READY_DELIVERS if deliver_only else _READY_RESOLVES if resolve_only else _READY
+    rows = session.execute(ready, {"now": now, "n": limit}).all()
     if deliver_limit is not None:
         delivers = [r for r in rows if r.kind == "deliver"][deliver_limit:]
         rows = [r for r in rows if r not in delivers]

@@ -73,9 +73,12 @@ def build_worker(
     threads: int,
     *,
     helper: bool = False,
+    helped: bool = False,
 ) -> Worker:
     """``helper``: a worker process of a server (runner.helpers): on the builtin engine it
-    resumes nothing at start and claims delivery chunks only (see EmbeddedRunner)."""
+    resumes nothing at start and claims delivery chunks only (see EmbeddedRunner).
+    ``helped``: a server with such worker processes: while it resolves, it leaves delivering
+    to them (EmbeddedRunner's defer_delivery)."""
     engine = task_engine(settings, db)
     pipeline = Pipeline(
         db=db,
@@ -108,6 +111,7 @@ def build_worker(
             batch_size=settings.worker_batch_size,
             resume=not helper,
             deliver_only=helper,
+            defer_delivery=helped,
         )
     webhooks = WebhookDispatcher(
         db,

@@ -119,13 +119,17 @@ class Batch:
     statements: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     copy: Copy | None = None
 
-    def run(self, session: Session) -> None:
+    def run(self, session: Session) -> int:
+        """Runs the batch; returns the number of rows it wrote (an INSERT that skips rows
+        colliding with a unique constraint counts those it did write)."""
+        written = 0
         if self.copy is not None:
-            self.copy.run(session)
+            written += self.copy.run(session)
         if self.statements:
             conn = session.connection()
             for sql, params in self.statements:
-                conn.exec_driver_sql(sql, params)
+                written += conn.exec_driver_sql(sql, params).rowcount
+        return written
 
 
 _UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE
@@ -167,13 +171,14 @@ class Copy:
     skipping: Callable[[], Batch] | None = None
     binary: tuple[str, ...] | None = None  # in binary format: the columns' types (psycopg's)
 
-    def run(self, session: Session) -> None:
+    def run(self, session: Session) -> int:
+        """Copies the rows in; returns how many were written."""
         driver = session.connection().connection.driver_connection
         assert driver is not None
         with driver.cursor() as cursor:
             if self.skipping is None:
                 self._copy(cursor)
-                return
+                return len(self.rows)
             cursor.execute("SAVEPOINT bulk_copy")
             try:
                 self._copy(cursor)
@@ -182,9 +187,9 @@ class Copy:
                     raise
                 cursor.execute("ROLLBACK TO SAVEPOINT bulk_copy")
                 cursor.execute("RELEASE SAVEPOINT bulk_copy")
-                self.skipping().run(session)
-                return
+                return self.skipping().run(session)
             cursor.execute("RELEASE SAVEPOINT bulk_copy")
+            return len(self.rows)
 
     def _copy(self, cursor: Any) -> None:
         with cursor.copy(self.sql) as copy:

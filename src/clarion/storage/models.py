@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -318,6 +319,9 @@ class PendingChunk(Base):
         ForeignKey("triggers.id", ondelete="CASCADE"), primary_key=True
     )
     chunk_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The chunk's recipients as resolving read them (JSON), for its first delivery step
+    # alone: cleared by that step's first commit (see delivery.snapshots).
+    recipients: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 MESSAGE_FILLFACTOR = 40  # percent of a messages page filled by inserts (PostgreSQL)

@@ -9,6 +9,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from clarion.audience.values import canonical_number, canonical_text
+from clarion.delivery import repository as delivery
 from clarion.storage.models import Device, Event, InboxMessage, Message, User, UserProperty
 
 
@@ -59,6 +60,7 @@ def property_rows(project_id: str, user_id: str, values: dict[str, Any]) -> list
 
 def delete_user(session: Session, user: User) -> None:
     """The user, its devices and properties (cascade), and its message log rows."""
+    delivery.forget_recipients_of(session, user.id)  # none of them is delivered from here
     session.execute(delete(Message).where(Message.user_id == user.id))
     session.execute(delete(Device).where(Device.user_id == user.id))
     session.execute(delete(Event).where(Event.user_id == user.id))
@@ -68,5 +70,6 @@ def delete_user(session: Session, user: User) -> None:
 
 def move_history(session: Session, from_user: str, to_user: str) -> None:
     """Give an anonymous user's devices, events, messages and inbox to the identified user."""
+    delivery.forget_recipients_of(session, from_user)  # messages pending go as the new user's
     for model in (Device, Event, Message, InboxMessage):
         session.execute(update(model).where(model.user_id == from_user).values(user_id=to_user))
