@@ -149,6 +149,19 @@ def _project(db: Database, project: str | None) -> str:
     )
 
 
+def _long_lived() -> None:
+    """Everything a server or worker has built by now (the app, SQLAlchemy's metadata,
+    compiled statements) lives for the whole process: move it out of the collector's sight
+    so that full collections stay short, and collect the young generation less often (a
+    request, and a delivery step, allocate a lot). For the API, full collections were the 2%
+    of trigger requests near 100 ms in bench/trigger.py; for a worker process delivering a
+    broadcast, the collector took 6.5% of its instructions, and these settings took 6.6% off
+    the total (callgrind, delivering 20,000 messages: 2.89 against 3.10 billion)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (CLARION_HOST).")] = None,
@@ -202,13 +215,7 @@ def serve(
         )
     if token := application.state.console_setup_token:
         out.print(f"No console admin yet. Create one: {base}/console/setup?token={token}\n")
-    # Everything built so far (the app, SQLAlchemy's metadata, compiled statements) lives for
-    # the whole process: move it out of the collector's sight so that full collections under
-    # load stay short (they were the 2% of trigger requests near 100 ms in bench/trigger.py),
-    # and collect the young generation less often (request handling allocates a lot).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
+    _long_lived()
     uvicorn.run(
         application,
         host=settings.host,
@@ -276,6 +283,7 @@ def worker(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    _long_lived()
     running.start()
     out.print(f"worker running ({running.engine.name} engine, concurrency {concurrency}, "
               f"database: {settings.display_database_url()}); SIGTERM drains and stops "

@@ -52,16 +52,16 @@ def decode(value: bytes, trigger_id: str, chunk_no: int) -> list[ChunkRow] | Non
     the value is too old to use or cannot be read (the database is read instead)."""
     try:
         at, project_id, kept = orjson.loads(value)
-    except (orjson.JSONDecodeError, ValueError, TypeError):
+        if time.time() - at > FRESH_SECONDS:
+            return None
+        new = tuple.__new__  # ChunkRow's own __new__ is a Python function, called per row
+        return [
+            new(ChunkRow, (mid, project_id, trigger_id, chunk_no, "queued", 0, False, None,
+                           puid, uid, did, platform, token, region, language, zone, properties))
+            for mid, puid, uid, did, platform, token, region, language, zone, properties in kept
+        ]  # fmt: skip
+    except (ValueError, TypeError):  # orjson.JSONDecodeError is a ValueError
         return None
-    if not isinstance(at, (int, float)) or time.time() - at > FRESH_SECONDS:
-        return None
-    make = ChunkRow
-    return [
-        make(mid, project_id, trigger_id, chunk_no, "queued", 0, False, None, puid, uid, did,
-             platform, token, region, language, zone, properties)
-        for mid, puid, uid, did, platform, token, region, language, zone, properties in kept
-    ]  # fmt: skip
 
 
 def chunk_messages(

@@ -24,8 +24,14 @@ class PushRouter:
 
     def send(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
         routes: dict[str, list[OutboundPush]] = {}
+        # Per project and platform: a broadcast's batch is one project's, on two platforms.
+        chosen: dict[tuple[str, str], str] = {}
         for message in batch:
-            routes.setdefault(self.route(message), []).append(message)
+            key = (message.project_id, message.platform)
+            route = chosen.get(key)
+            if route is None:
+                route = chosen[key] = self.route(message)
+            routes.setdefault(route, []).append(message)
         results: dict[str, SendResult] = {}
         for route, messages in routes.items():
             for result in self.providers[route].send(messages):

@@ -29,35 +29,28 @@ class SinkProvider:
 
     def send(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
         now = datetime.now(UTC).isoformat()
-        lines = b"".join(
-            orjson.dumps(
-                {
-                    "recorded_at": now,
-                    "provider": self.name,
-                    "notice": "nothing was sent to a real device",
-                    "device_id": m.device_id,
-                    "platform": m.platform,
-                    "push_token": m.push_token,
-                    "notification": {"title": m.title, "body": m.body, "image": m.image_url},
-                    "data": {"clix": m.data},
-                }
-            )
-            + b"\n"
+        dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        lines = b"".join([
+            dumps({
+                "recorded_at": now,
+                "provider": self.name,
+                "notice": "nothing was sent to a real device",
+                "device_id": m.device_id,
+                "platform": m.platform,
+                "push_token": m.push_token,
+                "notification": {"title": m.title, "body": m.body, "image": m.image_url},
+                "data": {"clix": m.data},
+            }, option=newline)
             for m in batch
-        )
+        ])  # fmt: skip
         if self.latency:
             time.sleep(self.latency)
         with self._lock:
             self.outbox.parent.mkdir(parents=True, exist_ok=True)
             with self.outbox.open("ab") as fh:
                 fh.write(lines)
-        return [
-            SendResult(
-                message_id=m.message_id,
-                outcome="sent",
-                provider_message_id=f"sink:{m.message_id}",
-                reason=self._reason,
-                provider=self.name,
-            )
-            for m in batch
-        ]
+        reason, name = self._reason, self.name
+        # Positional (message id, outcome, provider message id, reason, retry after, provider):
+        # keywords cost a third more per result.
+        return [SendResult(m.message_id, "sent", f"sink:{m.message_id}", reason, None, name)
+                for m in batch]  # fmt: skip
