@@ -6,6 +6,7 @@ value). And a server resolving beside its worker processes leaves delivering to 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +216,33 @@ def test_a_server_resolving_beside_worker_processes_leaves_delivering_to_them(
     assert not runner._run_one()  # the deliver jobs wait
     runner._resolving = 0
     assert runner._run_one() and ran[1:] and set(ran[1:]) == {"deliver"}
+
+
+def test_the_resolving_thread_delivers_the_first_chunk_and_resolves_on_if_that_fails(
+    server_factory: Any, db: Database, tmp_path: Path
+) -> None:
+    """The first chunk is delivered by the thread that resolves, before the other chunks are
+    written; when that delivery fails, resolving goes on and the chunk's job, its lease run
+    out, is delivered by a worker."""
+    server, project, trigger_id, settings = _to_nine_staff(server_factory, db, tmp_path)
+    pipeline = Pipeline(db, build_registry(settings, db), chunk_size=2, group_rows=4,
+                        lease_seconds=1)  # fmt: skip
+    real_deliver = pipeline.deliver
+    delivered: list[tuple[list[tuple[str, int]], list[int]]] = []  # and the chunks written
+
+    def failing_first(chunks: Any) -> None:
+        with db.read() as session:
+            written = session.scalars(select(Message.chunk_no).distinct()).all()
+        delivered.append((list(chunks), sorted(written)))
+        if len(delivered) == 1:
+            raise RuntimeError("the provider's client broke")
+        real_deliver(chunks)
+
+    pipeline.deliver = failing_first  # type: ignore[method-assign]
+    pipeline.resolve([trigger_id])
+    assert delivered[0] == ([(trigger_id, 0)], [0])  # before any other chunk was written
+    assert delivered[1:] == [([(trigger_id, 4)], [0, 1, 2, 3, 4])]  # the last, as before
+    time.sleep(1.1)  # chunk 0's lease runs out
+    run_worker_until_idle(server)
+    status = server.wait_done(project, trigger_id)
+    assert status["status"] == "completed" and status["counts"]["sent"] == 9

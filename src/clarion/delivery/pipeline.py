@@ -3,6 +3,7 @@ point and a rerun of the same step yields the same messages, never a second one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,6 +36,8 @@ from clarion.templating.message import MessageRejected, TriggerMessages
 from clarion.triggers import recipients, schedule
 from clarion.webhooks import service as webhooks
 from clarion.webhooks.repository import subscribed
+
+log = logging.getLogger("clarion.pipeline")
 
 SKIP_NO_DEVICE = "no_device: the user has no registered device"
 SKIP_NO_TOKEN = "no_push_token: the device has no push token"
@@ -197,7 +200,10 @@ class Pipeline:
             self.engine.extend(session, "resolve", [(trigger_id, 0)], lease)
         self.wake()
         if deliver and queued:
-            self.deliver(queued)
+            try:
+                self.deliver(queued)
+            except Exception:  # resolving goes on; the chunk's job is taken over (its lease)
+                log.exception("delivering the first chunk of %s failed", trigger_id)
         return True
 
     # -- deliver ---------------------------------------------------------------------------
@@ -639,20 +645,17 @@ class _Chunk:
 
     no: int
     rows: list[dict[str, Any]]
+    queued: bool = False  # has it messages to deliver (not all skipped)?
     snapshot: bytes | None = None
-
-    @property
-    def queued(self) -> bool:
-        """Has it messages to deliver (not all skipped)?"""
-        return any(r["status"] == "queued" for r in self.rows)
 
     @classmethod
     def of(
         cls, trigger: Any, version: Version, chunk_no: int, part: Sequence[Any], keep: bool
     ) -> _Chunk:
-        chunk = cls(chunk_no, _message_rows(trigger, version, chunk_no, part))
+        rows = _message_rows(trigger, version, chunk_no, part)
+        chunk = cls(chunk_no, rows, any(r["status"] == "queued" for r in rows))
         if keep and chunk.queued:
-            chunk.snapshot = snapshots.encode(trigger.project_id, chunk.rows, part)
+            chunk.snapshot = snapshots.encode(trigger.project_id, rows, part)
         return chunk
 
 
