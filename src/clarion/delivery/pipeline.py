@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -135,9 +136,16 @@ class Pipeline:
         self, reader: Session, trigger: Any, version: Version
     ) -> tuple[_Chunk, int, list[Any]]:
         """Stream one trigger's recipients. Every chunk but the last is written and handed to
-        the other workers: the first at once, on its own (the first message goes out while
-        resolving goes on), then about a delivery group's worth per commit; the last is
-        returned."""
+        the other workers: the first at once, on its own, and delivered on this thread (the
+        first message goes out while resolving goes on), then about a delivery group's worth
+        per commit, each written on a writer thread while this one reads and builds the
+        next; the last is returned."""
+        with _Writer(self._write_chunks, trigger.id) as writer:
+            return self._resolve_into(reader, trigger, version, writer)
+
+    def _resolve_into(
+        self, reader: Session, trigger: Any, version: Version, writer: _Writer
+    ) -> tuple[_Chunk, int, list[Any]]:
         total = 0
         unwritten: list[_Chunk] = []
         seen_users: set[str] = set()
@@ -171,10 +179,16 @@ class Pipeline:
                               sum(len(c.rows) for c in unwritten) >= self.group_rows):  # fmt: skip
                 # The first chunk this thread delivers itself: its first message goes out
                 # at once, whoever else is busy (or waiting for a poll).
-                if not self._write_chunks(trigger.id, unwritten, deliver=chunk_no == first):
+                if chunk_no == first:
+                    going = self._write_chunks(trigger.id, unwritten, deliver=True)
+                else:
+                    going = writer.write(unwritten)
+                if not going:
                     return _Chunk(chunk_no, []), total, []  # cancelled: resolve no further
                 unwritten = []
             if last:
+                if not writer.done():  # every chunk before the last is written first
+                    return _Chunk(chunk_no, []), total, []
                 devices = None if version.per_user else seen_devices  # per user: no devices
                 return chunk, total, _excluded(reader, trigger, seen_users, devices)
         raise AssertionError("unreachable: the stream always ends with a last chunk")
@@ -636,6 +650,43 @@ def skip_reason(device_id: str | None, token: str | None, permission: bool | Non
     if not permission:
         return SKIP_PERMISSION
     return None
+
+
+class _Writer:
+    """Writes a resolve's chunks on a thread of its own, one commit at a time and in order,
+    while the resolving thread reads and builds the next ones: on PostgreSQL the COPY and
+    the commit run in the database's process, on SQLite in C without the GIL, and the
+    resolving thread used to wait for both. At 1,000,000 devices, side by side: resolving
+    ended 21.7 against 27.4 s after the 200 on PostgreSQL, 15.2 against 16.5 s on SQLite."""
+
+    def __init__(self, write: Callable[[str, list[_Chunk]], bool], trigger_id: str) -> None:
+        self._write = write
+        self._trigger_id = trigger_id
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future[bool] | None = None
+
+    def write(self, chunks: list[_Chunk]) -> bool:
+        """Hand these chunks to the writer, once it has written the ones before; False when
+        those found the trigger cancelled (nothing more is written)."""
+        if not self.done():
+            return False
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="clarion-resolve-writer")
+        self._pending = self._pool.submit(self._write, self._trigger_id, chunks)
+        return True
+
+    def done(self) -> bool:
+        """Wait for the last write; False when it found the trigger cancelled. A write that
+        failed raises here."""
+        pending, self._pending = self._pending, None
+        return pending is None or pending.result()
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)  # no write outlives the resolve step
 
 
 @dataclass(slots=True)
