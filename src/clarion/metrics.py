@@ -83,9 +83,12 @@ def timed(items: Iterator[Any], name: str) -> Iterator[Any]:
         yield item
 
 
-def count_outcomes(outcomes: Sequence[dict[str, Any]], channel_of: dict[str, str]) -> None:
-    """Count recorded outcomes (``{"mid", "status"}``); ``channel_of`` maps message ids."""
-    tally = collections.Counter((channel_of.get(o["mid"], "push"), o["status"]) for o in outcomes)
+def count_outcomes(
+    outcomes: Sequence[dict[str, Any]], channel_of: dict[str, str], channel: str = "push"
+) -> None:
+    """Count recorded outcomes (``{"mid", "status"}``); ``channel_of`` maps message ids,
+    ``channel`` is that of the others."""
+    tally = collections.Counter((channel_of.get(o["mid"], channel), o["status"]) for o in outcomes)
     for (channel, status), n in tally.items():
         MESSAGES.labels(channel, status).inc(n)
     retries = sum(n for (_, status), n in tally.items() if status == "queued")

@@ -340,13 +340,14 @@ class Pipeline:
         tally = {m["mid"]: (m["n"], m["dup"]) for m in marks}
         for outcome in outcomes:  # a hand-over's tally, recorded with its outcome
             outcome["attempts"], outcome["possible_duplicate"] = tally[outcome["mid"]]
-        chunk_of = {row.id: (row.trigger_id, row.chunk_no) for row, _, _ in claimed}
         delays: dict[tuple[str, int], float] = dict.fromkeys(waiting, RETRY_IN)
         for chunk, wait in due_in.items():  # back when the first of them is due
             delays[chunk] = min(delays.get(chunk, wait), wait)
-        for message_id, delay in retry_after.items():
-            key = chunk_of[message_id]
-            delays[key] = max(delays.get(key, 0.0), delay)
+        if retry_after:  # (rare: a map of every claimed message is built for them alone)
+            chunk_of = {row.id: (row.trigger_id, row.chunk_no) for row, _, _ in claimed}
+            for message_id, delay in retry_after.items():
+                key = chunk_of[message_id]
+                delays[key] = max(delays.get(key, 0.0), delay)
         with metrics.stage("persist"):
             recorded = repository.outcomes_batch(dialect, outcomes)
             attempted = repository.attempts_batch(dialect, outcomes)
@@ -361,8 +362,12 @@ class Pipeline:
             self.engine.retry_deliver(session, [(t, c, d) for (t, c), d in delays.items()])
             _completed(session, repository.complete_if_done(session, [t for t, _ in chunks]))
             _message_events(session, claimed, outcomes, triggers)
-        channel_of = {row.id: version.channel for row, version, _ in claimed}
-        metrics.count_outcomes([*given_up, *outcomes], channel_of)
+        channels = {version.channel for _, version, _ in claimed}
+        if len(channels) == 1:  # a step's messages are usually one channel's: no map needed
+            metrics.count_outcomes([*given_up, *outcomes], {}, channels.pop())
+        else:
+            channel_of = {row.id: version.channel for row, version, _ in claimed}
+            metrics.count_outcomes([*given_up, *outcomes], channel_of)
 
     def _send(
         self, claimed: list[tuple[Any, Version, TriggerMessages]]

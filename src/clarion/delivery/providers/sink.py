@@ -29,7 +29,10 @@ class SinkProvider:
 
     def send(self, batch: Sequence[OutboundPush]) -> list[SendResult]:
         now = datetime.now(UTC).isoformat()
-        dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        dumps = orjson.dumps
+        # Each line copied (+ b"\n") as soon as it is made: orjson's own result keeps the
+        # oversized buffer it was written into, and holding 2,000 of them at once made a
+        # line cost 3.6 against 0.66 microseconds.
         lines = b"".join([
             dumps({
                 "recorded_at": now,
@@ -40,7 +43,7 @@ class SinkProvider:
                 "push_token": m.push_token,
                 "notification": {"title": m.title, "body": m.body, "image": m.image_url},
                 "data": {"clix": m.data},
-            }, option=newline)
+            }) + b"\n"
             for m in batch
         ])  # fmt: skip
         if self.latency:
