@@ -250,6 +250,45 @@ def test_counts_are_reused_while_the_status_stays_and_recounted_when_it_changes(
         assert lasting.counts(session, trigger()) == {"queued": 3, "sent": 1}
 
 
+def test_polled_counts_count_settled_chunks_once(db: Database) -> None:
+    """While the status stays, the chunks before the first pending one are settled: their
+    counts are kept and only the chunks from there on are counted again. A new status is
+    counted afresh, whole."""
+    project = make_project(db)
+    trigger_id = _trigger(db, project.id)
+    rows = [_message(project.id, trigger_id, n, chunk_no=n // 2) for n in range(8)]  # 0-3
+    with db.write() as session:
+        insert_rows(session, M, rows)
+        repository.chunks_pending(session, [(trigger_id, 1), (trigger_id, 2), (trigger_id, 3)])
+
+    def trigger() -> Any:
+        with db.read() as session:
+            return session.get(Trigger, trigger_id)
+
+    def settle(chunk_no: int, status: str = "sent") -> None:
+        with db.write() as session:
+            session.execute(M.update().where(M.c.chunk_no == chunk_no).values(status=status))
+            repository.chunks_done(session, [(trigger_id, chunk_no)])
+
+    cache = CountCache(reuse=0)
+    with db.read() as session:
+        assert cache.counts(session, trigger()) == {"queued": 8}
+    with db.write() as session:  # what no pipeline does: a settled chunk's message changes
+        session.execute(M.update().where(M.c.id == rows[0]["id"]).values(status="failed"))
+    settle(1)
+    with db.read() as session:  # chunk 0 was settled: not counted again; chunk 1 was not
+        assert cache.counts(session, trigger()) == {"queued": 6, "sent": 2}
+    settle(2)
+    settle(3, "skipped")
+    with db.read() as session:
+        assert cache.counts(session, trigger()) == {"queued": 2, "sent": 4, "skipped": 2}
+    with db.write() as session:
+        session.get(Trigger, trigger_id).status = "completed"  # type: ignore[union-attr]
+    with db.read() as session:  # counted afresh: the change in chunk 0 shows
+        assert cache.counts(session, trigger()) == {
+            "queued": 1, "failed": 1, "sent": 4, "skipped": 2}  # fmt: skip
+
+
 def test_a_trigger_completes_when_its_last_pending_chunk_is_done(db: Database) -> None:
     """Completion reads the pending chunks (there is no index on the messages' status): a
     trigger past resolving completes in the commit that leaves none of its chunks pending,

@@ -511,6 +511,33 @@ def counts(session: Session, trigger_id: str) -> dict[str, int]:
     return {status: int(n) for status, n in session.execute(_COUNTS, {"tid": trigger_id}).all()}
 
 
+_FIRST_PENDING = select(func.min(P.c.chunk_no)).where(P.c.trigger_id == bindparam("tid"))
+_SETTLED = case((M.c.chunk_no < bindparam("lo"), 1), else_=0)
+_COUNTS_FROM = (
+    select(_SETTLED, M.c.status, func.count())
+    .where(M.c.trigger_id == bindparam("tid"), M.c.chunk_no >= bindparam("upto"))
+    .group_by(_SETTLED, M.c.status)
+)
+
+
+def counts_from(
+    session: Session, trigger_id: str, upto: int
+) -> tuple[dict[str, int], dict[str, int], int]:
+    """A trigger's counts by status in its chunks from ``upto`` on, split in two: those of
+    the chunks before its first pending one, which are settled (chunks are numbered in the
+    order they are written, and one that has left pending_chunks never returns), and the
+    others; and the number of that first pending chunk (the next ``upto``; ``upto`` when none
+    is pending, since a chunk written after this read may still be pending)."""
+    first = session.execute(_FIRST_PENDING, {"tid": trigger_id}).scalar()
+    lo = upto if first is None else max(upto, int(first))
+    settled: dict[str, int] = {}
+    others: dict[str, int] = {}
+    rows = session.execute(_COUNTS_FROM, {"tid": trigger_id, "upto": upto, "lo": lo}).all()
+    for is_settled, status, n in rows:
+        (settled if is_settled else others)[status] = int(n)
+    return settled, others, lo
+
+
 _INVALIDATE = (
     update(D)
     .where(

@@ -1,18 +1,22 @@
-"""A trigger's counts by message status, cheap enough to poll.
+"""A trigger's counts by status, cheap enough to poll.
 
-Counting a trigger's messages reads an index entry per message: a few milliseconds for a
-small trigger, tens for a million-recipient one. A client polling a big broadcast's status
-every 50 ms would spend most of a core counting, beside the workers that do the sending. So a
-count is reused for ten times as long as it took to make, while the trigger's status stays the
-same (a small trigger's counts are effectively always fresh; a million-recipient one's at most
-about half a second old), which keeps polling within a tenth of a core. A change of status is
-always counted afresh: the counts that come with ``completed`` are exact."""
+Counting a trigger's messages reads each of them: tens of milliseconds for a big trigger,
+hundreds for a million-recipient one, and a client polling a broadcast's status every 50 ms
+would keep a core counting beside the workers that do the sending. So, while a trigger's
+status stays the same:
+- the counts of its settled chunks (those before its first pending chunk: none of their
+  messages changes any more) are kept, and only the chunks from there on are counted again;
+- and a count is reused for ten times as long as it took to make.
+
+A change of status is always counted afresh, whole: the counts that come with ``completed``
+are exact. (Until then, a user deleted meanwhile may still be counted in a settled chunk.)"""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -23,12 +27,20 @@ REUSE_FACTOR = 10.0  # a count is reused for this many times what it cost
 KEPT = 4096  # triggers whose counts are remembered (least recently asked for leave first)
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    status: str  # the trigger's status when counted
+    fresh_until: float  # reusable until (monotonic seconds)
+    counts: dict[str, int]
+    upto: int = 0  # chunks before this one are settled, their counts in ``settled``
+    settled: dict[str, int] = field(default_factory=dict)
+
+
 class CountCache:
     def __init__(self, kept: int = KEPT, reuse: float = REUSE_FACTOR) -> None:
         self._kept = kept
         self._reuse = reuse
-        # trigger id: (its status when counted, reusable until, counts)
-        self._entries: OrderedDict[str, tuple[str, float, dict[str, int]]] = OrderedDict()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
     def counts(self, session: Session, trigger: Any) -> dict[str, int]:
@@ -36,15 +48,19 @@ class CountCache:
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(trigger.id)
-            if entry is not None:
-                status, fresh_until, counts = entry
-                if status == trigger.status and now < fresh_until:
-                    self._entries.move_to_end(trigger.id)
-                    return counts
-        counts = repository.counts(session, trigger.id)
+            if entry is not None and entry.status != trigger.status:
+                entry = None  # counted afresh, whole
+            if entry is not None and now < entry.fresh_until:
+                self._entries.move_to_end(trigger.id)
+                return entry.counts
+        upto, settled = (0, {}) if entry is None else (entry.upto, entry.settled)
+        newly, others, upto = repository.counts_from(session, trigger.id, upto)
+        settled = dict(Counter(settled) + Counter(newly))
+        counts = dict(Counter(settled) + Counter(others))
         spent = time.monotonic() - now
+        fresh_until = now + spent * (1 + self._reuse)
         with self._lock:
-            self._entries[trigger.id] = (trigger.status, now + spent * (1 + self._reuse), counts)
+            self._entries[trigger.id] = _Entry(trigger.status, fresh_until, counts, upto, settled)
             self._entries.move_to_end(trigger.id)
             while len(self._entries) > self._kept:
                 self._entries.popitem(last=False)
