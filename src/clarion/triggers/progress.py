@@ -9,7 +9,9 @@ status stays the same:
 - and a count is reused for ten times as long as it took to make.
 
 A change of status is always counted afresh, whole: the counts that come with ``completed``
-are exact. (Until then, a user deleted meanwhile may still be counted in a settled chunk.)"""
+are exact. (Until then, a user deleted meanwhile may still be counted in a settled chunk.)
+A cancelled trigger's counts are never reused: the messages that were being handed over when
+it was cancelled settle after the change of status."""
 
 from __future__ import annotations
 
@@ -50,7 +52,9 @@ class CountCache:
             entry = self._entries.get(trigger.id)
             if entry is not None and entry.status != trigger.status:
                 entry = None  # counted afresh, whole
-            if entry is not None and now < entry.fresh_until:
+            # A cancelled trigger's messages in flight settle after its status changed (no
+            # change of status tells): its counts are not reused.
+            if entry is not None and now < entry.fresh_until and trigger.status != "cancelled":
                 self._entries.move_to_end(trigger.id)
                 return entry.counts
         upto, settled = (0, {}) if entry is None else (entry.upto, entry.settled)
