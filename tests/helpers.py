@@ -9,6 +9,7 @@ import httpx
 import pytest
 import redis
 
+from clarion.runner.engine import BuiltinEngine
 from tests.conftest import Project
 
 PICKUP: dict[str, Any] = {
@@ -134,3 +135,11 @@ def metric_values(text: str) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             values[name] = float(value)
     return values
+
+
+def queued_engine() -> BuiltinEngine:
+    """An engine that delivers nothing on the resolving thread (neither a trigger's first
+    chunk nor its last): every chunk waits as a deliver job."""
+    engine = BuiltinEngine()
+    engine.inline_delivery = False  # type: ignore[misc]
+    return engine

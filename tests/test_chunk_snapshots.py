@@ -19,19 +19,11 @@ from clarion.delivery.providers.registry import build_registry
 from clarion.ids import uuid7
 from clarion.runner import jobs
 from clarion.runner.embedded import EmbeddedRunner
-from clarion.runner.engine import BuiltinEngine
 from clarion.storage.db import Database
 from clarion.storage.models import Device, Message, PendingChunk, User, utcnow
 from tests.conftest import Server, run_worker_until_idle
-from tests.helpers import ok
+from tests.helpers import ok, queued_engine
 from tests.test_pipeline_recovery import _to_nine_staff
-
-
-def _queued_engine() -> BuiltinEngine:
-    """An engine that delivers nothing on the resolving thread: every chunk waits as a job."""
-    engine = BuiltinEngine()
-    engine.inline_delivery = False  # type: ignore[misc]
-    return engine
 
 
 def _resolved(
@@ -40,7 +32,7 @@ def _resolved(
     """Nine recipients resolved in chunks of two, none delivered yet."""
     server, project, trigger_id, settings = _to_nine_staff(server_factory, db, tmp_path)
     pipeline = Pipeline(db, build_registry(settings, db), chunk_size=2, group_rows=4,
-                        engine=_queued_engine())  # fmt: skip
+                        engine=queued_engine())  # fmt: skip
     pipeline.resolve([trigger_id])
     return server, project, trigger_id, pipeline
 
@@ -161,7 +153,7 @@ def test_no_snapshot_where_rows_were_there_already(
                             device_id=device.id, channel="push", status="sent",
                             created_at=utcnow()))  # fmt: skip
     pipeline = Pipeline(db, build_registry(settings, db), chunk_size=2, group_rows=4,
-                        engine=_queued_engine())  # fmt: skip
+                        engine=queued_engine())  # fmt: skip
     pipeline.resolve([trigger_id])
     with db.read() as session:
         rows = session.execute(select(Message.chunk_no, Message.project_user_id)).all()
@@ -177,7 +169,7 @@ def test_a_resumed_resolve_keeps_no_snapshot(
 ) -> None:
     server, project, trigger_id, settings = _to_nine_staff(server_factory, db, tmp_path)
     pipeline = Pipeline(db, build_registry(settings, db), chunk_size=2, group_rows=4,
-                        engine=_queued_engine())  # fmt: skip
+                        engine=queued_engine())  # fmt: skip
 
     class Crash(Exception):
         pass

@@ -19,11 +19,10 @@ from sqlalchemy import select
 from clarion.delivery.pipeline import Pipeline
 from clarion.delivery.providers.registry import build_registry
 from clarion.runner import jobs
-from clarion.runner.engine import BuiltinEngine
 from clarion.runner.helpers import HelperProcesses
 from clarion.storage.models import Job
 from tests.conftest import Server, free_port, make_project
-from tests.helpers import PROPS, metric_values, store_pickup
+from tests.helpers import PROPS, metric_values, queued_engine, store_pickup
 
 
 def helper_env(monkeypatch: pytest.MonkeyPatch, server: Server) -> None:
@@ -67,10 +66,8 @@ def test_a_worker_process_delivers_the_queued_chunks_and_drains(
     answer = server.client.post(f"/api/v1/campaigns/{campaign_id}:trigger",
                                 json={"properties": PROPS}, headers=project.headers)  # fmt: skip
     trigger_id = answer.json()["trigger_id"]
-    engine = BuiltinEngine()
-    engine.inline_delivery = False  # type: ignore[misc]  # (its first and last chunks)
     pipeline = Pipeline(db, build_registry(server.settings, db), chunk_size=1, group_rows=1,
-                        engine=engine)  # fmt: skip
+                        engine=queued_engine())  # fmt: skip
     with db.write() as session:
         claimed = jobs.claim(session, 60, 10)
     assert [(j.kind, j.trigger_id) for j in claimed] == [("resolve", trigger_id)]

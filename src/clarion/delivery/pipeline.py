@@ -207,7 +207,7 @@ class Pipeline:
             whole = written.run(session) == len(rows)  # else some were there already
             queued = [(trigger_id, chunk.no) for chunk in chunks if chunk.queued]
             kept = {(trigger_id, chunk.no): chunk.snapshot for chunk in chunks
-                    if whole and chunk.queued and chunk.snapshot is not None}  # fmt: skip
+                    if whole and chunk.snapshot is not None}  # fmt: skip
             self.engine.enqueue_deliver(session, queued, lease if deliver else None)
             repository.chunks_pending(session, queued, kept)
             repository.set_status(session, trigger_id, "resolving")
