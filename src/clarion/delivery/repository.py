@@ -217,7 +217,8 @@ def stream_recipients(
     at a time (the first part ``first`` rows, when given), without loading the audience into
     memory (in no fixed order). ``per_user``: one row per user (device columns null), for
     channels that reach users, not devices. ``snapshot`` (not with ``per_user``): each row
-    goes on with snapshots.EXTRA, what a chunk's snapshot keeps of its recipients."""
+    goes on with the device's platform, locale, language and timezone and the user's
+    properties as stored (JSON text): what a chunk's snapshot keeps of its recipients."""
     targets = trigger.targets if trigger.audience_mode == "targets" else None
     bound = audience.bind(trigger.properties)
     params = compiler.params(trigger.project_id, audience, bound, time.time(), targets)

@@ -29,15 +29,13 @@ from clarion.delivery.repository import ChunkRow
 # A chunk delivered later than this after it was resolved (a backlog) reads its recipients
 # from the database: a device's token or a user's properties may have changed since.
 FRESH_SECONDS = 120.0
-# The recipient columns resolving reads beyond (user id, project user id, device id, push
-# token, permission) when it keeps a snapshot: the device's and the user's (raw JSON).
-EXTRA = ("platform", "locale_region", "locale_language", "timezone", "properties")
 
 
 def encode(project_id: str, rows: Sequence[dict[str, Any]], part: Sequence[Any]) -> bytes:
     """The queued messages of a chunk (``rows``, message rows in the order of ``part``, the
-    recipient rows they were made of, with the EXTRA columns) as one value. A user's
-    properties are embedded as the database holds them, without being parsed."""
+    recipient rows they were made of, with stream_recipients' snapshot columns) as one
+    value. A user's properties are embedded as the database holds them, without being
+    parsed."""
     kept = [
         (r["id"], r["project_user_id"], r["user_id"], r["device_id"], p[5], p[3], p[6], p[7],
          p[8], None if p[9] is None else orjson.Fragment(p[9]))
