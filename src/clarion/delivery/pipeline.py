@@ -101,6 +101,7 @@ class Pipeline:
         finals: list[tuple[str, int, list[Any]]] = []
         inline: list[tuple[str, int]] = []
         kept: dict[tuple[str, int], bytes] = {}  # the last chunks' snapshots
+        written: dict[tuple[str, int], tuple[int, int]] = {}  # and their counts
         with self.db.read() as reader:
             for trigger, version in work:
                 last, total, excluded = self._resolve_one(reader, trigger, version)
@@ -108,22 +109,23 @@ class Pipeline:
                 finals.append((trigger.id, total, excluded))
                 if last.queued:
                     inline.append((trigger.id, last.no))
+                    written[trigger.id, last.no] = last.counts()
                     if last.snapshot is not None:
                         kept[trigger.id, last.no] = last.snapshot
         engine = self.engine
         lease = utcnow() + timedelta(seconds=self.lease_seconds)
         dialect = self.db.engine.dialect
-        written = repository.messages_batch(dialect, last_rows)  # encoded outside the lock
+        batch = repository.messages_batch(dialect, last_rows)  # encoded outside the lock
         with metrics.stage("persist"), self.db.write() as session:
             stopped = _stopped(session, trigger_ids)
             if stopped:
                 last_rows = [r for r in last_rows if r["trigger_id"] not in stopped]
                 inline = [c for c in inline if c[0] not in stopped]
-                written = repository.messages_batch(dialect, last_rows)
-            if written.run(session) != len(last_rows):  # some were there already
-                kept = {}
+                batch = repository.messages_batch(dialect, last_rows)
+            if batch.run(session) != len(last_rows):  # some were there already
+                kept, written = {}, {}
             engine.enqueue_deliver(session, inline, lease if engine.inline_delivery else None)
-            repository.chunks_pending(session, inline, kept)
+            repository.chunks_pending(session, inline, kept, written)
             repository.finalize_resolve(session, finals)
             engine.finish(session, "resolve", [(t, 0) for t in trigger_ids])
             _completed(session, repository.complete_if_done(session, [t for t, _, _ in finals]))
@@ -208,8 +210,10 @@ class Pipeline:
             queued = [(trigger_id, chunk.no) for chunk in chunks if chunk.queued]
             kept = {(trigger_id, chunk.no): chunk.snapshot for chunk in chunks
                     if whole and chunk.snapshot is not None}  # fmt: skip
+            counts = {(trigger_id, chunk.no): chunk.counts() for chunk in chunks
+                      if whole and chunk.queued}  # fmt: skip
             self.engine.enqueue_deliver(session, queued, lease if deliver else None)
-            repository.chunks_pending(session, queued, kept)
+            repository.chunks_pending(session, queued, kept, counts)
             repository.set_status(session, trigger_id, "resolving")
             self.engine.extend(session, "resolve", [(trigger_id, 0)], lease)
         self.wake()
@@ -249,7 +253,7 @@ class Pipeline:
         with metrics.stage("load"), self.db.read() as session:
             triggers = repository.get_triggers(session, {t for t, _ in chunks})
             left_open = handovers.left_open(session, chunks)
-            rows, spent = snapshots.chunk_messages(session, chunks)
+            rows = snapshots.chunk_messages(session, chunks)
             for row in rows:
                 trigger = triggers.get(row.trigger_id)
                 if trigger is None:  # gone since (its messages with it)
@@ -329,7 +333,7 @@ class Pipeline:
                 marks = [m for m in marks if m["mid"] in kept]
                 own_marks = [m for m in own_marks if m["mid"] in kept]
                 sending = repository.sending_batch(dialect, own_marks)
-            repository.forget_recipients(session, spent)  # from here on, read them
+            repository.chunks_taken(session, chunks)  # from here on, their rows are read
             repaired.run(session)
             sending.run(session)
             handovers.end(session, left_open)  # superseded by the repairs and this step's
@@ -703,6 +707,11 @@ class _Chunk:
     rows: list[dict[str, Any]]
     queued: bool = False  # has it messages to deliver (not all skipped)?
     snapshot: bytes | None = None
+
+    def counts(self) -> tuple[int, int]:
+        """(queued, skipped): its messages as written."""
+        queued = sum(1 for row in self.rows if row["status"] == "queued")
+        return queued, len(self.rows) - queued
 
     @classmethod
     def of(

@@ -26,6 +26,7 @@ from sqlalchemy import (
     exists,
     func,
     null,
+    or_,
     select,
     true,
     update,
@@ -35,7 +36,7 @@ from sqlalchemy.orm import Session
 from clarion.audience import compiler
 from clarion.audience.rules import Audience
 from clarion.delivery import handovers
-from clarion.storage.bulk import Batch, insert_batch, insert_ignore, update_batch
+from clarion.storage.bulk import Batch, in_values, insert_batch, insert_ignore, update_batch
 from clarion.storage.models import (
     Device,
     Job,
@@ -296,12 +297,17 @@ def chunks_pending(
     session: Session,
     chunks: Sequence[tuple[str, int]],
     recipients: dict[tuple[str, int], bytes] | None = None,
+    written: dict[tuple[str, int], tuple[int, int]] | None = None,
 ) -> None:
     """(trigger, chunk): these chunks' messages, written in this commit, are pending;
-    ``recipients``: the snapshots of those that have one."""
-    found = recipients or {}
-    insert_ignore(session, P, [{"trigger_id": t, "chunk_no": c, "recipients": found.get((t, c))}
-                               for t, c in chunks])  # fmt: skip
+    ``recipients``: the snapshots of those that have one; ``written``: (queued, skipped),
+    the messages of those whose every message this commit wrote."""
+    found, counted, unknown = recipients or {}, written or {}, (None, None)
+    insert_ignore(session, P, [
+        {"trigger_id": t, "chunk_no": c, "recipients": found.get((t, c)),
+         "queued": counted.get((t, c), unknown)[0], "skipped": counted.get((t, c), unknown)[1]}
+        for t, c in chunks
+    ])  # fmt: skip
 
 
 _RECIPIENTS = select(P.c.chunk_no, P.c.recipients).where(
@@ -309,30 +315,36 @@ _RECIPIENTS = select(P.c.chunk_no, P.c.recipients).where(
     P.c.chunk_no.in_(bindparam("nos", expanding=True)),
     P.c.recipients.is_not(None),
 )
+# What a pending chunk keeps of its messages as written (its snapshot, its counts), for as
+# long as nothing has changed them. Only rows that keep something are written (on PostgreSQL,
+# each write is a new version of the row).
+_KEEPS = or_(P.c.recipients.is_not(None), P.c.queued.is_not(None))
+_AS_WRITTEN_NO_MORE = {"recipients": None, "queued": None, "skipped": None}
 _FORGET = (
     update(P)
-    .where(P.c.trigger_id == bindparam("tid"), P.c.chunk_no == bindparam("no"))
-    .values(recipients=None)
+    .where(P.c.trigger_id == bindparam("tid"), P.c.chunk_no == bindparam("no"), _KEEPS)
+    .values(_AS_WRITTEN_NO_MORE)
 )
-
-
+_FORGET_TRIGGER = (
+    update(P).where(P.c.trigger_id == bindparam("tid"), _KEEPS).values(_AS_WRITTEN_NO_MORE)
+)
 _FORGET_USERS = (
     update(P)
     .where(
-        P.c.recipients.is_not(None),
+        _KEEPS,
         exists().where(
             M.c.user_id == bindparam("uid"),
             M.c.trigger_id == P.c.trigger_id,
             M.c.chunk_no == P.c.chunk_no,
         ),
     )
-    .values(recipients=None)
+    .values(_AS_WRITTEN_NO_MORE)
 )
 
 
 def forget_recipients_of(session: Session, user_id: str) -> None:
     """The user's messages are about to change (deleted, or moved to another user): the
-    snapshots of the chunks that hold them no longer stand for them."""
+    snapshots and counts of the chunks that hold them no longer stand for them."""
     session.execute(_FORGET_USERS, {"uid": user_id})
 
 
@@ -347,8 +359,10 @@ def chunk_recipients(
     return found
 
 
-def forget_recipients(session: Session, chunks: Sequence[tuple[str, int]]) -> None:
-    """These chunks' snapshots are spent: their messages are read from here on."""
+def chunks_taken(session: Session, chunks: Sequence[tuple[str, int]]) -> None:
+    """A delivery step has taken these chunks: their messages may change from this commit
+    on, so their snapshots and counts as written no longer stand (they are read from here
+    on)."""
     if chunks:
         session.execute(_FORGET, [{"tid": t, "no": c} for t, c in chunks])
 
@@ -388,6 +402,7 @@ def locked_statuses(
 def cancel_queued(session: Session, trigger_id: str, reason: str) -> None:
     """Every message of the trigger not yet handed over ends as cancelled."""
     stmt = _cancel_queued(session.get_bind().dialect)
+    session.execute(_FORGET_TRIGGER, {"tid": trigger_id})
     session.execute(stmt, {"tid": trigger_id, "reason": reason})
 
 
@@ -512,7 +527,10 @@ def counts(session: Session, trigger_id: str) -> dict[str, int]:
     return {status: int(n) for status, n in session.execute(_COUNTS, {"tid": trigger_id}).all()}
 
 
-_FIRST_PENDING = select(func.min(P.c.chunk_no)).where(P.c.trigger_id == bindparam("tid"))
+_PENDING_CHUNKS = select(P.c.chunk_no, P.c.queued, P.c.skipped).where(
+    P.c.trigger_id == bindparam("tid")
+)
+_LAST_CHUNK = select(func.max(M.c.chunk_no)).where(M.c.trigger_id == bindparam("tid"))
 _SETTLED = case((M.c.chunk_no < bindparam("lo"), 1), else_=0)
 _COUNTS_FROM = (
     select(_SETTLED, M.c.status, func.count())
@@ -528,15 +546,41 @@ def counts_from(
     the chunks before its first pending one, which are settled (chunks are numbered in the
     order they are written, and one that has left pending_chunks never returns), and the
     others; and the number of that first pending chunk (the next ``upto``; ``upto`` when none
-    is pending, since a chunk written after this read may still be pending)."""
-    first = session.execute(_FIRST_PENDING, {"tid": trigger_id}).scalar()
-    lo = upto if first is None else max(upto, int(first))
+    is pending, since a chunk written after this read may still be pending). A pending chunk
+    that still has its counts as written is not read: while a broadcast is being sent, that
+    is most of its messages."""
+    pending = session.execute(_PENDING_CHUNKS, {"tid": trigger_id}).all()
+    lo = max(upto, min(row.chunk_no for row in pending)) if pending else upto
+    as_written = {row.chunk_no: row for row in pending
+                  if row.queued is not None and row.chunk_no >= upto}  # fmt: skip
     settled: dict[str, int] = {}
     others: dict[str, int] = {}
-    rows = session.execute(_COUNTS_FROM, {"tid": trigger_id, "upto": upto, "lo": lo}).all()
+    if as_written:
+        last = session.execute(_LAST_CHUNK, {"tid": trigger_id}).scalar()
+        read = [n for n in range(upto, -1 if last is None else int(last) + 1)
+                if n not in as_written]  # fmt: skip
+        rows = session.execute(_counts_of(session.get_bind().dialect, read),
+                               {"tid": trigger_id, "lo": lo}).all() if read else []  # fmt: skip
+        for chunk in as_written.values():
+            for status, n in (("queued", chunk.queued), ("skipped", chunk.skipped or 0)):
+                if n:
+                    others[status] = others.get(status, 0) + n
+    else:
+        rows = session.execute(_COUNTS_FROM, {"tid": trigger_id, "upto": upto, "lo": lo}).all()
     for is_settled, status, n in rows:
-        (settled if is_settled else others)[status] = int(n)
+        counted = settled if is_settled else others
+        counted[status] = counted.get(status, 0) + int(n)
     return settled, others, lo
+
+
+def _counts_of(dialect: Dialect, chunk_nos: Sequence[int]) -> Select[Any]:
+    """_COUNTS_FROM over these chunks alone (a trigger's chunks are found by key in
+    ix_messages_chunk, each of them)."""
+    return (
+        select(_SETTLED, M.c.status, func.count())
+        .where(M.c.trigger_id == bindparam("tid"), in_values(M.c.chunk_no, chunk_nos, dialect))
+        .group_by(_SETTLED, M.c.status)
+    )
 
 
 _INVALIDATE = (

@@ -62,12 +62,10 @@ def decode(value: bytes, trigger_id: str, chunk_no: int) -> list[ChunkRow] | Non
         return None
 
 
-def chunk_messages(
-    session: Session, chunks: Sequence[tuple[str, int]]
-) -> tuple[list[ChunkRow], list[tuple[str, int]]]:
+def chunk_messages(session: Session, chunks: Sequence[tuple[str, int]]) -> list[ChunkRow]:
     """The undelivered messages of these (trigger, chunk) pairs: from a chunk's snapshot
-    where it has one still fresh, else from the database. Also the chunks whose snapshot
-    this step spends (used or stale), which its first commit must clear."""
+    where it has one still fresh, else from the database. (The step's first commit clears
+    the snapshots, used or not: repository.chunks_taken.)"""
     values = repository.chunk_recipients(session, chunks)
     rows: list[ChunkRow] = []
     unread: list[tuple[str, int]] = []
@@ -80,4 +78,4 @@ def chunk_messages(
             rows += found
     if unread:
         rows += repository.chunk_messages(session, unread)
-    return rows, list(values)
+    return rows

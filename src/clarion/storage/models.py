@@ -322,9 +322,14 @@ class PendingChunk(Base):
     # The chunk's recipients as resolving read them (JSON), for its first delivery step
     # alone: cleared by that step's first commit (see delivery.snapshots).
     recipients: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The chunk's messages by status as written (queued, skipped), while nothing has changed
+    # them: cleared by its first delivery step's first commit, a cancel, or a change to one
+    # of its users. Counting a trigger's messages reads these instead of the chunk's rows.
+    queued: Mapped[int | None] = mapped_column(Integer)
+    skipped: Mapped[int | None] = mapped_column(Integer)
 
 
-MESSAGE_FILLFACTOR = 40  # percent of a messages page filled by inserts (PostgreSQL)
+MESSAGE_FILLFACTOR = 30  # percent of a messages page filled by inserts (PostgreSQL)
 
 
 class Message(Base):
@@ -332,8 +337,9 @@ class Message(Base):
 
     No index holds the status, so recording an outcome changes no indexed column: PostgreSQL
     rewrites the row in its own page (a heap-only update, with no new index entries), for
-    which inserts leave its pages 60% free (MESSAGE_FILLFACTOR: a message's row grows by its
-    rendered title and body when its outcome is recorded). What is still pending is
+    which inserts leave its pages 70% free (MESSAGE_FILLFACTOR: a message's row grows by its
+    rendered title and body when its outcome is recorded, and the old version keeps its
+    place while a resolve's read is open; see migration 0021). What is still pending is
     known per chunk (PendingChunk)."""
 
     __tablename__ = "messages"
