@@ -232,9 +232,10 @@ def test_counts_are_reused_while_the_status_stays_and_recounted_when_it_changes(
         with db.read() as session:
             return session.get(Trigger, trigger_id)
 
-    def add(n: int, status: str) -> None:
+    def add(n: int, status: str) -> None:  # in a chunk of its own, settled
         with db.write() as session:
-            insert_rows(session, M, [_message(project.id, trigger_id, n, status=status)])
+            insert_rows(session, M, [_message(project.id, trigger_id, n, status=status,
+                                              chunk_no=n)])  # fmt: skip
 
     fresh, lasting = CountCache(reuse=0), CountCache(reuse=1e9)
     with db.read() as session:
@@ -287,6 +288,38 @@ def test_polled_counts_count_settled_chunks_once(db: Database) -> None:
     with db.read() as session:  # counted afresh: the change in chunk 0 shows
         assert cache.counts(session, trigger()) == {
             "queued": 1, "failed": 1, "sent": 4, "skipped": 2}  # fmt: skip
+
+
+def test_a_chunk_settled_after_a_pending_one_is_counted_once(db: Database) -> None:
+    """Chunks settle out of order (two workers, a retry): one settled while an earlier one is
+    still pending is kept too; a chunk written after the count began is read as it is."""
+    project = make_project(db)
+    trigger_id = _trigger(db, project.id)
+    rows = [_message(project.id, trigger_id, n, chunk_no=n // 2) for n in range(6)]  # 0-2
+    with db.write() as session:
+        insert_rows(session, M, rows)
+        repository.chunks_pending(session, [(trigger_id, n) for n in range(3)])
+    with db.write() as session:
+        session.execute(M.update().where(M.c.chunk_no == 2).values(status="sent"))
+        repository.chunks_done(session, [(trigger_id, 2)])
+    with db.read() as session:
+        settled, others, found = repository.counts_from(session, trigger_id, 0)
+    assert (settled, others, found) == ({"sent": 2}, {"queued": 4}, {2})
+    with db.write() as session:  # what no pipeline does: a settled chunk's message changes
+        session.execute(M.update().where(M.c.id == rows[4]["id"]).values(status="failed"))
+        insert_rows(session, M, [_message(project.id, trigger_id, 9, chunk_no=3)])
+    with db.read() as session:  # chunk 2 is not read again; chunk 3 is new
+        assert repository.counts_from(session, trigger_id, 0, {2}) == (
+            {"queued": 1}, {"queued": 4}, {3})  # fmt: skip
+        cache = CountCache(reuse=0)
+        trigger = session.get(Trigger, trigger_id)
+        assert cache.counts(session, trigger) == {"queued": 5, "sent": 1, "failed": 1}
+    with db.write() as session:
+        session.execute(M.update().where(M.c.chunk_no < 2).values(status="sent"))
+        repository.chunks_done(session, [(trigger_id, 0), (trigger_id, 1)])
+    with db.read() as session:
+        assert cache.counts(session, trigger) == {"queued": 1, "sent": 5, "failed": 1}
+        assert cache._entries[trigger_id].upto == 4  # every chunk settled, as one number
 
 
 def test_a_trigger_completes_when_its_last_pending_chunk_is_done(db: Database) -> None:

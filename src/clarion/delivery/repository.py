@@ -7,7 +7,7 @@ call: no per-call statement construction and no ORM unit of work.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple, cast
@@ -531,55 +531,66 @@ _PENDING_CHUNKS = select(P.c.chunk_no, P.c.queued, P.c.skipped).where(
     P.c.trigger_id == bindparam("tid")
 )
 _LAST_CHUNK = select(func.max(M.c.chunk_no)).where(M.c.trigger_id == bindparam("tid"))
-_SETTLED = case((M.c.chunk_no < bindparam("lo"), 1), else_=0)
-_COUNTS_FROM = (
-    select(_SETTLED, M.c.status, func.count())
-    .where(M.c.trigger_id == bindparam("tid"), M.c.chunk_no >= bindparam("upto"))
-    .group_by(_SETTLED, M.c.status)
+_COUNTS_AFTER = (
+    select(M.c.status, func.count())
+    .where(M.c.trigger_id == bindparam("tid"), M.c.chunk_no > bindparam("last"))
+    .group_by(M.c.status)
 )
 
 
 def counts_from(
-    session: Session, trigger_id: str, upto: int
-) -> tuple[dict[str, int], dict[str, int], int]:
-    """A trigger's counts by status in its chunks from ``upto`` on, split in two: those of
-    the chunks before its first pending one, which are settled (chunks are numbered in the
-    order they are written, and one that has left pending_chunks never returns), and the
-    others; and the number of that first pending chunk (the next ``upto``; ``upto`` when none
-    is pending, since a chunk written after this read may still be pending). A pending chunk
-    that still has its counts as written is not read: while a broadcast is being sent, that
-    is most of its messages."""
-    pending = session.execute(_PENDING_CHUNKS, {"tid": trigger_id}).all()
-    lo = max(upto, min(row.chunk_no for row in pending)) if pending else upto
-    as_written = {row.chunk_no: row for row in pending
-                  if row.queued is not None and row.chunk_no >= upto}  # fmt: skip
+    session: Session, trigger_id: str, upto: int, known: Collection[int] = ()
+) -> tuple[dict[str, int], dict[str, int], set[int]]:
+    """A trigger's counts by status, but those of the chunks before ``upto`` and of the
+    ``known`` ones (settled chunks counted before), split in two: the chunks found settled
+    (none of their messages pending: a chunk's messages and its pending_chunks row are
+    written in one commit, and a chunk that has left pending_chunks never returns), and the
+    others; and the numbers of the chunks found settled. A pending chunk that still has its
+    counts as written is not read: while a broadcast is being sent, that is most of its
+    messages."""
+    # Chunks are written in the order of their numbers: every chunk up to the last one
+    # found here was written before the pending chunks are read, so one of them that is not
+    # pending then is settled. Those after it (written since) are read as they are.
+    found = session.execute(_LAST_CHUNK, {"tid": trigger_id}).scalar()
+    last = -1 if found is None else int(found)
+    pending = {row.chunk_no: row for row in session.execute(_PENDING_CHUNKS, {"tid": trigger_id})}
     settled: dict[str, int] = {}
     others: dict[str, int] = {}
-    if as_written:
-        last = session.execute(_LAST_CHUNK, {"tid": trigger_id}).scalar()
-        read = [n for n in range(upto, -1 if last is None else int(last) + 1)
-                if n not in as_written]  # fmt: skip
-        rows = session.execute(_counts_of(session.get_bind().dialect, read),
-                               {"tid": trigger_id, "lo": lo}).all() if read else []  # fmt: skip
-        for chunk in as_written.values():
-            for status, n in (("queued", chunk.queued), ("skipped", chunk.skipped or 0)):
-                if n:
-                    others[status] = others.get(status, 0) + n
-    else:
-        rows = session.execute(_COUNTS_FROM, {"tid": trigger_id, "upto": upto, "lo": lo}).all()
-    for is_settled, status, n in rows:
-        counted = settled if is_settled else others
-        counted[status] = counted.get(status, 0) + int(n)
-    return settled, others, lo
+    newly: set[int] = set()
+    read: list[int] = []
+    for chunk_no in range(upto, last + 1):
+        if chunk_no in known:
+            continue
+        chunk = pending.get(chunk_no)
+        if chunk is None:
+            newly.add(chunk_no)
+            read.append(chunk_no)
+        elif chunk.queued is None:
+            read.append(chunk_no)
+        else:
+            _add(others, "queued", chunk.queued)
+            _add(others, "skipped", chunk.skipped)
+    if read:
+        stmt = _counts_of(session.get_bind().dialect, read)
+        for chunk_no, status, n in session.execute(stmt, {"tid": trigger_id}):
+            _add(settled if chunk_no in newly else others, status, n)
+    for status, n in session.execute(_COUNTS_AFTER, {"tid": trigger_id, "last": last}):
+        _add(others, status, n)
+    return settled, others, newly
+
+
+def _add(counts: dict[str, int], status: str, n: int | None) -> None:
+    if n:
+        counts[status] = counts.get(status, 0) + int(n)
 
 
 def _counts_of(dialect: Dialect, chunk_nos: Sequence[int]) -> Select[Any]:
-    """_COUNTS_FROM over these chunks alone (a trigger's chunks are found by key in
-    ix_messages_chunk, each of them)."""
+    """A trigger's counts by chunk and status in these chunks (each found by key in
+    ix_messages_chunk)."""
     return (
-        select(_SETTLED, M.c.status, func.count())
+        select(M.c.chunk_no, M.c.status, func.count())
         .where(M.c.trigger_id == bindparam("tid"), in_values(M.c.chunk_no, chunk_nos, dialect))
-        .group_by(_SETTLED, M.c.status)
+        .group_by(M.c.chunk_no, M.c.status)
     )
 
 

@@ -4,8 +4,10 @@ Counting a trigger's messages reads each of them: tens of milliseconds for a big
 hundreds for a million-recipient one, and a client polling a broadcast's status every 50 ms
 would keep a core counting beside the workers that do the sending. So, while a trigger's
 status stays the same:
-- the counts of its settled chunks (those before its first pending chunk: none of their
-  messages changes any more) are kept, and only the chunks from there on are counted again;
+- the counts of its settled chunks (none of their messages changes any more) are kept, and
+  only the others are counted again;
+- of those, a pending chunk that no step has taken yet is counted from its counts as
+  written (pending_chunks.queued and skipped), not from its messages;
 - and a count is reused for ten times as long as it took to make.
 
 A change of status is always counted afresh, whole: the counts that come with ``completed``
@@ -35,6 +37,7 @@ class _Entry:
     fresh_until: float  # reusable until (monotonic seconds)
     counts: dict[str, int]
     upto: int = 0  # chunks before this one are settled, their counts in ``settled``
+    known: frozenset[int] = frozenset()  # and these after it
     settled: dict[str, int] = field(default_factory=dict)
 
 
@@ -57,14 +60,20 @@ class CountCache:
             if entry is not None and now < entry.fresh_until and trigger.status != "cancelled":
                 self._entries.move_to_end(trigger.id)
                 return entry.counts
-        upto, settled = (0, {}) if entry is None else (entry.upto, entry.settled)
-        newly, others, upto = repository.counts_from(session, trigger.id, upto)
+        upto, known, settled = (0, frozenset[int](), {}) if entry is None else (
+            entry.upto, entry.known, entry.settled)  # fmt: skip
+        newly, others, found = repository.counts_from(session, trigger.id, upto, known)
         settled = dict(Counter(settled) + Counter(newly))
         counts = dict(Counter(settled) + Counter(others))
+        now_known = set(known) | found
+        while upto in now_known:  # kept as a number, where the settled chunks run unbroken
+            now_known.remove(upto)
+            upto += 1
         spent = time.monotonic() - now
         fresh_until = now + spent * (1 + self._reuse)
         with self._lock:
-            self._entries[trigger.id] = _Entry(trigger.status, fresh_until, counts, upto, settled)
+            self._entries[trigger.id] = _Entry(trigger.status, fresh_until, counts, upto,
+                                               frozenset(now_known), settled)  # fmt: skip
             self._entries.move_to_end(trigger.id)
             while len(self._entries) > self._kept:
                 self._entries.popitem(last=False)
