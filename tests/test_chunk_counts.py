@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select, update
 
 from clarion.delivery import repository
@@ -16,7 +15,7 @@ from clarion.storage.db import Database
 from clarion.storage.models import Message, PendingChunk, Trigger
 from clarion.triggers.progress import CountCache
 from tests.helpers import ok
-from tests.test_chunk_snapshots import _resolved
+from tests.test_chunk_snapshots import _resolved, deliver_dying_after_first_commit
 
 
 def _as_written(db: Database, trigger_id: str) -> dict[int, tuple[int | None, int | None]]:
@@ -50,20 +49,9 @@ def test_pending_chunks_are_counted_as_written_until_a_step_takes_them(
     assert _counted(db, trigger_id)[0] == {"queued": 15}
     with db.write() as session:
         session.execute(update(PendingChunk).where(PendingChunk.chunk_no == 4).values(queued=1))
-
-    class Crash(Exception):
-        pass
-
-    def crash(*args: Any) -> Any:
-        raise Crash
-
-    real_send = pipeline._send
-    pipeline._send = crash  # type: ignore[method-assign]
-    with pytest.raises(Crash):  # the step's first commit is made, then it dies
-        pipeline.deliver([(trigger_id, 0), (trigger_id, 1)])
+    deliver_dying_after_first_commit(pipeline, [(trigger_id, 0), (trigger_id, 1)])
     kept = _as_written(db, trigger_id)
     assert kept[0] == kept[1] == (None, None) and kept[2] == (2, 0)
-    pipeline._send = real_send  # type: ignore[method-assign]
     pipeline.deliver([(trigger_id, 0), (trigger_id, 1)])
     assert sorted(_as_written(db, trigger_id)) == [2, 3, 4]
     polled, every_row = _counted(db, trigger_id)

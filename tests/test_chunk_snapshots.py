@@ -37,6 +37,25 @@ def _resolved(
     return server, project, trigger_id, pipeline
 
 
+def deliver_dying_after_first_commit(pipeline: Pipeline, chunks: list[tuple[str, int]]) -> None:
+    """A delivery step of these chunks that makes its first commit (the hand-over begun),
+    then dies before sending."""
+
+    class Crash(Exception):
+        pass
+
+    def crash(*args: Any) -> Any:
+        raise Crash
+
+    real_send = pipeline._send
+    pipeline._send = crash  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Crash):
+            pipeline.deliver(chunks)
+    finally:
+        pipeline._send = real_send  # type: ignore[method-assign]
+
+
 def _snapshots(db: Database, trigger_id: str) -> dict[int, bytes | None]:
     with db.read() as session:
         rows = session.execute(select(PendingChunk.chunk_no, PendingChunk.recipients)
@@ -66,20 +85,9 @@ def test_the_first_step_spends_the_snapshot_in_its_first_commit(
     """A step that dies after its first commit (the hand-over begun) leaves no snapshot: the
     next step reads the database, which shows what the first one did."""
     server, project, trigger_id, pipeline = _resolved(server_factory, db, tmp_path)
-
-    class Crash(Exception):
-        pass
-
-    def crash(*args: Any) -> Any:
-        raise Crash
-
-    real_send = pipeline._send
-    pipeline._send = crash  # type: ignore[method-assign]
-    with pytest.raises(Crash):
-        pipeline.deliver([(trigger_id, 0)])
+    deliver_dying_after_first_commit(pipeline, [(trigger_id, 0)])
     assert _snapshots(db, trigger_id)[0] is None
     assert all(_snapshots(db, trigger_id)[no] for no in (1, 2, 3, 4))
-    pipeline._send = real_send  # type: ignore[method-assign]
     pipeline.deliver([(trigger_id, no) for no in range(5)])
     status = server.wait_done(project, trigger_id)
     assert status["counts"]["sent"] == 9
