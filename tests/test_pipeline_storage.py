@@ -292,7 +292,7 @@ def test_polled_counts_count_settled_chunks_once(db: Database) -> None:
 
 def test_a_chunk_settled_after_a_pending_one_is_counted_once(db: Database) -> None:
     """Chunks settle out of order (two workers, a retry): one settled while an earlier one is
-    still pending is kept too; a chunk written after the count began is read as it is."""
+    still pending is kept too, and a chunk written since the last count is read."""
     project = make_project(db)
     trigger_id = _trigger(db, project.id)
     rows = [_message(project.id, trigger_id, n, chunk_no=n // 2) for n in range(6)]  # 0-2
